@@ -1,0 +1,28 @@
+"""Saved database connections, so a URL with a password never sits in a flow's parameters."""
+
+from __future__ import annotations
+
+from prefect.blocks.core import Block
+from pydantic import Field, SecretStr
+
+
+class SqlSource(Block):
+    """A database the exports read from, stored as a secret SQLAlchemy URL.
+
+    Example:
+        ```python
+        from blocks import SqlSource
+
+        SqlSource(url="postgresql://reader:secret@db/shop").save("shop")
+        source = SqlSource.load("shop")
+        ```
+    """
+
+    _block_type_name = "Exports SQL Source"
+    _block_type_slug = "exports-sql-source"
+    _description = "A SQLAlchemy database URL that exports read rows from."
+    _documentation_url = "https://github.com/prefect-exports/prefect-exports#sources"  # type: ignore[assignment]
+
+    url: SecretStr = Field(
+        description="SQLAlchemy URL of the database, e.g. postgresql://user:pass@host/db."
+    )

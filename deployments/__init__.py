@@ -1,0 +1,1 @@
+"""How exports start: the CLI, prefect.yaml deployments and the demo data."""

@@ -1,0 +1,1 @@
+"""Prefect flows and the streaming export pipe (extract → format → deliver → record)."""

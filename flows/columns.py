@@ -1,0 +1,226 @@
+"""Column kinds and the conversion of database values into Arrow arrays.
+
+Arrow is the currency between extraction and the writers, so every source (SQLAlchemy rows,
+PostgreSQL COPY) lands in the same typed arrays and every format renders from them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy.types as sqltypes
+
+from flows.errors import SourceError
+from flows.types import KIND_METADATA_KEY, Kind
+
+MAX_DECIMAL128_PRECISION = 38
+
+
+def make_field(name: str, kind: Kind, arrow_type: pa.DataType | None = None) -> pa.Field:
+    """An Arrow field for a column of `kind`; decimals without an exact type are strings."""
+    if arrow_type is None:
+        arrow_type = _DEFAULT_TYPES[kind]
+    return pa.field(name, arrow_type, nullable=True, metadata={KIND_METADATA_KEY: kind.encode()})
+
+
+def decimal_field(name: str, precision: int | None, scale: int | None) -> pa.Field:
+    """decimal128(p, s) when the database declares one that fits, else exact text."""
+    if precision and scale is not None and 0 <= scale <= precision <= MAX_DECIMAL128_PRECISION:
+        return make_field(name, "decimal", pa.decimal128(precision, scale))
+    return make_field(name, "decimal", pa.string())
+
+
+def kind_of(field: pa.Field) -> Kind:
+    """The rendering kind of a field: from its metadata, else from its Arrow type."""
+    meta = field.metadata or {}
+    if KIND_METADATA_KEY in meta:
+        return meta[KIND_METADATA_KEY].decode()  # type: ignore[return-value]
+    return kind_of_arrow_type(field.type)
+
+
+def kind_of_arrow_type(arrow_type: pa.DataType) -> Kind:
+    if pa.types.is_boolean(arrow_type):
+        return "bool"
+    if pa.types.is_integer(arrow_type):
+        return "int"
+    if pa.types.is_floating(arrow_type):
+        return "float"
+    if pa.types.is_decimal(arrow_type):
+        return "decimal"
+    if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type):
+        return "bytes"
+    if pa.types.is_date(arrow_type):
+        return "date"
+    if pa.types.is_time(arrow_type):
+        return "time"
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamptz" if arrow_type.tz is not None else "timestamp"
+    return "str"
+
+
+_DEFAULT_TYPES: dict[Kind, pa.DataType] = {
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "decimal": pa.string(),
+    "bool": pa.bool_(),
+    "str": pa.string(),
+    "json": pa.string(),
+    "bytes": pa.binary(),
+    "date": pa.date32(),
+    "time": pa.time64("us"),
+    "timestamp": pa.timestamp("us"),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+}
+
+
+def field_for_sqltype(name: str, sqltype: sqltypes.TypeEngine[Any]) -> pa.Field | None:
+    """The field a reflected SQLAlchemy column type maps to; None means infer from values."""
+    if isinstance(sqltype, sqltypes.Boolean):
+        return make_field(name, "bool")
+    if isinstance(sqltype, sqltypes.Integer):
+        return make_field(name, "int")
+    if isinstance(sqltype, sqltypes.Float):
+        return make_field(name, "float")
+    if isinstance(sqltype, sqltypes.Numeric):
+        return decimal_field(name, sqltype.precision, sqltype.scale)
+    if isinstance(sqltype, sqltypes.DateTime):
+        return make_field(name, "timestamptz" if sqltype.timezone else "timestamp")
+    if isinstance(sqltype, sqltypes.Date):
+        return make_field(name, "date")
+    if isinstance(sqltype, sqltypes.Time):
+        return make_field(name, "time")
+    if isinstance(sqltype, sqltypes.JSON):
+        return make_field(name, "json")
+    if isinstance(sqltype, sqltypes._Binary):
+        return make_field(name, "bytes")
+    if isinstance(sqltype, sqltypes.String | sqltypes.Uuid):
+        return make_field(name, "str")
+    return None
+
+
+def field_for_value(name: str, value: Any) -> pa.Field:
+    """Infer a column's field from its first non-NULL value (sources without declared types)."""
+    if isinstance(value, bool):
+        return make_field(name, "bool")
+    if isinstance(value, int):
+        return make_field(name, "int")
+    if isinstance(value, float):
+        return make_field(name, "float")
+    if isinstance(value, decimal.Decimal):
+        return make_field(name, "decimal")
+    if isinstance(value, dt.datetime):
+        return make_field(name, "timestamptz" if value.tzinfo is not None else "timestamp")
+    if isinstance(value, dt.date):
+        return make_field(name, "date")
+    if isinstance(value, dt.time):
+        return make_field(name, "time")
+    if isinstance(value, bytes | bytearray | memoryview):
+        return make_field(name, "bytes")
+    if isinstance(value, dict | list):
+        return make_field(name, "json")
+    return make_field(name, "str")
+
+
+def infer_fields(
+    names: Sequence[str], hints: Sequence[pa.Field | None], rows: Sequence[Sequence[Any]]
+) -> list[pa.Field]:
+    """Fields for a query result: declared types where known, else the first non-NULL value."""
+    fields = []
+    for index, (name, hint) in enumerate(zip(names, hints, strict=True)):
+        if hint is not None:
+            fields.append(hint)
+            continue
+        first = next((row[index] for row in rows if row[index] is not None), None)
+        fields.append(make_field(name, "str") if first is None else field_for_value(name, first))
+    return fields
+
+
+def rows_to_batch(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.RecordBatch:
+    """Transpose a chunk of DB-API rows into one Arrow record batch of `schema`."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
+    arrays = [_to_array(field, values) for field, values in zip(schema, columns, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _to_array(field: pa.Field, values: Sequence[Any]) -> pa.Array:
+    kind = kind_of(field)
+    convert = None if pa.types.is_decimal(field.type) else _CONVERTERS.get(kind)
+    try:
+        if convert is not None and kind in _ALWAYS_CONVERT:
+            values = [None if v is None else convert(v) for v in values]
+        try:
+            return pa.array(values, type=field.type, from_pandas=False)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            if convert is None or kind in _ALWAYS_CONVERT:
+                raise
+            values = [None if v is None else convert(v) for v in values]
+            return pa.array(values, type=field.type, from_pandas=False)
+    except _CONVERSION_ERRORS as exc:
+        bad = _first_bad_value(field, values)
+        raise SourceError(
+            f"column `{field.name}`: value `{bad!r}` does not fit its type {kind} ({exc}); "
+            f"CAST the column in a `query` to the type you want exported"
+        ) from exc
+
+
+def _first_bad_value(field: pa.Field, values: Sequence[Any]) -> Any:
+    for value in values:
+        try:
+            pa.array([value], type=field.type)
+        except Exception:  # noqa: BLE001 - any failure marks the culprit
+            return value
+    return None
+
+
+def _decimal_text(value: Any) -> str:
+    if isinstance(value, decimal.Decimal):
+        return format(value, "f") if value.is_finite() else str(value)
+    return format(decimal.Decimal(str(value)), "f")
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return str(value)
+
+
+def _float(value: Any) -> float:
+    return value if isinstance(value, float) else float(value)
+
+
+def _bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else bytes(value)
+
+
+_CONVERSION_ERRORS = (
+    pa.ArrowException,
+    TypeError,
+    ValueError,
+    OverflowError,
+    decimal.InvalidOperation,
+)
+# Values of these kinds always need converting (Decimal → exact text, objects → JSON text);
+# the others are tried as they come and converted only when Arrow refuses them.
+_ALWAYS_CONVERT: frozenset[Kind] = frozenset({"decimal", "json"})
+
+_CONVERTERS: dict[Kind, Callable[[Any], Any]] = {
+    "decimal": _decimal_text,
+    "json": _json_text,
+    "str": _text,
+    "float": _float,
+    "bytes": _bytes,
+}

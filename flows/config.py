@@ -1,0 +1,164 @@
+"""The export's parameters (Contract 1) as pydantic models: wrong input fails here, before a run."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from flows.errors import ConfigurationError
+from flows.targets import url_scheme, validate_template
+from flows.types import EXPORT_FORMATS, Compression, ExportFormat
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+DEFAULT_CHUNK_ROWS = 50_000
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Model):
+    """Where rows come from: a database (URL or saved block) and a table or a query."""
+
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the database, e.g. sqlite:///demo/demo.sqlite.",
+    )
+    block: str | None = Field(
+        default=None, description="Name of a saved SqlSource block holding the URL."
+    )
+    table: str | None = Field(default=None, description="Table to export, optionally schema.table.")
+    query: str | None = Field(
+        default=None, description="SQL query to export; bind parameters are written :name."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Values for the query's :name bind parameters."
+    )
+    chunk_rows: int = Field(
+        default=DEFAULT_CHUNK_ROWS,
+        ge=1,
+        le=5_000_000,
+        description="Rows read and written per chunk; memory grows with it, not with the table.",
+    )
+    reader: Literal["auto", "postgres_copy", "sqlalchemy"] = Field(
+        default="auto",
+        description="How rows are read: PostgreSQL COPY where possible, else SQLAlchemy.",
+    )
+    count_rows: bool = Field(
+        default=True, description="Count rows first so the progress artifact shows a percentage."
+    )
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> SourceConfig:
+        if (self.url is None) == (self.block is None):
+            raise ValueError("source: give exactly one of `url` (a SQLAlchemy URL) or `block`")
+        if (self.table is None) == (self.query is None):
+            raise ValueError("source: give exactly one of `table` or `query`")
+        if self.table is not None and not _IDENTIFIER.match(self.table):
+            raise ValueError(
+                f"source.table: `{self.table}` is not a table name; use name or schema.name, "
+                "or export it with `query`"
+            )
+        if self.params and self.query is None:
+            raise ValueError("source.params: bind parameters need a `query`")
+        return self
+
+
+class DestinationConfig(_Model):
+    """Where the file goes: a URL template, optional compression and size-based splitting."""
+
+    url: str = Field(
+        description="Target URL template, e.g. out/{export}-{date:%Y%m%d}.{ext}.",
+    )
+    block: str | None = Field(
+        default=None, description="Name of a saved credentials block for the destination."
+    )
+    compression: Compression = Field(default="none", description="none or gzip (adds .gz).")
+    max_file_mb: float | None = Field(
+        default=None, gt=0, description="Split the output into numbered parts of about this size."
+    )
+
+    @model_validator(mode="after")
+    def _template_renders(self) -> DestinationConfig:
+        try:
+            validate_template(self.url, split=self.max_file_mb is not None)
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    @property
+    def scheme(self) -> str:
+        return url_scheme(self.url)
+
+
+class FormatOptions(_Model):
+    """Per-format knobs; every field has a default that suits most readers."""
+
+    delimiter: str = Field(default=",", description="CSV field separator (one character).")
+    line_terminator: Literal["lf", "crlf"] = Field(
+        default="lf", description="CSV record separator: lf (\\n) or crlf (\\r\\n)."
+    )
+    header: bool = Field(default=True, description="Write a CSV header row.")
+    xml_root: str = Field(default="root", description="Name of the XML root element.")
+    xml_item: str = Field(default="item", description="Name of the XML element for each row.")
+    xml_type_attributes: bool = Field(
+        default=True, description='Add dicttoxml-style type="..." attributes to XML elements.'
+    )
+    parquet_compression: Literal["snappy", "zstd", "gzip", "none"] = Field(
+        default="snappy", description="Parquet column compression codec."
+    )
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_char(cls, value: str) -> str:
+        if len(value) != 1 or value in '"\r\n':
+            raise ValueError(
+                f"format_options.delimiter: `{value}` must be one character other than a "
+                "quote or a line break, e.g. `,`, `;`, `|` or a tab"
+            )
+        return value
+
+    @field_validator("xml_root", "xml_item")
+    @classmethod
+    def _xml_name(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]*$", value) or value.lower().startswith("xml"):
+            raise ValueError(
+                f"format_options: `{value}` is not a valid XML element name; "
+                "use letters, digits, _ . - and start with a letter or _"
+            )
+        return value
+
+    @property
+    def newline(self) -> str:
+        return "\r\n" if self.line_terminator == "crlf" else "\n"
+
+
+def parse_format(value: str) -> ExportFormat:
+    """The format named by `value`, or a ConfigurationError listing the choices."""
+    lowered = value.strip().lower()
+    for fmt in EXPORT_FORMATS:
+        if lowered == fmt:
+            return fmt
+    raise ConfigurationError(
+        f"format: `{value}` is not supported; use one of {', '.join(EXPORT_FORMATS)}"
+    )
+
+
+class ExportResult(_Model):
+    """What one export run delivered (Contract 1); the flow's return value."""
+
+    export_request_id: str
+    name: str
+    format: ExportFormat
+    rows: int
+    bytes: int
+    files: list[str]
+    started: datetime
+    finished: datetime
+
+    @property
+    def duration_s(self) -> float:
+        return (self.finished - self.started).total_seconds()

@@ -1,0 +1,247 @@
+"""Delivery through fsspec: bytes go to a temporary file next to the target, then are published.
+
+A run that fails leaves nothing at a final path: temporary files are removed, and parts that
+were already published by this run are removed again if a later part fails to publish.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import posixpath
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import fsspec
+import pyarrow as pa
+from fsspec import AbstractFileSystem
+
+from flows.config import DestinationConfig, FormatOptions
+from flows.errors import DeliveryError
+from flows.formats import BatchWriter, open_writer
+from flows.targets import LOCAL_SCHEMES, TargetContext, render_target, url_scheme, with_part_token
+from flows.types import ExportFormat
+
+MIB = 1024 * 1024
+GZIP_LEVEL = 6
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """One finished file at its temporary path, waiting to be published."""
+
+    final_path: str
+    temp_path: str
+    rows: int
+    bytes: int
+
+
+@dataclass
+class _OpenPart:
+    raw: BinaryIO
+    counter: _CountingFile
+    stream: BinaryIO
+    writer: BatchWriter
+    final_path: str
+    temp_path: str
+
+
+class _CountingFile(io.RawIOBase):
+    """Counts the bytes that reach the destination file (after compression)."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner = inner
+        self.count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        written = self.inner.write(data)
+        size = len(data) if written is None else written
+        self.count += size
+        return size
+
+    def tell(self) -> int:
+        return self.count
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+
+@dataclass
+class PartSink:
+    """Streams batches into one file, or numbered parts of at most `max_file_mb` each."""
+
+    destination: DestinationConfig
+    fmt: ExportFormat
+    schema: pa.Schema
+    options: FormatOptions
+    context: TargetContext
+    fs: AbstractFileSystem
+    written: list[WrittenFile] = field(default_factory=list)
+    _part: _OpenPart | None = None
+
+    @classmethod
+    def open(
+        cls,
+        destination: DestinationConfig,
+        fmt: ExportFormat,
+        schema: pa.Schema,
+        options: FormatOptions,
+        context: TargetContext,
+    ) -> PartSink:
+        fs = filesystem_for(destination.url)
+        return cls(destination, fmt, schema, options, context, fs)
+
+    @property
+    def _limit(self) -> int | None:
+        mb = self.destination.max_file_mb
+        return None if mb is None else int(mb * MIB)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Write a batch, starting new parts whenever the current one is full."""
+        offset = 0
+        while offset < batch.num_rows:
+            part = self._part or self._open_part()
+            remaining = batch.slice(offset)
+            budget = self._budget(part)
+            count = part.writer.write(remaining, budget)
+            offset += count
+            if budget is not None and (count < remaining.num_rows or self._full(part)):
+                self._close_part()
+
+    def finish(self) -> list[WrittenFile]:
+        """Close the last part (creating an empty document if there were no rows)."""
+        if self._part is None and not self.written:
+            self._open_part()
+        if self._part is not None:
+            self._close_part()
+        return list(self.written)
+
+    def abort(self) -> None:
+        """Remove every temporary file this sink created."""
+        if self._part is not None:
+            try:
+                self._part.stream.close()
+            except Exception:  # noqa: BLE001 - the file is being thrown away
+                pass
+            self.written.append(WrittenFile("", self._part.temp_path, 0, 0))
+            self._part = None
+        for item in self.written:
+            _remove_quietly(self.fs, item.temp_path)
+        self.written.clear()
+
+    def _budget(self, part: _OpenPart) -> int | None:
+        if self._limit is None:
+            return None
+        return max(self._limit - part.writer.bytes - _FOOTER_ALLOWANCE, 0)
+
+    def _full(self, part: _OpenPart) -> bool:
+        return self._limit is not None and part.writer.bytes + _FOOTER_ALLOWANCE >= self._limit
+
+    def _open_part(self) -> _OpenPart:
+        number = len(self.written) + 1
+        template = self.destination.url
+        if self.destination.max_file_mb is not None:
+            template = with_part_token(template)
+        final_url = render_target(template, self.context, part=number)
+        if self.destination.compression == "gzip" and not final_url.endswith(".gz"):
+            final_url += ".gz"
+        final_path = _strip(self.fs, final_url)
+        temp_path = temporary_path(final_path, self.context.run_id)
+        try:
+            self.fs.makedirs(posixpath.dirname(final_path) or ".", exist_ok=True)
+            raw = self.fs.open(temp_path, "wb")
+        except Exception as exc:
+            raise DeliveryError(
+                f"cannot write `{final_url}`: {exc}; check the folder exists and is writable"
+            ) from exc
+        counter = _CountingFile(raw)
+        stream: BinaryIO = counter  # type: ignore[assignment]
+        if self.destination.compression == "gzip":
+            stream = gzip.GzipFile(  # type: ignore[assignment]
+                filename="", mode="wb", fileobj=counter, compresslevel=GZIP_LEVEL, mtime=0
+            )
+        writer = open_writer(self.fmt, stream, self.schema, self.options)
+        self._part = _OpenPart(raw, counter, stream, writer, final_path, temp_path)
+        return self._part
+
+    def _close_part(self) -> None:
+        part = self._part
+        assert part is not None
+        self._part = None
+        try:
+            part.writer.close()
+            if part.stream is not part.counter:
+                part.stream.close()
+            part.raw.close()
+        except Exception:
+            self.written.append(WrittenFile(part.final_path, part.temp_path, 0, 0))
+            raise
+        self.written.append(
+            WrittenFile(part.final_path, part.temp_path, part.writer.rows, part.counter.count)
+        )
+
+
+# Room kept for a document's closing bytes (XML root, JSON bracket) inside the size limit.
+_FOOTER_ALLOWANCE = 64
+
+
+def filesystem_for(url: str) -> AbstractFileSystem:
+    """The fsspec filesystem that serves a destination URL."""
+    scheme = url_scheme(url)
+    protocol = "file" if scheme in LOCAL_SCHEMES else scheme
+    return fsspec.filesystem(protocol)
+
+
+def temporary_path(final_path: str, run_id: str) -> str:
+    """A hidden sibling of the final path, unique to this run."""
+    folder, name = posixpath.split(final_path)
+    token = f"{run_id[:8]}-{uuid.uuid4().hex[:8]}"
+    return posixpath.join(folder, f".{name}.{token}.tmp")
+
+
+def publish(fs: AbstractFileSystem, files: Iterable[WrittenFile]) -> list[str]:
+    """Move every temporary file to its final path; all or nothing."""
+    pending = list(files)
+    published: list[str] = []
+    try:
+        for item in pending:
+            fs.mv(item.temp_path, item.final_path)
+            published.append(item.final_path)
+    except Exception as exc:
+        for path in published:
+            _remove_quietly(fs, path)
+        for item in pending:
+            _remove_quietly(fs, item.temp_path)
+        raise DeliveryError(f"cannot publish `{item.final_path}`: {exc}") from exc
+    return [display_path(fs, path) for path in published]
+
+
+def display_path(fs: AbstractFileSystem, path: str) -> str:
+    """How a delivered file is reported: a local path, or the store's URL."""
+    if "file" in _protocols(fs):
+        return path
+    return str(fs.unstrip_protocol(path))
+
+
+def _protocols(fs: AbstractFileSystem) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
+def _strip(fs: AbstractFileSystem, url: str) -> str:
+    if url_scheme(url) == "local":
+        url = "file://" + url.partition("://")[2]
+    return str(fs._strip_protocol(url))
+
+
+def _remove_quietly(fs: AbstractFileSystem, path: str) -> None:
+    try:
+        if path and fs.exists(path):
+            fs.rm(path)
+    except Exception:  # noqa: BLE001 - cleanup must not hide the original error
+        pass

@@ -1,0 +1,40 @@
+"""Typed export errors: each says what failed, the offending value and what to change."""
+
+from __future__ import annotations
+
+
+class ExportError(Exception):
+    """Base class for every error an export raises on purpose."""
+
+
+class ConfigurationError(ExportError, ValueError):
+    """The export is configured wrongly; nothing was written. Never retried."""
+
+
+class SourceError(ExportError):
+    """Reading from the source database failed."""
+
+
+class FormatError(ExportError):
+    """Rows could not be written in the requested format."""
+
+
+class DeliveryError(ExportError):
+    """The file could not be written to, or published at, its destination."""
+
+
+class TransientExportError(ExportError):
+    """Mixin for failures worth retrying: timeouts, refused connections, 5xx."""
+
+
+class TransientSourceError(SourceError, TransientExportError):
+    """The source database could not be reached or dropped the connection."""
+
+
+class TransientDeliveryError(DeliveryError, TransientExportError):
+    """The destination timed out or answered with a retryable error."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when a task that raised `exc` may succeed if run again."""
+    return isinstance(exc, TransientExportError)

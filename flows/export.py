@@ -1,0 +1,248 @@
+"""The `export` flow: one streaming pipe from a SQL source to delivered files (Contract 1).
+
+    inspect_source → write_batches (extract → format → temporary files) → deliver_files → record
+
+Rows are never returned between tasks: `write_batches` streams them from the database into
+the writers, so memory follows `chunk_rows`, not the table size.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_link_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import deployment as runtime_deployment
+from prefect.runtime import flow_run as runtime_flow_run
+
+from flows.config import DestinationConfig, ExportResult, FormatOptions, SourceConfig
+from flows.deliver import PartSink, WrittenFile, filesystem_for, publish
+from flows.errors import is_transient
+from flows.extract import SourcePlan, inspect_source, read_batches
+from flows.targets import TargetContext, url_scheme
+from flows.types import FILE_EXTENSIONS, ExportFormat
+
+PROGRESS_EVERY_S = 1.0
+PARTNERS = {
+    "file": "Local folder",
+    "local": "Local folder",
+    "s3": "Amazon S3",
+    "gs": "Google Cloud Storage",
+    "gcs": "Google Cloud Storage",
+    "az": "Azure Blob Storage",
+    "abfs": "Azure Blob Storage",
+    "sftp": "SFTP",
+    "http": "HTTP",
+    "https": "HTTP",
+}
+
+
+def _retry_transient(_task: Any, _task_run: Any, state: Any) -> bool:
+    """Retry only failures that may pass on their own (lost connections, timeouts)."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - classifying the task's own failure
+        return is_transient(exc)
+    return False
+
+
+@task(
+    name="inspect_source",
+    task_run_name="inspect-{label}",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=_retry_transient,
+    cache_policy=NO_CACHE,
+)
+def inspect_source_task(
+    source: SourceConfig,
+    label: str,  # noqa: ARG001 - names the task run
+) -> SourcePlan:
+    """Connect, check the table or query and learn its columns, before anything is written."""
+    return inspect_source(source)
+
+
+@task(
+    name="write_batches",
+    task_run_name="write-{plan.label}-{fmt}",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=_retry_transient,
+    cache_policy=NO_CACHE,
+)
+def write_batches(
+    plan: SourcePlan,
+    fmt: ExportFormat,
+    destination: DestinationConfig,
+    options: FormatOptions,
+    context: TargetContext,
+) -> list[WrittenFile]:
+    """Stream rows from the source through the format writer into temporary files."""
+    logger = get_run_logger()
+    progress_id = create_progress_artifact(
+        progress=0.0, description=f"{context.export}: rows written of {plan.row_count or '?'}"
+    )
+    sink: PartSink | None = None
+    rows = 0
+    last_update = time.monotonic()
+    try:
+        for batch in read_batches(plan):
+            if sink is None:
+                sink = PartSink.open(destination, fmt, batch.schema, options, context)
+            sink.write(batch)
+            rows += batch.num_rows
+            logger.debug("wrote chunk of %s rows (%s so far)", batch.num_rows, rows)
+            if plan.row_count and time.monotonic() - last_update >= PROGRESS_EVERY_S:
+                update_progress_artifact(progress_id, _percent(rows, plan.row_count))
+                last_update = time.monotonic()
+        assert sink is not None, "read_batches yields at least one (possibly empty) batch"
+        written = sink.finish()
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
+    update_progress_artifact(progress_id, 100.0)
+    return written
+
+
+@task(name="deliver_files", task_run_name="deliver-{label}", cache_policy=NO_CACHE)
+def deliver_files(
+    destination: DestinationConfig,
+    files: list[WrittenFile],
+    label: str,  # noqa: ARG001 - names the task run
+) -> list[str]:
+    """Publish the temporary files at their final paths, all or nothing."""
+    return publish(filesystem_for(destination.url), files)
+
+
+def _run_name() -> str:
+    parameters = runtime_flow_run.parameters
+    source = parameters.get("source") or {}
+    table = source.get("table") if isinstance(source, dict) else getattr(source, "table", None)
+    name = parameters.get("name") or table or "query"
+    return f"export-{name}-{parameters.get('format', 'csv')}"
+
+
+@flow(name="export", flow_run_name=_run_name, log_prints=False)
+def export(
+    source: SourceConfig,
+    destination: DestinationConfig,
+    format: ExportFormat = "csv",
+    name: str | None = None,
+    partner: str | None = None,
+    type: str | None = None,
+    format_options: FormatOptions | None = None,
+) -> ExportResult:
+    """Export a table or query to a file in one of five formats.
+
+    Example:
+        ```python
+        from flows.export import export
+
+        export(
+            source={"url": "sqlite:///demo/demo.sqlite", "table": "orders"},
+            destination={"url": "out/{export}-{date:%Y%m%d}.{ext}"},
+            format="jsonl",
+        )
+        ```
+    """
+    logger = get_run_logger()
+    started = datetime.now(UTC)
+    export_name = name or source.table or "export"
+    options = format_options or FormatOptions()
+    context = TargetContext(
+        export=export_name,
+        deployment=runtime_deployment.name or "adhoc",
+        run_id=str(runtime_flow_run.id or "local"),
+        date=_run_date(),
+        ext=FILE_EXTENSIONS[format],
+    )
+    partner = partner or PARTNERS.get(url_scheme(destination.url), url_scheme(destination.url))
+    plan = inspect_source_task(source, export_name)
+    logger.info(
+        "exporting %s from %s (%s rows, %s reader) as %s to %s",
+        plan.label,
+        plan.display_url,
+        plan.row_count if plan.row_count is not None else "?",
+        plan.reader,
+        format,
+        destination.url,
+    )
+    written = write_batches(plan, format, destination, options, context)
+    files = deliver_files(destination, written, export_name)
+    finished = datetime.now(UTC)
+    result = ExportResult(
+        export_request_id=context.run_id,
+        name=export_name,
+        format=format,
+        rows=sum(item.rows for item in written),
+        bytes=sum(item.bytes for item in written),
+        files=files,
+        started=started,
+        finished=finished,
+    )
+    _record(result, partner, type, plan)
+    logger.info(
+        "exported %s rows (%s bytes) to %s in %.2f s",
+        result.rows,
+        result.bytes,
+        ", ".join(files),
+        result.duration_s,
+    )
+    return result
+
+
+def _record(result: ExportResult, partner: str, export_type: str | None, plan: SourcePlan) -> None:
+    """Leave the run's story in the Prefect UI: a summary table and a link to each file."""
+    key = _artifact_key(result.name)
+    create_table_artifact(
+        key=f"{key}-summary",
+        table=[
+            {
+                "export": result.name,
+                "format": result.format,
+                "rows": result.rows,
+                "bytes": result.bytes,
+                "files": len(result.files),
+                "duration_s": round(result.duration_s, 3),
+                "source": plan.display_url,
+                "partner": partner,
+                "type": export_type or "",
+            }
+        ],
+        description=f"Export `{result.name}`: {result.rows} rows in {len(result.files)} file(s).",
+    )
+    for index, path in enumerate(result.files, start=1):
+        link = path if "://" in path else f"file://{path}"
+        create_link_artifact(
+            key=f"{key}-file-{index}",
+            link=link,
+            link_text=path.rsplit("/", 1)[-1],
+            description=f"Delivered file {index} of {len(result.files)}.",
+        )
+
+
+def _artifact_key(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    return f"export-{slug or 'unnamed'}"
+
+
+def _percent(rows: int, total: int) -> float:
+    return min(100.0, round(100.0 * rows / total, 1)) if total else 100.0
+
+
+def _run_date() -> datetime:
+    """The run's scheduled time (its `{date}`), in UTC; now for ad-hoc runs."""
+    scheduled = runtime_flow_run.scheduled_start_time
+    if scheduled is None:
+        return datetime.now(UTC)
+    return datetime.fromtimestamp(scheduled.timestamp(), UTC)

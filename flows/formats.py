@@ -1,0 +1,246 @@
+"""One streaming writer per format, fed record batch by record batch.
+
+A writer writes one output file (one part). It never holds more than the batch it is given,
+and text writers can stop at an exact row boundary so size-split parts stay under the limit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from abc import ABC, abstractmethod
+from typing import BinaryIO
+
+import dicttoxml
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flows import render
+from flows.columns import kind_of
+from flows.config import FormatOptions
+from flows.types import ExportFormat, Kind
+
+logging.getLogger("dicttoxml").setLevel(logging.WARNING)  # it logs every call at INFO
+XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8" ?>'
+
+
+class BatchWriter(ABC):
+    """Writes batches of one schema into one binary file, then closes the document."""
+
+    def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
+        self.file = file
+        self.schema = schema
+        self.options = options
+        self.rows = 0
+        self.bytes = 0  # uncompressed bytes written so far
+
+    @abstractmethod
+    def write(self, batch: pa.RecordBatch, budget: int | None = None) -> int:
+        """Write the first rows of `batch` that fit in `budget` more bytes (at least one row
+        if the file has none yet); return how many rows were written."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Finish the document (footer, Parquet metadata); the file stays open."""
+
+    def _emit(self, data: bytes | memoryview) -> None:
+        self.file.write(data)
+        self.bytes += len(data)
+
+
+class TextWriter(BatchWriter):
+    """A text format: a header, rows rendered column-wise by Arrow kernels, a footer."""
+
+    first_row_prefix = 0  # bytes of separator to drop before a file's first row
+
+    def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
+        super().__init__(file, schema, options)
+        self.kinds: list[Kind] = [kind_of(field) for field in schema]
+        self._emit(self.header().encode())
+
+    def header(self) -> str:
+        return ""
+
+    def footer(self) -> str:
+        return ""
+
+    @abstractmethod
+    def render(self, batch: pa.RecordBatch) -> pa.Array:
+        """A NULL-free string array: the bytes of each row, separators included."""
+
+    def write(self, batch: pa.RecordBatch, budget: int | None = None) -> int:
+        if batch.num_rows == 0:
+            return 0
+        rows = self.render(batch)
+        skip = self.first_row_prefix if self.rows == 0 else 0
+        count = len(rows)
+        if budget is not None:
+            ends = render.row_ends(rows) - skip
+            count = int(np.searchsorted(ends, budget, side="right"))
+            if count == 0 and self.rows == 0:
+                count = 1  # a single row larger than a part still goes somewhere
+        data = render.string_bytes(rows, 0, count)
+        self._emit(data[skip:] if skip else data)
+        self.rows += count
+        return count
+
+    def close(self) -> None:
+        self._emit(self.footer().encode())
+
+
+class CsvWriter(TextWriter):
+    """RFC 4180 quoting, UTF-8, header row; NULL is an empty field and "" an empty string."""
+
+    def header(self) -> str:
+        if not self.options.header:
+            return ""
+        names = render.csv_cells(pa.array(self.schema.names, pa.string()), "str", self._delimiter)
+        return self._delimiter.join(names.to_pylist()) + self.options.newline
+
+    @property
+    def _delimiter(self) -> str:
+        return self.options.delimiter
+
+    def render(self, batch: pa.RecordBatch) -> pa.Array:
+        parts: list[pa.Array | str] = []
+        for index, kind in enumerate(self.kinds):
+            if index:
+                parts.append(self._delimiter)
+            parts.append(render.csv_cells(batch.column(index), kind, self._delimiter))
+        parts.append(self.options.newline)
+        return render.concat(parts)
+
+
+class _JsonObjects(TextWriter):
+    """Rows as JSON objects with keys in column order."""
+
+    row_prefix = ""
+    row_suffix = ""
+
+    def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
+        self.keys = [json.dumps(name, ensure_ascii=False) for name in schema.names]
+        super().__init__(file, schema, options)
+
+    def render(self, batch: pa.RecordBatch) -> pa.Array:
+        parts: list[pa.Array | str] = []
+        for index, kind in enumerate(self.kinds):
+            opener = self.row_prefix + "{" if index == 0 else ","
+            parts.append(f"{opener}{self.keys[index]}:")
+            parts.append(render.json_values(batch.column(index), kind))
+        if not self.kinds:
+            parts.append(self.row_prefix + "{")
+        parts.append("}" + self.row_suffix)
+        return render.concat(parts)
+
+
+class JsonLinesWriter(_JsonObjects):
+    """One JSON object per line (JSON Lines)."""
+
+    row_suffix = "\n"
+
+
+class JsonArrayWriter(_JsonObjects):
+    """One JSON array of objects, one object per line, written incrementally."""
+
+    row_prefix = ",\n"
+    first_row_prefix = 1  # the first row keeps only the newline after "["
+
+    def header(self) -> str:
+        return "["
+
+    def footer(self) -> str:
+        return "\n]\n" if self.rows else "]\n"
+
+
+class XmlWriter(TextWriter):
+    """dicttoxml's document layout for a list of row dicts, written as a stream.
+
+    Element names come from dicttoxml itself (`make_valid_xml_name`), once per column, so a
+    column that is not a valid XML name becomes `<key name="...">` exactly as dicttoxml does.
+    """
+
+    def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
+        self.tags = [
+            _xml_tags(name, kind_of(field), options.xml_type_attributes)
+            for name, field in zip(schema.names, schema, strict=True)
+        ]
+        super().__init__(file, schema, options)
+
+    def header(self) -> str:
+        return f"{XML_DECLARATION}<{self.options.xml_root}>"
+
+    def footer(self) -> str:
+        return f"</{self.options.xml_root}>"
+
+    def render(self, batch: pa.RecordBatch) -> pa.Array:
+        item = self.options.xml_item
+        type_attr = ' type="dict"' if self.options.xml_type_attributes else ""
+        parts: list[pa.Array | str] = [f"<{item}{type_attr}>"]
+        for index, kind in enumerate(self.kinds):
+            open_tag, close_tag, null_element = self.tags[index]
+            parts.append(
+                render.xml_elements(batch.column(index), kind, open_tag, close_tag, null_element)
+            )
+        parts.append(f"</{item}>")
+        return render.concat(parts)
+
+
+def _xml_tags(column: str, kind: Kind, type_attributes: bool) -> tuple[str, str, str]:
+    """(open tag, close tag, NULL element) for one column, named the way dicttoxml names it."""
+    safe_column = _replace_xml_forbidden(column)
+    name, attrs = dicttoxml.make_valid_xml_name(safe_column, {})
+    attrs = dict(attrs)
+    null_attrs = dict(attrs)
+    if type_attributes:
+        attrs["type"] = render.XML_TYPE_NAMES.get(kind, "str")
+        null_attrs["type"] = "null"
+    open_tag = f"<{name}{dicttoxml.make_attrstring(attrs)}>"
+    null_element = f"<{name}{dicttoxml.make_attrstring(null_attrs)}></{name}>"
+    return open_tag, f"</{name}>", null_element
+
+
+def _replace_xml_forbidden(value: str) -> str:
+    return re.sub(render.XML_FORBIDDEN, render.XML_REPLACEMENT, value)
+
+
+class ParquetWriter(BatchWriter):
+    """Apache Parquet via pyarrow: one row group per batch (chunk)."""
+
+    def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
+        super().__init__(file, schema, options)
+        codec = options.parquet_compression
+        self._writer = pq.ParquetWriter(
+            file, schema, compression=None if codec == "none" else codec
+        )
+
+    def write(self, batch: pa.RecordBatch, budget: int | None = None) -> int:  # noqa: ARG002
+        if batch.num_rows == 0:
+            return 0
+        before = self.file.tell()
+        self._writer.write_batch(batch, row_group_size=batch.num_rows)
+        self.bytes += self.file.tell() - before
+        self.rows += batch.num_rows
+        return batch.num_rows
+
+    def close(self) -> None:
+        before = self.file.tell()
+        self._writer.close()
+        self.bytes += self.file.tell() - before
+
+
+WRITERS: dict[ExportFormat, type[BatchWriter]] = {
+    "csv": CsvWriter,
+    "json": JsonArrayWriter,
+    "jsonl": JsonLinesWriter,
+    "xml": XmlWriter,
+    "parquet": ParquetWriter,
+}
+
+
+def open_writer(
+    fmt: ExportFormat, file: BinaryIO, schema: pa.Schema, options: FormatOptions
+) -> BatchWriter:
+    """A writer for `fmt` that writes the document's header into `file` now."""
+    return WRITERS[fmt](file, schema, options)

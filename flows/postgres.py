@@ -1,0 +1,240 @@
+"""PostgreSQL fast path: COPY (query) TO STDOUT as CSV, parsed into Arrow by pyarrow.
+
+COPY is the fastest way out of PostgreSQL (see docs/benchmarks.md). The server formats the
+rows, pyarrow's C++ CSV reader types them by the column types PostgreSQL reports, and the
+writers render from those batches, so no Python runs per row.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from flows.columns import decimal_field, make_field
+from flows.errors import SourceError, TransientSourceError
+
+# Session settings that make COPY's text unambiguous for the CSV parser.
+SESSION_SETTINGS = (
+    "SET TimeZone = 'UTC'",
+    "SET DateStyle = 'ISO, YMD'",
+    "SET IntervalStyle = 'postgres'",
+    "SET extra_float_digits = 1",
+)
+CSV_BLOCK_BYTES = 4 * 1024 * 1024
+_READ_SIZE = 1024 * 1024
+
+# PostgreSQL type OIDs → (kind, Arrow type used to parse COPY's CSV text).
+_OID_FIELDS: dict[int, tuple[str, pa.DataType]] = {
+    16: ("bool", pa.bool_()),
+    20: ("int", pa.int64()),
+    21: ("int", pa.int16()),
+    23: ("int", pa.int32()),
+    26: ("int", pa.int64()),  # oid
+    700: ("float", pa.float64()),  # float4: parsed from its shortest text, e.g. 0.1
+    701: ("float", pa.float64()),
+    17: ("bytes", pa.string()),  # hex text \x..., decoded after parsing
+    114: ("json", pa.string()),
+    3802: ("json", pa.string()),
+    1082: ("date", pa.date32()),
+    1083: ("time", pa.time64("us")),
+    1114: ("timestamp", pa.timestamp("us")),
+    1184: ("timestamptz", pa.timestamp("us", tz="UTC")),
+}
+_NUMERIC_OID = 1700
+
+
+def describe(conn: sa.Connection, sql: str, params: dict[str, Any]) -> list[pa.Field | None]:
+    """Fields for the query's columns, from the types PostgreSQL reports for it."""
+    statement, values = _psycopg_statement(sql, params)
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    with raw.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM ({statement}) AS _export_probe LIMIT 0", values)
+        columns = cursor.description or []
+    return [_field(column) for column in columns]
+
+
+def _field(column: psycopg.Column) -> pa.Field:
+    if column.type_code == _NUMERIC_OID:
+        return decimal_field(column.name, column.precision, column.scale)
+    kind, arrow_type = _OID_FIELDS.get(column.type_code, ("str", pa.string()))
+    if kind == "bytes":
+        return make_field(column.name, "bytes")
+    return make_field(column.name, kind, arrow_type)  # type: ignore[arg-type]
+
+
+def copy_batches(
+    url: str,
+    sql: str,
+    params: dict[str, Any],
+    fields: Sequence[pa.Field | None],
+    chunk_rows: int,
+    shown: str,
+) -> Iterator[pa.RecordBatch]:
+    """Stream the query through COPY as record batches of at most `chunk_rows` rows."""
+    schema = pa.schema([f for f in fields if f is not None])
+    statement, values = _psycopg_statement(sql, params)
+    engine = sa.create_engine(url)
+    try:
+        conn = engine.raw_connection()
+    except sa.exc.DBAPIError as exc:
+        engine.dispose()
+        raise TransientSourceError(
+            f"source `{shown}`: could not connect ({exc.orig}); check the database is running"
+        ) from exc
+    try:
+        raw = conn.driver_connection
+        assert isinstance(raw, psycopg.Connection)
+        with raw.cursor() as cursor:
+            for setting in SESSION_SETTINGS:
+                cursor.execute(setting)
+            copy_sql = f"COPY ({statement}) TO STDOUT (FORMAT csv)"
+            with cursor.copy(copy_sql, values) as copy:
+                stream = _CopyStream(copy)
+                yield from _rebatch(_parse(stream, schema, shown), chunk_rows)
+    except psycopg.OperationalError as exc:
+        raise TransientSourceError(
+            f"source `{shown}`: the connection was lost while reading ({_first_line(exc)}); "
+            "check the database is running, then run the export again"
+        ) from exc
+    except psycopg.Error as exc:
+        raise SourceError(f"source `{shown}`: {_first_line(exc)}") from exc
+    finally:
+        try:
+            conn.invalidate()  # never hand a half-read COPY connection back to a pool
+        finally:
+            engine.dispose()
+
+
+class _CopyStream(io.RawIOBase):
+    """A readable file over COPY's data messages, for pyarrow's CSV reader."""
+
+    def __init__(self, copy: psycopg.Copy) -> None:
+        self._copy = copy
+        self._pending = memoryview(b"")
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(target):
+            if not self._pending:
+                if self._done:
+                    break
+                data = self._copy.read()
+                if not data:
+                    self._done = True
+                    break
+                self._pending = memoryview(data)
+            take = min(len(self._pending), len(target) - filled)
+            target[filled : filled + take] = self._pending[:take]
+            self._pending = self._pending[take:]
+            filled += take
+        return filled
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = _READ_SIZE
+        buffer = bytearray(size)
+        count = self.readinto(buffer)
+        return bytes(buffer[:count])
+
+
+def _parse(stream: _CopyStream, schema: pa.Schema, shown: str) -> Iterator[pa.RecordBatch]:
+    names = [f"c{index}" for index in range(len(schema))]
+    column_types = {name: field.type for name, field in zip(names, schema, strict=True)}
+    try:
+        reader = pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(column_names=names, block_size=CSV_BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=column_types,
+                true_values=["t"],
+                false_values=["f"],
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        if "Empty CSV file" in str(exc):
+            return
+        raise _parse_error(exc, schema, shown) from exc
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as exc:
+            raise _parse_error(exc, schema, shown) from exc
+        yield _finish_batch(batch, schema)
+
+
+def _finish_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    arrays = []
+    for array, field in zip(batch.columns, schema, strict=True):
+        if pa.types.is_binary(field.type):  # bytea arrives as \x followed by hex
+            array = pa.array(
+                [None if v is None else bytes.fromhex(v[2:]) for v in array.to_pylist()],
+                pa.binary(),
+            )
+        elif array.type != field.type:
+            array = pc.cast(array, field.type)
+        arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Regroup the parser's byte-sized blocks into chunks of `rows` rows."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= rows:
+            combined = pa.concat_batches(pending) if len(pending) > 1 else pending[0]
+            yield combined.slice(0, rows)
+            rest = combined.slice(rows)
+            pending = [rest] if rest.num_rows else []
+            held = rest.num_rows
+    if held:
+        yield pa.concat_batches(pending) if len(pending) > 1 else pending[0]
+
+
+def _psycopg_statement(sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Turn `:name` bind parameters into psycopg's %(name)s form (and escape bare %)."""
+    compiled = sa.text(sql).compile(dialect=postgresql.psycopg.dialect())
+    values = {key: params[key] for key in compiled.params if key in params}
+    missing = [key for key in compiled.params if key not in params]
+    if missing:
+        from flows.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"source.params: the query uses :{missing[0]} but no value was given; "
+            f"add it to source.params"
+        )
+    return compiled.string, values
+
+
+def _parse_error(exc: pa.ArrowInvalid, schema: pa.Schema, shown: str) -> SourceError:
+    return SourceError(
+        f"source `{shown}`: a value could not be read as its column type ({_first_line(exc)}); "
+        f"CAST that column to text in a `query` (columns: {', '.join(schema.names)})"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -1,0 +1,124 @@
+"""Destination URL templates: which tokens exist, how they render, which schemes we deliver to."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flows.errors import ConfigurationError
+
+TEMPLATE_TOKENS = ("export", "deployment", "run_id", "date", "ext", "part")
+# Schemes this release delivers to; object stores arrive with their blocks.
+LOCAL_SCHEMES = ("file", "local")
+SUPPORTED_SCHEMES = LOCAL_SCHEMES
+PART_SUFFIX = "-{part:04d}"
+
+
+@dataclass(frozen=True)
+class TargetContext:
+    """The values a destination template's tokens render from."""
+
+    export: str
+    deployment: str
+    run_id: str
+    date: datetime
+    ext: str
+
+    @classmethod
+    def sample(cls) -> TargetContext:
+        return cls(
+            "export",
+            "deployment",
+            "00000000-0000-0000-0000-000000000000",
+            datetime(2000, 1, 1, tzinfo=UTC),
+            "csv",
+        )
+
+
+def url_scheme(url: str) -> str:
+    """The scheme of a destination URL; a plain path is `file`."""
+    head, sep, _ = url.partition("://")
+    if not sep or len(head) == 1:  # no scheme, or a Windows drive letter
+        return "file"
+    return head.lower()
+
+
+def template_fields(template: str) -> list[tuple[str, str]]:
+    """The (token, format spec) pairs in a template, raising on unknown tokens."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"destination.url: template `{template}` is malformed ({exc}); "
+            "tokens look like {export} or {date:%Y-%m-%d}, and a literal brace is written {{ or }}"
+        ) from exc
+    fields: list[tuple[str, str]] = []
+    for _, name, spec, _ in parsed:
+        if name is None:
+            continue
+        if name not in TEMPLATE_TOKENS:
+            raise ConfigurationError(
+                f"destination.url: unknown token `{{{name}}}` in `{template}`; "
+                f"use one of {', '.join('{' + t + '}' for t in TEMPLATE_TOKENS)}"
+            )
+        fields.append((name, spec or ""))
+    return fields
+
+
+def validate_template(template: str, *, split: bool) -> None:
+    """Fail before the run starts if the template cannot render a usable path."""
+    scheme = url_scheme(template)
+    if scheme not in SUPPORTED_SCHEMES:
+        raise ConfigurationError(
+            f"destination.url: scheme `{scheme}://` is not supported; "
+            f"use a local path or one of {', '.join(s + '://' for s in SUPPORTED_SCHEMES)}"
+        )
+    template_fields(template)
+    try:
+        render_target(template, TargetContext.sample(), part=1 if split else None)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigurationError(
+            f"destination.url: template `{template}` cannot be rendered ({exc}); "
+            "check the format spec after the colon, e.g. {date:%Y/%m/%d} or {part:03d}"
+        ) from exc
+    if template.rstrip().endswith(("/", "\\")):
+        raise ConfigurationError(
+            f"destination.url: `{template}` names a folder; end it with a file name, "
+            "e.g. out/{export}-{date:%Y%m%d}.{ext}"
+        )
+
+
+def with_part_token(template: str) -> str:
+    """Add a part number before the extension when a split export's template has none."""
+    if any(name == "part" for name, _ in template_fields(template)):
+        return template
+    slash = max(template.rfind("/"), template.rfind("\\"))
+    dot = template.find(".", slash + 1)
+    if dot <= slash + 1:  # no extension (or a dotfile): append
+        return template + PART_SUFFIX
+    return template[:dot] + PART_SUFFIX + template[dot:]
+
+
+def render_target(template: str, ctx: TargetContext, *, part: int | None) -> str:
+    """The URL of one output file."""
+    values: dict[str, Any] = {
+        "export": ctx.export,
+        "deployment": ctx.deployment,
+        "run_id": ctx.run_id,
+        "date": _DateToken(ctx.date),
+        "ext": ctx.ext,
+        "part": part if part is not None else 1,
+    }
+    return template.format_map(values)
+
+
+class _DateToken:
+    """`{date}` renders as YYYY-MM-DD; `{date:%Y/%m}` uses strftime."""
+
+    def __init__(self, value: datetime) -> None:
+        self.value = value
+
+    def __format__(self, spec: str) -> str:
+        return self.value.strftime(spec or "%Y-%m-%d")

@@ -1,0 +1,50 @@
+"""Session-wide real servers: a Prefect API (prefect_test_harness) and PostgreSQL 15."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from tests.servers import PostgresServer, start_postgres
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_DB = REPO_ROOT / "demo" / "demo.sqlite"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_api() -> Iterator[None]:
+    """One temporary Prefect server and database for the whole test session."""
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A private PostgreSQL 15 cluster on a free loopback port."""
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> Iterator[str]:
+    """A fresh, uniquely named database for one test; dropped afterwards."""
+    name = postgres.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    try:
+        yield postgres.url(name)
+    finally:
+        postgres.drop_database(name)
+
+
+@pytest.fixture
+def demo_db() -> Path:
+    assert DEMO_DB.is_file(), (
+        "demo/demo.sqlite is committed; rebuild with python -m deployments.demo"
+    )
+    return DEMO_DB
