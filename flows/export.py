@@ -161,7 +161,7 @@ def export(
     options = format_options or FormatOptions()
     context = TargetContext(
         export=export_name,
-        deployment=runtime_deployment.name or "adhoc",
+        deployment=_deployment_name(),
         run_id=str(runtime_flow_run.id or "local"),
         date=_run_date(),
         ext=FILE_EXTENSIONS[format],
@@ -238,6 +238,16 @@ def _artifact_key(name: str) -> str:
 
 def _percent(rows: int, total: int) -> float:
     return min(100.0, round(100.0 * rows / total, 1)) if total else 100.0
+
+
+def _deployment_name() -> str:
+    """The deployment that started the run; `exports run` names it in a tag."""
+    if runtime_deployment.name:
+        return str(runtime_deployment.name)
+    for tag in runtime_flow_run.tags or []:
+        if tag.startswith("deployment:"):
+            return tag.partition(":")[2]
+    return "adhoc"
 
 
 def _run_date() -> datetime:

@@ -27,7 +27,7 @@ _REPR_SAFE_FLOAT = r"^-?(?:[1-9][0-9]*\.[0-9]+|0\.(?:[1-9]|0[1-9]|00[1-9]|000[1-
 _INTEGRAL_FLOAT = r"^-?[0-9]{1,16}$"
 _JSON_NEEDS_ESCAPE = r'["\\\x00-\x1f]'
 _XML_SPECIAL = r"[&<>\"']"
-# Characters XML 1.0 forbids; each is written as U+FFFD (see docs/formats.md).
+# Characters XML 1.0 forbids; each is written as U+FFFD (see README, "How values are written").
 XML_FORBIDDEN = "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
 _XML_FORBIDDEN_RE2 = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{FFFE}\x{FFFF}]"
 XML_REPLACEMENT = "\ufffd"

@@ -1,0 +1,36 @@
+# Everything a fresh machine needs goes through these targets (.ci/run calls `make test`).
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: help install demo test lint typecheck bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed ## Create .venv and install the project with its test tools
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install ## Export the bundled SQLite demo into ./demo-out in every format
+	$(BIN)/exports demo --out demo-out
+
+test: install ## Run the whole test suite (starts PostgreSQL and a Prefect API itself)
+	$(BIN)/pytest
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install ## mypy --strict on flows, blocks, deployments
+	$(BIN)/mypy
+
+bench: install ## Export 2M PostgreSQL rows in every format against COPY (see docs/benchmarks.md)
+	$(BIN)/python -m bench.export_bench
+
+clean: ## Remove the venv and generated output
+	rm -rf $(VENV) demo-out out bench/results
