@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: help install demo test lint typecheck bench clean
+.PHONY: help install demo test lint bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,11 +22,9 @@ demo: install ## Export the bundled SQLite demo into ./demo-out in every format
 test: install ## Run the whole test suite (starts PostgreSQL and a Prefect API itself)
 	$(BIN)/pytest
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check, mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-
-typecheck: install ## mypy --strict on flows, blocks, deployments
 	$(BIN)/mypy
 
 bench: install ## Export 2M PostgreSQL rows in every format against COPY (see docs/benchmarks.md)

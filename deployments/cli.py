@@ -17,7 +17,7 @@ from deployments.project import (
     find_deployment,
     validate_export_parameters,
 )
-from flows.config import ExportResult
+from flows.config import DestinationConfig, ExportResult, SourceConfig
 from flows.errors import ExportError
 from flows.types import EXPORT_FORMATS
 
@@ -52,8 +52,8 @@ def demo(
             for fmt in EXPORT_FORMATS:
                 results.append(
                     export(
-                        source={"url": f"sqlite:///{database}", "table": table},
-                        destination={"url": str(out.resolve() / "{export}.{ext}")},
+                        source=SourceConfig(url=f"sqlite:///{database}", table=table),
+                        destination=DestinationConfig(url=str(out.resolve() / "{export}.{ext}")),
                         format=fmt,
                         name=table,
                         type="Demo",

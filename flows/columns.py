@@ -11,7 +11,7 @@ import decimal
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import sqlalchemy.types as sqltypes
@@ -40,7 +40,7 @@ def kind_of(field: pa.Field) -> Kind:
     """The rendering kind of a field: from its metadata, else from its Arrow type."""
     meta = field.metadata or {}
     if KIND_METADATA_KEY in meta:
-        return meta[KIND_METADATA_KEY].decode()  # type: ignore[return-value]
+        return cast(Kind, meta[KIND_METADATA_KEY].decode())
     return kind_of_arrow_type(field.type)
 
 

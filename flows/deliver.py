@@ -175,8 +175,8 @@ class PartSink:
         self._part = None
         try:
             part.writer.close()
-            if part.stream is not part.counter:
-                part.stream.close()
+            if self.destination.compression == "gzip":
+                part.stream.close()  # writes the gzip trailer; the raw file stays open
             part.raw.close()
         except Exception:
             self.written.append(WrittenFile(part.final_path, part.temp_path, 0, 0))

@@ -12,6 +12,7 @@ import re
 import time
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
@@ -88,8 +89,10 @@ def write_batches(
 ) -> list[WrittenFile]:
     """Stream rows from the source through the format writer into temporary files."""
     logger = get_run_logger()
-    progress_id = create_progress_artifact(
-        progress=0.0, description=f"{context.export}: rows written of {plan.row_count or '?'}"
+    progress_id = cast_uuid(
+        create_progress_artifact(
+            progress=0.0, description=f"{context.export}: rows written of {plan.row_count or '?'}"
+        )
     )
     sink: PartSink | None = None
     rows = 0
@@ -231,6 +234,12 @@ def _record(result: ExportResult, partner: str, export_type: str | None, plan: S
         )
 
 
+def cast_uuid(value: Any) -> UUID:
+    """Prefect's artifact helpers are sync-compatible; called from sync code they return UUIDs."""
+    assert isinstance(value, UUID)
+    return value
+
+
 def _artifact_key(name: str) -> str:
     slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
     return f"export-{slug or 'unnamed'}"
@@ -246,7 +255,7 @@ def _deployment_name() -> str:
         return str(runtime_deployment.name)
     for tag in runtime_flow_run.tags or []:
         if tag.startswith("deployment:"):
-            return tag.partition(":")[2]
+            return str(tag).partition(":")[2]
     return "adhoc"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -48,7 +48,7 @@ def resolve_url(source: SourceConfig) -> str:
     from blocks.sources import SqlSource
 
     try:
-        block = SqlSource.load(source.block)
+        block = cast(SqlSource, SqlSource.load(str(source.block)))
     except ValueError as exc:
         raise ConfigurationError(
             f"source.block: no saved SqlSource block named `{source.block}`; "

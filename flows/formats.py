@@ -218,16 +218,17 @@ class ParquetWriter(BatchWriter):
     def write(self, batch: pa.RecordBatch, budget: int | None = None) -> int:  # noqa: ARG002
         if batch.num_rows == 0:
             return 0
-        before = self.file.tell()
+        before = int(self.file.tell())
         self._writer.write_batch(batch, row_group_size=batch.num_rows)
-        self.bytes += self.file.tell() - before
-        self.rows += batch.num_rows
-        return batch.num_rows
+        self.bytes += int(self.file.tell()) - before
+        rows = int(batch.num_rows)
+        self.rows += rows
+        return rows
 
     def close(self) -> None:
-        before = self.file.tell()
+        before = int(self.file.tell())
         self._writer.close()
-        self.bytes += self.file.tell() - before
+        self.bytes += int(self.file.tell()) - before
 
 
 WRITERS: dict[ExportFormat, type[BatchWriter]] = {

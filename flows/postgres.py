@@ -99,7 +99,12 @@ def copy_batches(
             copy_sql = f"COPY ({statement}) TO STDOUT (FORMAT csv)"
             with cursor.copy(copy_sql, values) as copy:
                 stream = _CopyStream(copy)
-                yield from _rebatch(_parse(stream, schema, shown), chunk_rows)
+                empty = True
+                for batch in _rebatch(_parse(stream, schema, shown), chunk_rows):
+                    empty = False
+                    yield batch
+                if empty:  # no rows: the writers still need the columns
+                    yield pa.RecordBatch.from_pylist([], schema=schema)
     except psycopg.OperationalError as exc:
         raise TransientSourceError(
             f"source `{shown}`: the connection was lost while reading ({_first_line(exc)}); "
@@ -215,7 +220,8 @@ def _rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Record
 
 def _psycopg_statement(sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Turn `:name` bind parameters into psycopg's %(name)s form (and escape bare %)."""
-    compiled = sa.text(sql).compile(dialect=postgresql.psycopg.dialect())
+    dialect = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+    compiled = sa.text(sql).compile(dialect=dialect)
     values = {key: params[key] for key in compiled.params if key in params}
     missing = [key for key in compiled.params if key not in params]
     if missing:

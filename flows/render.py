@@ -156,7 +156,8 @@ def row_ends(array: pa.Array) -> np.ndarray:
     """Cumulative byte length of each row of a string array (for exact size-based splits)."""
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)
     window = offsets[array.offset : array.offset + len(array) + 1].astype(np.int64)
-    return window[1:] - window[0]
+    ends: np.ndarray = window[1:] - window[0]
+    return ends
 
 
 def _as_string(array: pa.Array) -> pa.Array:
