@@ -20,6 +20,9 @@ from flows.errors import SourceError
 from flows.types import KIND_METADATA_KEY, Kind
 
 MAX_DECIMAL128_PRECISION = 38
+# Set on JSON columns whose values arrive as Python objects (a driver decoded them) rather
+# than as the database's JSON text, which is passed through unchanged.
+JSON_OBJECTS_KEY = b"exports.json_values"
 
 
 def make_field(name: str, kind: Kind, arrow_type: pa.DataType | None = None) -> pa.Field:
@@ -123,21 +126,32 @@ def field_for_value(name: str, value: Any) -> pa.Field:
     if isinstance(value, bytes | bytearray | memoryview):
         return make_field(name, "bytes")
     if isinstance(value, dict | list):
-        return make_field(name, "json")
+        field = make_field(name, "json")
+        return field.with_metadata({**field.metadata, JSON_OBJECTS_KEY: b"objects"})
     return make_field(name, "str")
 
 
+def undetermined_field(name: str) -> pa.Field:
+    """A column with only NULLs so far: its type is settled by its first value."""
+    return pa.field(name, pa.null())
+
+
+def is_undetermined(field: pa.Field) -> bool:
+    return bool(pa.types.is_null(field.type))
+
+
 def infer_fields(
-    names: Sequence[str], hints: Sequence[pa.Field | None], rows: Sequence[Sequence[Any]]
+    names: Sequence[str], known: Sequence[pa.Field | None], rows: Sequence[Sequence[Any]]
 ) -> list[pa.Field]:
-    """Fields for a query result: declared types where known, else the first non-NULL value."""
+    """Fields for a chunk of a query result: the declared or already settled type where there
+    is one, else the type of the column's first non-NULL value in `rows`, else undetermined."""
     fields = []
-    for index, (name, hint) in enumerate(zip(names, hints, strict=True)):
-        if hint is not None:
-            fields.append(hint)
+    for index, (name, field) in enumerate(zip(names, known, strict=True)):
+        if field is not None and not is_undetermined(field):
+            fields.append(field)
             continue
         first = next((row[index] for row in rows if row[index] is not None), None)
-        fields.append(make_field(name, "str") if first is None else field_for_value(name, first))
+        fields.append(undetermined_field(name) if first is None else field_for_value(name, first))
     return fields
 
 
@@ -149,8 +163,12 @@ def rows_to_batch(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Record
 
 
 def _to_array(field: pa.Field, values: Sequence[Any]) -> pa.Array:
+    if is_undetermined(field):
+        return pa.nulls(len(values))
     kind = kind_of(field)
     convert = None if pa.types.is_decimal(field.type) else _CONVERTERS.get(kind)
+    if kind == "json" and (field.metadata or {}).get(JSON_OBJECTS_KEY) == b"objects":
+        convert = _json_dump
     try:
         if convert is not None and kind in _ALWAYS_CONVERT:
             values = [None if v is None else convert(v) for v in values]
@@ -179,12 +197,18 @@ def _first_bad_value(field: pa.Field, values: Sequence[Any]) -> Any:
 
 
 def _decimal_text(value: Any) -> str:
+    """str(Decimal): the canonical decimal text (render.py), exact and as dicttoxml writes it."""
     if isinstance(value, decimal.Decimal):
-        return format(value, "f") if value.is_finite() else str(value)
-    return format(decimal.Decimal(str(value)), "f")
+        return str(value)
+    return str(decimal.Decimal(str(value)))
 
 
 def _json_text(value: Any) -> str:
+    """JSON columns carry the database's JSON text; objects only from drivers that decode."""
+    return value if isinstance(value, str) else _json_dump(value)
+
+
+def _json_dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 

@@ -17,11 +17,14 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
 from flows import postgres
-from flows.columns import field_for_sqltype, infer_fields, rows_to_batch
+from flows.columns import field_for_sqltype, infer_fields, is_undetermined, rows_to_batch
 from flows.config import SourceConfig
 from flows.errors import ConfigurationError, SourceError, TransientSourceError
 
 _MAX_TABLES_LISTED = 20
+# How much the SQLAlchemy reader holds back while a column's type is unknown (only NULLs so
+# far, in a query without declared types). Past it, such a column is written as text.
+HOLD_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class SourcePlan:
     chunk_rows: int
     label: str  # the table name, or "query"
     table: str | None = None
+    text_oids: tuple[int, ...] = ()  # PostgreSQL types read as the server's text
 
 
 def resolve_url(source: SourceConfig) -> str:
@@ -128,8 +132,10 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
                 declared = [None] * len(names)
                 label = "query"
             reader = _choose_reader(source, engine)
-            if reader == "postgres_copy":
-                declared = postgres.describe(conn, sql, source.params)
+            text_oids: tuple[int, ...] = ()
+            if _is_psycopg(engine):  # PostgreSQL declares every column's type, queries too
+                described, text_oids = postgres.describe(conn, sql, source.params)
+                declared = list(described)
             count = _count_rows(conn, sql, source.params) if source.count_rows else None
     except (ConfigurationError, SourceError):
         raise
@@ -151,6 +157,7 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
         chunk_rows=source.chunk_rows,
         label=label,
         table=source.table,
+        text_oids=text_oids,
     )
 
 
@@ -166,34 +173,66 @@ def read_batches(plan: SourcePlan) -> Iterator[pa.RecordBatch]:
 
 def _sqlalchemy_batches(plan: SourcePlan) -> Iterator[pa.RecordBatch]:
     engine = create_engine(plan.url)
-    schema: pa.Schema | None = None
+    fields = list(plan.declared)
+    yielded = False
     try:
         with engine.connect() as conn:
-            # A reflected table's select applies SQLAlchemy's type processing (SQLite keeps
-            # datetimes, decimals and booleans as text or numbers).
-            statement: sa.Executable = (
-                sa.select(_reflect_table(conn, plan.table, plan.display_url))
-                if plan.table is not None
-                else sa.text(plan.sql)
-            )
+            statement: sa.Executable = sa.text(plan.sql)
+            if _is_psycopg(engine):
+                # Same session and same text forms as COPY, so both readers agree.
+                postgres.prepare_connection(conn, plan.text_oids)
+            elif plan.table is not None:
+                # A reflected table's select applies SQLAlchemy's type processing (SQLite
+                # keeps datetimes, decimals and booleans as text or numbers).
+                table = _reflect_table(conn, plan.table, plan.display_url, json_as_text=True)
+                statement = sa.select(table)
             options = conn.execution_options(stream_results=True, yield_per=plan.chunk_rows)
             result = options.execute(statement, plan.params)
+            held: list[pa.RecordBatch] = []
             for rows in result.partitions(plan.chunk_rows):
-                if schema is None:
-                    schema = pa.schema(infer_fields(plan.column_names, plan.declared, rows))
-                yield rows_to_batch(rows, schema)
+                # Columns with only NULLs so far settle their type on their first value;
+                # chunks are held back (boundedly) until every column has one.
+                fields = infer_fields(plan.column_names, fields, rows)
+                held.append(rows_to_batch(rows, pa.schema(fields)))
+                if _settled(fields) or sum(b.nbytes for b in held) >= HOLD_BYTES:
+                    yield from _conformed(held, pa.schema(fields))
+                    held, yielded = [], True
+            if held:
+                yield from _conformed(held, pa.schema(fields))
+                yielded = True
     except DBAPIError as exc:
         raise _source_error(exc, plan.display_url) from exc
     except SQLAlchemyError as exc:
         raise SourceError(f"source `{plan.display_url}`: {_first_line(exc)}") from exc
     finally:
         engine.dispose()
-    if schema is None:  # no rows at all: still describe the columns
-        yield rows_to_batch([], pa.schema(infer_fields(plan.column_names, plan.declared, [])))
+    if not yielded:  # no rows at all: still describe the columns
+        yield rows_to_batch([], pa.schema(infer_fields(plan.column_names, fields, [])))
+
+
+def _settled(fields: list[pa.Field | None]) -> bool:
+    return not any(field is None or is_undetermined(field) for field in fields)
+
+
+def _conformed(batches: list[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Give held batches the latest schema: their all-NULL columns take the settled type."""
+    for batch in batches:
+        if batch.schema.equals(schema):
+            yield batch
+            continue
+        arrays = [
+            pa.nulls(batch.num_rows, field.type) if pa.types.is_null(column.type) else column
+            for column, field in zip(batch.columns, schema, strict=True)
+        ]
+        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _is_psycopg(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
 
 
 def _choose_reader(source: SourceConfig, engine: Engine) -> str:
-    is_psycopg = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+    is_psycopg = _is_psycopg(engine)
     if source.reader == "postgres_copy" and not is_psycopg:
         raise ConfigurationError(
             f"source.reader: `postgres_copy` needs a postgresql:// (psycopg) URL, "
@@ -204,7 +243,10 @@ def _choose_reader(source: SourceConfig, engine: Engine) -> str:
     return "postgres_copy" if is_psycopg else "sqlalchemy"
 
 
-def _reflect_table(conn: sa.Connection, name: str, shown: str) -> sa.Table:
+def _reflect_table(
+    conn: sa.Connection, name: str, shown: str, *, json_as_text: bool = False
+) -> sa.Table:
+    """The table, reflected; `json_as_text` reads JSON columns as their stored text."""
     schema, _, table_name = name.rpartition(".")
     inspector = sa.inspect(conn)
     if not inspector.has_table(table_name, schema=schema or None):
@@ -222,7 +264,12 @@ def _reflect_table(conn: sa.Connection, name: str, shown: str) -> sa.Table:
                 f"source.table: table `{name}` not found in `{shown}`; "
                 + (f"tables there: {listed}" if known else "the database has no tables")
             )
-    return sa.Table(table_name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+    table = sa.Table(table_name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+    if json_as_text:
+        for column in table.columns:
+            if isinstance(column.type, sa.JSON):
+                column.type = sa.Text()
+    return table
 
 
 def _query_columns(conn: sa.Connection, sql: str, params: dict[str, Any], shown: str) -> list[str]:

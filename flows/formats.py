@@ -16,10 +16,13 @@ import dicttoxml
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_logger, get_run_logger
 
 from flows import render
-from flows.columns import kind_of
+from flows.columns import is_undetermined, kind_of, make_field
 from flows.config import FormatOptions
+from flows.errors import FormatError
 from flows.types import ExportFormat, Kind
 
 logging.getLogger("dicttoxml").setLevel(logging.WARNING)  # it logs every call at INFO
@@ -57,7 +60,6 @@ class TextWriter(BatchWriter):
 
     def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
         super().__init__(file, schema, options)
-        self.kinds: list[Kind] = [kind_of(field) for field in schema]
         self._emit(self.header().encode())
 
     def header(self) -> str:
@@ -68,7 +70,11 @@ class TextWriter(BatchWriter):
 
     @abstractmethod
     def render(self, batch: pa.RecordBatch) -> pa.Array:
-        """A NULL-free string array: the bytes of each row, separators included."""
+        """A NULL-free string array: the bytes of each row, separators included.
+
+        Kinds are read from each batch's own schema: a column that was all NULL so far
+        (undetermined) gets its type from the first batch that has a value.
+        """
 
     def write(self, batch: pa.RecordBatch, budget: int | None = None) -> int:
         if batch.num_rows == 0:
@@ -105,7 +111,7 @@ class CsvWriter(TextWriter):
 
     def render(self, batch: pa.RecordBatch) -> pa.Array:
         parts: list[pa.Array | str] = []
-        for index, kind in enumerate(self.kinds):
+        for index, kind in enumerate(_kinds(batch)):
             if index:
                 parts.append(self._delimiter)
             parts.append(render.csv_cells(batch.column(index), kind, self._delimiter))
@@ -125,11 +131,12 @@ class _JsonObjects(TextWriter):
 
     def render(self, batch: pa.RecordBatch) -> pa.Array:
         parts: list[pa.Array | str] = []
-        for index, kind in enumerate(self.kinds):
+        kinds = _kinds(batch)
+        for index, kind in enumerate(kinds):
             opener = self.row_prefix + "{" if index == 0 else ","
             parts.append(f"{opener}{self.keys[index]}:")
             parts.append(render.json_values(batch.column(index), kind))
-        if not self.kinds:
+        if not kinds:
             parts.append(self.row_prefix + "{")
         parts.append("}" + self.row_suffix)
         return render.concat(parts)
@@ -162,11 +169,15 @@ class XmlWriter(TextWriter):
     """
 
     def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
-        self.tags = [
-            _xml_tags(name, kind_of(field), options.xml_type_attributes)
-            for name, field in zip(schema.names, schema, strict=True)
-        ]
+        self._tags: dict[tuple[int, Kind], tuple[str, str, str]] = {}
         super().__init__(file, schema, options)
+
+    def _tag(self, index: int, kind: Kind) -> tuple[str, str, str]:
+        key = (index, kind)
+        if key not in self._tags:
+            name = self.schema.names[index]
+            self._tags[key] = _xml_tags(name, kind, self.options.xml_type_attributes)
+        return self._tags[key]
 
     def header(self) -> str:
         return f"{XML_DECLARATION}<{self.options.xml_root}>"
@@ -178,8 +189,8 @@ class XmlWriter(TextWriter):
         item = self.options.xml_item
         type_attr = ' type="dict"' if self.options.xml_type_attributes else ""
         parts: list[pa.Array | str] = [f"<{item}{type_attr}>"]
-        for index, kind in enumerate(self.kinds):
-            open_tag, close_tag, null_element = self.tags[index]
+        for index, kind in enumerate(_kinds(batch)):
+            open_tag, close_tag, null_element = self._tag(index, kind)
             parts.append(
                 render.xml_elements(batch.column(index), kind, open_tag, close_tag, null_element)
             )
@@ -205,19 +216,62 @@ def _replace_xml_forbidden(value: str) -> str:
     return re.sub(render.XML_FORBIDDEN, render.XML_REPLACEMENT, value)
 
 
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return get_logger("exports.formats")
+
+
+def _kinds(batch: pa.RecordBatch) -> list[Kind]:
+    return [kind_of(field) for field in batch.schema]
+
+
 class ParquetWriter(BatchWriter):
-    """Apache Parquet via pyarrow: one row group per batch (chunk)."""
+    """Apache Parquet via pyarrow: one row group per batch (chunk).
+
+    A Parquet file has one schema, fixed when it is opened. A column whose type is still
+    undetermined then (only NULLs in the first chunk of a query without declared types) is
+    stored as text: later values are written in their canonical text form.
+    """
 
     def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
-        super().__init__(file, schema, options)
+        self.undetermined = [f.name for f in schema if is_undetermined(f)]
+        file_schema = pa.schema(
+            [make_field(f.name, "str") if is_undetermined(f) else f for f in schema]
+        )
+        super().__init__(file, file_schema, options)
+        if self.undetermined:
+            _logger().warning(
+                "column(s) %s held only NULLs in the rows read before the Parquet schema was "
+                "fixed; writing them as text. CAST them in the query to get typed columns",
+                ", ".join(self.undetermined),
+            )
         codec = options.parquet_compression
         self._writer = pq.ParquetWriter(
-            file, schema, compression=None if codec == "none" else codec
+            file, file_schema, compression=None if codec == "none" else codec
         )
+
+    def _conform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if batch.schema.equals(self.schema):
+            return batch
+        arrays = []
+        for column, have, want in zip(batch.columns, batch.schema, self.schema, strict=True):
+            if have.type == want.type:
+                arrays.append(column)
+            elif pa.types.is_string(want.type) and kind_of(want) == "str":
+                arrays.append(render.text(column, kind_of(have)))
+            else:
+                raise FormatError(
+                    f"column `{want.name}` changed type from {want.type} to {have.type} "
+                    "between chunks; CAST it in the query so Parquet gets one type"
+                )
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
     def write(self, batch: pa.RecordBatch, budget: int | None = None) -> int:  # noqa: ARG002
         if batch.num_rows == 0:
             return 0
+        batch = self._conform(batch)
         before = int(self.file.tell())
         self._writer.write_batch(batch, row_group_size=batch.num_rows)
         self.bytes += int(self.file.tell()) - before

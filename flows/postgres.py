@@ -16,9 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
+from psycopg.types.string import TextLoader
 from sqlalchemy.dialects import postgresql
 
-from flows.columns import decimal_field, make_field
+from flows.columns import decimal_field, kind_of, make_field
 from flows.errors import SourceError, TransientSourceError
 
 # Session settings that make COPY's text unambiguous for the CSV parser.
@@ -49,17 +50,38 @@ _OID_FIELDS: dict[int, tuple[str, pa.DataType]] = {
     1184: ("timestamptz", pa.timestamp("us", tz="UTC")),
 }
 _NUMERIC_OID = 1700
+# float4 is read from its shortest text (0.1, not 0.10000000149011612), as COPY reads it.
+_TEXT_LOADED_OIDS = frozenset({700})
 
 
-def describe(conn: sa.Connection, sql: str, params: dict[str, Any]) -> list[pa.Field | None]:
-    """Fields for the query's columns, from the types PostgreSQL reports for it."""
+def describe(
+    conn: sa.Connection, sql: str, params: dict[str, Any]
+) -> tuple[list[pa.Field], tuple[int, ...]]:
+    """Fields for the query's columns, from the types PostgreSQL reports for it, and the type
+    OIDs whose values a row reader must take as the server's text (as COPY does)."""
     statement, values = _psycopg_statement(sql, params)
     raw = conn.connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
     with raw.cursor() as cursor:
         cursor.execute(f"SELECT * FROM ({statement}) AS _export_probe LIMIT 0", values)
         columns = cursor.description or []
-    return [_field(column) for column in columns]
+    fields = [_field(column) for column in columns]
+    text_oids = {  # numeric needs none: psycopg's Decimal is exact and str() matches
+        column.type_code
+        for column, field in zip(columns, fields, strict=True)
+        if column.type_code in _TEXT_LOADED_OIDS or kind_of(field) in ("str", "json")
+    }
+    return fields, tuple(sorted(text_oids))
+
+
+def prepare_connection(conn: sa.Connection, text_oids: Sequence[int]) -> None:
+    """Give a row-reading connection COPY's session settings and text forms."""
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    for setting in SESSION_SETTINGS:
+        raw.execute(setting)
+    for oid in text_oids:
+        raw.adapters.register_loader(oid, TextLoader)
 
 
 def _field(column: psycopg.Column) -> pa.Field:
@@ -158,7 +180,10 @@ class _CopyStream(io.RawIOBase):
 
 def _parse(stream: _CopyStream, schema: pa.Schema, shown: str) -> Iterator[pa.RecordBatch]:
     names = [f"c{index}" for index in range(len(schema))]
-    column_types = {name: field.type for name, field in zip(names, schema, strict=True)}
+    column_types = {  # bytea arrives as \x + hex text, decoded in _finish_batch
+        name: pa.string() if pa.types.is_binary(field.type) else field.type
+        for name, field in zip(names, schema, strict=True)
+    }
     try:
         reader = pacsv.open_csv(
             stream,

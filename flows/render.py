@@ -10,6 +10,7 @@ base64 for bytes — the forms dicttoxml and json.dumps produce.
 from __future__ import annotations
 
 import base64
+import decimal
 import json
 import re
 
@@ -26,6 +27,10 @@ _REPR_SAFE_FLOAT = r"^-?(?:[1-9][0-9]*\.[0-9]+|0\.(?:[1-9]|0[1-9]|00[1-9]|000[1-
 # ... and, with ".0" appended, when it is an integer of up to 16 digits.
 _INTEGRAL_FLOAT = r"^-?[0-9]{1,16}$"
 _JSON_NEEDS_ESCAPE = r'["\\\x00-\x1f]'
+_JSON_NUMBER = r"^-?[0-9]+(?:\.[0-9]+)?(?:E[-+]?[0-9]+)?$"
+# Plain decimal text that str(Decimal) writes differently: six or more zeros after the point
+# (an adjusted exponent below -6 switches to E notation, e.g. 0.0000001 → 1E-7).
+_DECIMAL_NEEDS_PYTHON = r"^-?0\.000000"
 _XML_SPECIAL = r"[&<>\"']"
 # Characters XML 1.0 forbids; each is written as U+FFFD (see README, "How values are written").
 XML_FORBIDDEN = "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
@@ -42,7 +47,11 @@ _NON_FINITE_JSON = {"nan": '"NaN"', "inf": '"Infinity"', "-inf": '"-Infinity"'}
 
 def text(array: pa.Array, kind: Kind) -> pa.Array:
     """The canonical text of every value; NULL stays NULL."""
-    if kind in _TEXT_KINDS or (kind == "decimal" and pa.types.is_string(array.type)):
+    if pa.types.is_null(array.type):
+        return pa.nulls(len(array), pa.string())
+    if kind == "decimal" and pa.types.is_string(array.type):
+        return _decimal_text(array)
+    if kind in _TEXT_KINDS:
         return _as_string(array)
     if kind == "float":
         return _float_text(array)
@@ -92,7 +101,7 @@ def json_values(array: pa.Array, kind: Kind) -> pa.Array:
     elif kind == "decimal":
         values = text(array, kind)
         if pa.types.is_string(array.type):  # exact text may hold NaN / Infinity
-            numeric = pc.match_substring_regex(values, r"^-?[0-9]+(?:\.[0-9]+)?$")
+            numeric = pc.match_substring_regex(values, _JSON_NUMBER)
             values = pc.if_else(pc.fill_null(numeric, True), values, _json_strings(values))
     else:
         values = _json_strings(text(array, kind))
@@ -162,6 +171,18 @@ def row_ends(array: pa.Array) -> np.ndarray:
 
 def _as_string(array: pa.Array) -> pa.Array:
     return array if array.type == pa.string() else pc.cast(array, pa.string())
+
+
+def _decimal_text(array: pa.Array) -> pa.Array:
+    """Exact decimal text in str(Decimal)'s form, the same as Arrow's decimal128 text."""
+    values = _as_string(array)
+    odd = pc.fill_null(pc.match_substring_regex(values, _DECIMAL_NEEDS_PYTHON), False)
+    if pc.any(odd).as_py():
+        picked = pc.filter(values, odd).to_pylist()
+        values = pc.replace_with_mask(
+            values, odd, pa.array([str(decimal.Decimal(v)) for v in picked], pa.string())
+        )
+    return values
 
 
 def _float_text(array: pa.Array) -> pa.Array:
