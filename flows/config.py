@@ -47,8 +47,12 @@ class SourceConfig(_Model):
         default="auto",
         description="How rows are read: PostgreSQL COPY where possible, else SQLAlchemy.",
     )
-    count_rows: bool = Field(
-        default=True, description="Count rows first so the progress artifact shows a percentage."
+    count_rows: bool | None = Field(
+        default=None,
+        description=(
+            "Count rows first so the progress artifact shows a percentage; by default tables "
+            "are counted and queries are not (counting runs the query twice)."
+        ),
     )
 
     @model_validator(mode="after")

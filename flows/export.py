@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from prefect import flow, get_run_logger, task
@@ -24,10 +24,17 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment as runtime_deployment
 from prefect.runtime import flow_run as runtime_flow_run
+from pydantic import BeforeValidator
 
-from flows.config import DestinationConfig, ExportResult, FormatOptions, SourceConfig
+from flows.config import (
+    DestinationConfig,
+    ExportResult,
+    FormatOptions,
+    SourceConfig,
+    parse_format,
+)
 from flows.deliver import PartSink, WrittenFile, filesystem_for, publish
-from flows.errors import is_transient
+from flows.errors import ConfigurationError, is_transient
 from flows.extract import SourcePlan, inspect_source, read_batches
 from flows.targets import TargetContext, url_scheme
 from flows.types import FILE_EXTENSIONS, ExportFormat
@@ -45,6 +52,19 @@ PARTNERS = {
     "http": "HTTP",
     "https": "HTTP",
 }
+
+
+def _format_value(value: object) -> object:
+    """Validate `format` with our message (naming the value and the choices)."""
+    if isinstance(value, str):
+        try:
+            return parse_format(value)
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+FormatParameter = Annotated[ExportFormat, BeforeValidator(_format_value)]
 
 
 def _retry_transient(_task: Any, _task_run: Any, state: Any) -> bool:
@@ -139,7 +159,7 @@ def _run_name() -> str:
 def export(
     source: SourceConfig,
     destination: DestinationConfig,
-    format: ExportFormat = "csv",
+    format: FormatParameter = "csv",
     name: str | None = None,
     partner: str | None = None,
     type: str | None = None,

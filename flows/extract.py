@@ -19,7 +19,12 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from flows import postgres
 from flows.columns import field_for_sqltype, infer_fields, is_undetermined, rows_to_batch
 from flows.config import SourceConfig
-from flows.errors import ConfigurationError, SourceError, TransientSourceError
+from flows.errors import (
+    ConfigurationError,
+    SourceError,
+    TransientSourceError,
+    classify_source_failure,
+)
 
 _MAX_TABLES_LISTED = 20
 # How much the SQLAlchemy reader holds back while a column's type is unknown (only NULLs so
@@ -136,7 +141,10 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
             if _is_psycopg(engine):  # PostgreSQL declares every column's type, queries too
                 described, text_oids = postgres.describe(conn, sql, source.params)
                 declared = list(described)
-            count = _count_rows(conn, sql, source.params) if source.count_rows else None
+            wants_count = (
+                source.table is not None if source.count_rows is None else source.count_rows
+            )
+            count = _count_rows(conn, sql, source.params) if wants_count else None
     except (ConfigurationError, SourceError):
         raise
     except DBAPIError as exc:
@@ -273,21 +281,31 @@ def _reflect_table(
 
 
 def _query_columns(conn: sa.Connection, sql: str, params: dict[str, Any], shown: str) -> list[str]:
+    check_bind_params(sql, params)
     probe = sa.text(f"SELECT * FROM ({sql}) AS _export_probe LIMIT 0")
     try:
         result = conn.execute(probe, params)
-    except sa.exc.ArgumentError as exc:
-        raise ConfigurationError(f"source.params: {_first_line(exc)}") from exc
-    except sa.exc.StatementError as exc:
-        if isinstance(exc, DBAPIError) and _is_connection_problem(exc):
-            raise
-        missing = getattr(exc.orig, "args", [""])[0] if exc.orig is not None else ""
+    except DBAPIError as exc:
+        error = _source_error(exc, shown)
+        if isinstance(error, ConfigurationError | TransientSourceError):
+            raise error from exc
         raise ConfigurationError(
             f"source.query: the database rejected the query ({_first_line(exc.orig or exc)}); "
-            f"fix the SQL or its params{(' ' + str(missing)) if not missing else ''} "
-            f"(source `{shown}`)"
+            f"fix the SQL (source `{shown}`)"
         ) from exc
+    except sa.exc.StatementError as exc:
+        raise ConfigurationError(f"source.query: {_first_line(exc)}") from exc
     return list(result.keys())
+
+
+def check_bind_params(sql: str, params: dict[str, Any]) -> None:
+    """Every :name in the query needs a value in source.params."""
+    missing = [name for name in sa.text(sql).compile().params if name not in params]
+    if missing:
+        raise ConfigurationError(
+            f"source.params: the query uses `:{missing[0]}` but no value was given; add it to "
+            "source.params (write \\: for a literal colon before a word)"
+        )
 
 
 def _count_rows(conn: sa.Connection, sql: str, params: dict[str, Any]) -> int:
@@ -295,27 +313,8 @@ def _count_rows(conn: sa.Connection, sql: str, params: dict[str, Any]) -> int:
     return int(count.scalar_one())
 
 
-def _is_connection_problem(exc: DBAPIError) -> bool:
-    return (
-        bool(exc.connection_invalidated)
-        or isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
-        and any(
-            word in str(exc.orig).lower()
-            for word in ("connection", "could not connect", "timeout", "terminat", "server closed")
-        )
-    )
-
-
 def _source_error(exc: DBAPIError, shown: str) -> SourceError:
-    message = _first_line(exc.orig or exc)
-    if _is_connection_problem(exc):
-        return TransientSourceError(
-            f"source `{shown}`: lost or could not open the connection ({message}); "
-            "check the database is running and reachable"
-        )
-    if "not a database" in message or "unable to open database" in message:
-        return ConfigurationError(f"source.url: `{shown}` is not a readable database ({message})")  # type: ignore[return-value]
-    return SourceError(f"source `{shown}`: {message}")
+    return classify_source_failure(_first_line(exc.orig or exc), shown)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -20,7 +20,12 @@ from psycopg.types.string import TextLoader
 from sqlalchemy.dialects import postgresql
 
 from flows.columns import decimal_field, kind_of, make_field
-from flows.errors import SourceError, TransientSourceError
+from flows.errors import (
+    ConfigurationError,
+    SourceError,
+    TransientSourceError,
+    classify_source_failure,
+)
 
 # Session settings that make COPY's text unambiguous for the CSV parser.
 SESSION_SETTINGS = (
@@ -107,10 +112,10 @@ def copy_batches(
     engine = sa.create_engine(url)
     try:
         conn = engine.raw_connection()
-    except sa.exc.DBAPIError as exc:
+    except (sa.exc.DBAPIError, psycopg.Error) as exc:
         engine.dispose()
-        raise TransientSourceError(
-            f"source `{shown}`: could not connect ({exc.orig}); check the database is running"
+        raise classify_source_failure(
+            _first_line(getattr(exc, "orig", None) or exc), shown
         ) from exc
     try:
         raw = conn.driver_connection
@@ -128,10 +133,13 @@ def copy_batches(
                 if empty:  # no rows: the writers still need the columns
                     yield pa.RecordBatch.from_pylist([], schema=schema)
     except psycopg.OperationalError as exc:
-        raise TransientSourceError(
-            f"source `{shown}`: the connection was lost while reading ({_first_line(exc)}); "
-            "check the database is running, then run the export again"
-        ) from exc
+        error = classify_source_failure(_first_line(exc), shown)
+        if isinstance(error, TransientSourceError) or not isinstance(error, ConfigurationError):
+            raise TransientSourceError(
+                f"source `{shown}`: the connection was lost while reading ({_first_line(exc)}); "
+                "check the database is running, then run the export again"
+            ) from exc
+        raise error from exc
     except psycopg.Error as exc:
         raise SourceError(f"source `{shown}`: {_first_line(exc)}") from exc
     finally:
@@ -248,14 +256,6 @@ def _psycopg_statement(sql: str, params: dict[str, Any]) -> tuple[str, dict[str,
     dialect = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
     compiled = sa.text(sql).compile(dialect=dialect)
     values = {key: params[key] for key in compiled.params if key in params}
-    missing = [key for key in compiled.params if key not in params]
-    if missing:
-        from flows.errors import ConfigurationError
-
-        raise ConfigurationError(
-            f"source.params: the query uses :{missing[0]} but no value was given; "
-            f"add it to source.params"
-        )
     return compiled.string, values
 
 
