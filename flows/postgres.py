@@ -8,6 +8,9 @@ writers render from those batches, so no Python runs per row.
 from __future__ import annotations
 
 import io
+import queue
+import select
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -16,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
+from psycopg import pq
 from psycopg.types.string import TextLoader
 from sqlalchemy.dialects import postgresql
 
@@ -35,6 +39,9 @@ SESSION_SETTINGS = (
     "SET extra_float_digits = 1",
 )
 CSV_BLOCK_BYTES = 4 * 1024 * 1024
+BLOCK_BYTES = 4 * 1024 * 1024  # COPY data joined per queued block
+QUEUED_BLOCKS = 4  # at most this many blocks wait for the parser
+WAIT_S = 0.5  # socket wait between checks for a stop request
 _READ_SIZE = 1024 * 1024
 
 # PostgreSQL type OIDs → (kind, Arrow type used to parse COPY's CSV text).
@@ -120,28 +127,31 @@ def copy_batches(
     try:
         raw = conn.driver_connection
         assert isinstance(raw, psycopg.Connection)
-        with raw.cursor() as cursor:
-            for setting in SESSION_SETTINGS:
-                cursor.execute(setting)
-            copy_sql = f"COPY ({statement}) TO STDOUT (FORMAT csv)"
-            with cursor.copy(copy_sql, values) as copy:
-                stream = _CopyStream(copy)
-                empty = True
-                for batch in _rebatch(_parse(stream, schema, shown), chunk_rows):
-                    empty = False
-                    yield batch
-                if empty:  # no rows: the writers still need the columns
-                    yield pa.RecordBatch.from_pylist([], schema=schema)
-    except psycopg.OperationalError as exc:
+        for setting in SESSION_SETTINGS:
+            raw.execute(setting)
+        copy_sql = f"COPY ({statement}) TO STDOUT (FORMAT csv)"
+        query = psycopg.ClientCursor(raw).mogrify(copy_sql, values)  # COPY takes no $n params
+        stream = _CopyStream(raw, query)
+        try:
+            empty = True
+            for batch in _rebatch(_parse(stream, schema, shown), chunk_rows):
+                empty = False
+                yield batch
+            if empty:  # no rows: the writers still need the columns
+                yield pa.RecordBatch.from_pylist([], schema=schema)
+        finally:
+            stream.close()
+    except psycopg.Error as exc:
         error = classify_source_failure(_first_line(exc), shown)
-        if isinstance(error, TransientSourceError) or not isinstance(error, ConfigurationError):
+        lost = isinstance(exc, psycopg.OperationalError) and not isinstance(
+            error, ConfigurationError
+        )
+        if lost or isinstance(error, TransientSourceError):
             raise TransientSourceError(
                 f"source `{shown}`: the connection was lost while reading ({_first_line(exc)}); "
                 "check the database is running, then run the export again"
             ) from exc
         raise error from exc
-    except psycopg.Error as exc:
-        raise SourceError(f"source `{shown}`: {_first_line(exc)}") from exc
     finally:
         try:
             conn.invalidate()  # never hand a half-read COPY connection back to a pool
@@ -150,40 +160,123 @@ def copy_batches(
 
 
 class _CopyStream(io.RawIOBase):
-    """A readable file over COPY's data messages, for pyarrow's CSV reader."""
+    """A readable file over COPY's data, filled by a background thread.
 
-    def __init__(self, copy: psycopg.Copy) -> None:
-        self._copy = copy
-        self._pending = memoryview(b"")
+    libpq hands COPY data over one row per call. A thread drives libpq directly (psycopg's
+    per-row Copy iterator costs more than the parsing), joins rows into blocks and queues at
+    most QUEUED_BLOCKS of them, so the server keeps streaming while the caller parses and
+    renders, and memory stays bounded. libpq's blocking calls release the GIL.
+    """
+
+    def __init__(self, raw: psycopg.Connection, query: str) -> None:
+        self._pg = raw.pgconn
+        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(QUEUED_BLOCKS)
+        self._pending = b""
         self._done = False
+        self._stop = threading.Event()
+        self._pg.send_query(query.encode())
+        result = self._pg.get_result()
+        if result is None or result.status != pq.ExecStatus.COPY_OUT:
+            message = result.get_error_message() if result is not None else b""
+            self._drain()
+            raise psycopg.DatabaseError(_decode(message) or "COPY did not start")
+        self._thread = threading.Thread(target=self._pump, name="copy-reader", daemon=True)
+        self._thread.start()
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
-        target = memoryview(buffer).cast("B")
-        filled = 0
-        while filled < len(target):
-            if not self._pending:
-                if self._done:
-                    break
-                data = self._copy.read()
-                if not data:
-                    self._done = True
-                    break
-                self._pending = memoryview(data)
-            take = min(len(self._pending), len(target) - filled)
-            target[filled : filled + take] = self._pending[:take]
-            self._pending = self._pending[take:]
-            filled += take
-        return filled
-
     def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes: what is buffered, or the next block (waits for one)."""
         if size is None or size < 0:
             size = _READ_SIZE
-        buffer = bytearray(size)
-        count = self.readinto(buffer)
-        return bytes(buffer[:count])
+        parts = [self._pending] if self._pending else []
+        held = len(self._pending)
+        while held < size and not self._done:
+            if held and self._queue.empty():
+                break  # a short read keeps rows flowing when the query is slow
+            item = self._queue.get()
+            if item is None:
+                self._done = True
+            elif isinstance(item, BaseException):
+                self._done = True
+                raise item
+            else:
+                parts.append(item)
+                held += len(item)
+        block = b"".join(parts)
+        self._pending = block[size:]
+        return block[:size]
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        """Stop the reader thread (the caller closes the connection if COPY is unfinished)."""
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                self._thread.join(0.05)
+        super().close()
+
+    def _pump(self) -> None:
+        parts: list[bytes] = []
+        held = 0
+        try:
+            while not self._stop.is_set():
+                count, data = self._pg.get_copy_data(1)  # non-blocking
+                if count > 0:
+                    parts.append(bytes(data))
+                    held += count
+                    if held < BLOCK_BYTES:
+                        continue
+                elif count == 0:  # nothing more arrived yet: hand on what we have, then wait
+                    if not parts:
+                        select.select([self._pg.socket], [], [], WAIT_S)
+                        self._pg.consume_input()
+                        continue
+                elif count == -1:
+                    break
+                else:
+                    raise psycopg.OperationalError(_decode(self._pg.get_error_message()))
+                self._put(b"".join(parts))
+                parts, held = [], 0
+            else:
+                return
+            if parts:
+                self._put(b"".join(parts))
+            self._finish()
+            self._put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+            self._put(exc)
+
+    def _put(self, item: bytes | BaseException | None) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _finish(self) -> None:
+        result = self._pg.get_result()
+        self._drain()
+        if result is not None and result.status != pq.ExecStatus.COMMAND_OK:
+            raise psycopg.DatabaseError(_decode(result.get_error_message()))
+
+    def _drain(self) -> None:
+        while self._pg.get_result() is not None:
+            pass
+
+
+def _decode(message: str | bytes) -> str:
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", errors="replace")
+    return message.strip()
 
 
 def _parse(stream: _CopyStream, schema: pa.Schema, shown: str) -> Iterator[pa.RecordBatch]:
@@ -195,7 +288,11 @@ def _parse(stream: _CopyStream, schema: pa.Schema, shown: str) -> Iterator[pa.Re
     try:
         reader = pacsv.open_csv(
             stream,
-            read_options=pacsv.ReadOptions(column_names=names, block_size=CSV_BLOCK_BYTES),
+            # One parsing thread: the COPY thread already overlaps I/O with parsing, and
+            # pyarrow's own read-ahead would hold many blocks at once.
+            read_options=pacsv.ReadOptions(
+                column_names=names, block_size=CSV_BLOCK_BYTES, use_threads=False
+            ),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=column_types,
