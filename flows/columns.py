@@ -73,6 +73,7 @@ _DEFAULT_TYPES: dict[Kind, pa.DataType] = {
     "decimal": pa.string(),
     "bool": pa.bool_(),
     "str": pa.string(),
+    "uuid": pa.string(),
     "json": pa.string(),
     "bytes": pa.binary(),
     "date": pa.date32(),
@@ -102,7 +103,9 @@ def field_for_sqltype(name: str, sqltype: sqltypes.TypeEngine[Any]) -> pa.Field 
         return make_field(name, "json")
     if isinstance(sqltype, sqltypes._Binary):
         return make_field(name, "bytes")
-    if isinstance(sqltype, sqltypes.String | sqltypes.Uuid):
+    if isinstance(sqltype, sqltypes.Uuid):
+        return make_field(name, "uuid")
+    if isinstance(sqltype, sqltypes.String):
         return make_field(name, "str")
     return None
 
@@ -125,6 +128,8 @@ def field_for_value(name: str, value: Any) -> pa.Field:
         return make_field(name, "time")
     if isinstance(value, bytes | bytearray | memoryview):
         return make_field(name, "bytes")
+    if isinstance(value, uuid.UUID):
+        return make_field(name, "uuid")
     if isinstance(value, dict | list):
         field = make_field(name, "json")
         return field.with_metadata({**field.metadata, JSON_OBJECTS_KEY: b"objects"})
@@ -245,6 +250,7 @@ _CONVERTERS: dict[Kind, Callable[[Any], Any]] = {
     "decimal": _decimal_text,
     "json": _json_text,
     "str": _text,
+    "uuid": _text,
     "float": _float,
     "bytes": _bytes,
 }

@@ -54,6 +54,7 @@ _OID_FIELDS: dict[int, tuple[str, pa.DataType]] = {
     700: ("float", pa.float64()),  # float4: parsed from its shortest text, e.g. 0.1
     701: ("float", pa.float64()),
     17: ("bytes", pa.string()),  # hex text \x..., decoded after parsing
+    2950: ("uuid", pa.string()),
     114: ("json", pa.string()),
     3802: ("json", pa.string()),
     1082: ("date", pa.date32()),
@@ -81,7 +82,7 @@ def describe(
     text_oids = {  # numeric needs none: psycopg's Decimal is exact and str() matches
         column.type_code
         for column, field in zip(columns, fields, strict=True)
-        if column.type_code in _TEXT_LOADED_OIDS or kind_of(field) in ("str", "json")
+        if column.type_code in _TEXT_LOADED_OIDS or kind_of(field) in ("str", "uuid", "json")
     }
     return fields, tuple(sorted(text_oids))
 

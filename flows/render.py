@@ -51,7 +51,7 @@ def text(array: pa.Array, kind: Kind) -> pa.Array:
         return pa.nulls(len(array), pa.string())
     if kind == "decimal" and pa.types.is_string(array.type):
         return _decimal_text(array)
-    if kind in _TEXT_KINDS:
+    if kind in _TEXT_KINDS or kind == "uuid":
         return _as_string(array)
     if kind == "float":
         return _float_text(array)
@@ -84,13 +84,15 @@ def csv_cells(array: pa.Array, kind: Kind, delimiter: str) -> pa.Array:
 
 
 # Characters that the text of a non-text kind can contain.
-_NON_TEXT_CHARS = frozenset("0123456789-+.:eTtrufalsnij")
+_NON_TEXT_CHARS = frozenset("0123456789abcdef-+.:ETtrulsnij")
 
 
 def json_values(array: pa.Array, kind: Kind) -> pa.Array:
     """JSON values (as json.dumps writes them, UTF-8 kept); NULL becomes null."""
     if kind == "json":
         values = _as_string(array)
+    elif kind == "uuid":  # hex digits and dashes: nothing to escape
+        values = pc.binary_join_element_wise('"', _as_string(array), '"', "")
     elif kind in ("int", "bool"):
         values = text(array, kind)
     elif kind == "float":

@@ -20,6 +20,7 @@ Kind = Literal[
     "decimal",
     "bool",
     "str",
+    "uuid",
     "json",
     "bytes",
     "date",
