@@ -89,6 +89,12 @@ class SourceConfigurationError(ConfigurationError, SourceError):
     """The source's URL names a database, user or file that cannot be used."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's text: drivers add hints and SQL on later lines."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when a task that raised `exc` may succeed if run again."""
     return isinstance(exc, TransientExportError)

@@ -24,6 +24,7 @@ from flows.errors import (
     SourceError,
     TransientSourceError,
     classify_source_failure,
+    first_line,
 )
 
 _MAX_TABLES_LISTED = 20
@@ -150,7 +151,7 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
     except DBAPIError as exc:
         raise _source_error(exc, shown) from exc
     except SQLAlchemyError as exc:
-        raise SourceError(f"source `{shown}`: {_first_line(exc)}") from exc
+        raise SourceError(f"source `{shown}`: {first_line(exc)}") from exc
     finally:
         engine.dispose()
     return SourcePlan(
@@ -211,7 +212,7 @@ def _sqlalchemy_batches(plan: SourcePlan) -> Iterator[pa.RecordBatch]:
     except DBAPIError as exc:
         raise _source_error(exc, plan.display_url) from exc
     except SQLAlchemyError as exc:
-        raise SourceError(f"source `{plan.display_url}`: {_first_line(exc)}") from exc
+        raise SourceError(f"source `{plan.display_url}`: {first_line(exc)}") from exc
     finally:
         engine.dispose()
     if not yielded:  # no rows at all: still describe the columns
@@ -290,11 +291,11 @@ def _query_columns(conn: sa.Connection, sql: str, params: dict[str, Any], shown:
         if isinstance(error, ConfigurationError | TransientSourceError):
             raise error from exc
         raise ConfigurationError(
-            f"source.query: the database rejected the query ({_first_line(exc.orig or exc)}); "
+            f"source.query: the database rejected the query ({first_line(exc.orig or exc)}); "
             f"fix the SQL (source `{shown}`)"
         ) from exc
     except sa.exc.StatementError as exc:
-        raise ConfigurationError(f"source.query: {_first_line(exc)}") from exc
+        raise ConfigurationError(f"source.query: {first_line(exc)}") from exc
     return list(result.keys())
 
 
@@ -314,9 +315,4 @@ def _count_rows(conn: sa.Connection, sql: str, params: dict[str, Any]) -> int:
 
 
 def _source_error(exc: DBAPIError, shown: str) -> SourceError:
-    return classify_source_failure(_first_line(exc.orig or exc), shown)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return classify_source_failure(first_line(exc.orig or exc), shown)

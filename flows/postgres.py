@@ -29,6 +29,7 @@ from flows.errors import (
     SourceError,
     TransientSourceError,
     classify_source_failure,
+    first_line,
 )
 
 # Session settings that make COPY's text unambiguous for the CSV parser.
@@ -122,9 +123,7 @@ def copy_batches(
         conn = engine.raw_connection()
     except (sa.exc.DBAPIError, psycopg.Error) as exc:
         engine.dispose()
-        raise classify_source_failure(
-            _first_line(getattr(exc, "orig", None) or exc), shown
-        ) from exc
+        raise classify_source_failure(first_line(getattr(exc, "orig", None) or exc), shown) from exc
     try:
         raw = conn.driver_connection
         assert isinstance(raw, psycopg.Connection)
@@ -143,13 +142,13 @@ def copy_batches(
         finally:
             stream.close()
     except psycopg.Error as exc:
-        error = classify_source_failure(_first_line(exc), shown)
+        error = classify_source_failure(first_line(exc), shown)
         lost = isinstance(exc, psycopg.OperationalError) and not isinstance(
             error, ConfigurationError
         )
         if lost or isinstance(error, TransientSourceError):
             raise TransientSourceError(
-                f"source `{shown}`: the connection was lost while reading ({_first_line(exc)}); "
+                f"source `{shown}`: the connection was lost while reading ({first_line(exc)}); "
                 "check the database is running, then run the export again"
             ) from exc
         raise error from exc
@@ -359,11 +358,6 @@ def _psycopg_statement(sql: str, params: dict[str, Any]) -> tuple[str, dict[str,
 
 def _parse_error(exc: pa.ArrowInvalid, schema: pa.Schema, shown: str) -> SourceError:
     return SourceError(
-        f"source `{shown}`: a value could not be read as its column type ({_first_line(exc)}); "
+        f"source `{shown}`: a value could not be read as its column type ({first_line(exc)}); "
         f"CAST that column to text in a `query` (columns: {', '.join(schema.names)})"
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
