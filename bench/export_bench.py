@@ -126,6 +126,8 @@ def _child(spec: dict[str, Any]) -> None:
     else:
         raise SystemExit(f"unknown child kind {kind}")
     report["child_s"] = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    report["cpu_s"] = usage.ru_utime + usage.ru_stime  # all threads, whole child
     report["prefect_imported"] = "prefect" in sys.modules
     report["vm_hwm_mb"] = _vm_hwm_mb()
     Path(spec["report"]).write_text(json.dumps(report))
@@ -771,7 +773,7 @@ def machine_info(dsn: str) -> dict[str, Any]:
         ["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
     return {
-        "commit": commit or "?",
+        "commit": commit or "not a git checkout",
         "nproc": os.cpu_count(),
         "memory_gb": round(mem_kb / 1024 / 1024, 1),
         "cpu": cpu,
