@@ -162,7 +162,7 @@ def _engine_run(spec: dict[str, Any], timer: _Timer | None = None) -> dict[str, 
 
     from flows.config import DestinationConfig, FormatOptions, SourceConfig
     from flows.deliver import PartSink, filesystem_for, publish
-    from flows.extract import inspect_source, read_batches
+    from flows.extract import inspect_source, read_for_format
     from flows.targets import TargetContext
     from flows.types import FILE_EXTENSIONS
 
@@ -187,7 +187,7 @@ def _engine_run(spec: dict[str, Any], timer: _Timer | None = None) -> dict[str, 
     )
     sink: PartSink | None = None
     rows = 0
-    batches = read_batches(plan)
+    batches = read_for_format(plan, fmt, options)
     try:
         while True:
             with timer.section("read_batches (COPY + CSV parse)"):
@@ -463,25 +463,6 @@ def _child_stages(spec: dict[str, Any]) -> dict[str, Any]:
     for name, function in originals.items():
         setattr(render, name, function)
 
-    # What-if: JSON string escaping with one scan for control characters before the 32
-    # per-character scans (the product runs them whenever a chunk holds a quote or a
-    # backslash). Checked to give the product's output.
-    if {"json", "jsonl"} & set(spec["formats"]) and hasattr(render, "_json_strings"):
-        product = whatif = 0.0
-        for batch in held:
-            for index, field in enumerate(schema):
-                if field.type != pa.string() or field.name == "payload":
-                    continue
-                values = batch.column(index)
-                started = time.thread_time()
-                expected = render._json_strings(values)
-                product += time.thread_time() - started
-                started = time.thread_time()
-                got = _json_strings_one_control_scan(values)
-                whatif += time.thread_time() - started
-                if not got.equals(expected):
-                    whatif = float("nan")  # the product's escaping changed: no comparison
-        out["whatif_json_strings"] = {"product_cpu_s": product, "one_scan_cpu_s": whatif}
     return out
 
 
@@ -543,24 +524,6 @@ _RENDER_FUNCTIONS = (
     "_json_strings",
     "xml_escape",
 )
-
-
-def _json_strings_one_control_scan(values: Any) -> Any:
-    """flows.render._json_strings, but the 32 control-character scans run only when one
-    regex scan finds a control character at all (bench what-if, not product code)."""
-    import json as json_module
-
-    import pyarrow.compute as pc
-
-    if pc.any(pc.match_substring_regex(values, r'["\\\x00-\x1f]')).as_py():
-        values = pc.replace_substring(values, "\\", "\\\\")
-        values = pc.replace_substring(values, '"', '\\"')
-        if pc.any(pc.match_substring_regex(values, r"[\x00-\x1f]")).as_py():
-            for code in range(0x20):
-                char = chr(code)
-                if pc.any(pc.match_substring(values, char)).as_py():
-                    values = pc.replace_substring(values, char, json_module.dumps(char)[1:-1])
-    return pc.binary_join_element_wise('"', values, '"', "")
 
 
 def _cpu() -> float:
@@ -1006,13 +969,6 @@ def format_stages(stages: dict[str, Any]) -> str:
             )
         if inner:
             lines.append("      inside: " + ", ".join(f"{name} {sec:.2f}" for name, sec in inner))
-    whatif = stages.get("whatif_json_strings")
-    if whatif:
-        lines.append(
-            f"  what-if JSON string escaping (text columns, all chunks): product "
-            f"{whatif['product_cpu_s']:.2f} → one control-character scan first "
-            f"{whatif['one_scan_cpu_s']:.2f} (same output)"
-        )
     return "\n".join(lines)
 
 

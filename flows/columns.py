@@ -23,6 +23,29 @@ MAX_DECIMAL128_PRECISION = 38
 # Set on JSON columns whose values arrive as Python objects (a driver decoded them) rather
 # than as the database's JSON text, which is passed through unchanged.
 JSON_OBJECTS_KEY = b"exports.json_values"
+# Schema metadata of a batch whose one column holds finished rows of a format (the
+# database rendered them), and the names of the columns those rows hold.
+RENDERED_FORMAT_KEY = b"exports.rendered_format"
+RENDERED_COLUMNS_KEY = b"exports.rendered_columns"
+
+
+def rendered_rows(rows: pa.Array, fmt: str, names: Sequence[str]) -> pa.RecordBatch:
+    """A batch of finished rows (each with its line break) of format `fmt`."""
+    metadata = {RENDERED_FORMAT_KEY: fmt.encode(), RENDERED_COLUMNS_KEY: json.dumps(list(names))}
+    schema = pa.schema([pa.field("rows", pa.string(), nullable=False)], metadata=metadata)
+    return pa.RecordBatch.from_arrays([rows], schema=schema)
+
+
+def rendered_format(schema: pa.Schema) -> str | None:
+    """The format whose finished rows a batch of this schema holds, if it holds any."""
+    value = (schema.metadata or {}).get(RENDERED_FORMAT_KEY)
+    return None if value is None else value.decode()
+
+
+def column_names(schema: pa.Schema) -> list[str]:
+    """The source's column names, for typed and rendered batches alike."""
+    value = (schema.metadata or {}).get(RENDERED_COLUMNS_KEY)
+    return schema.names if value is None else list(json.loads(value))
 
 
 def make_field(name: str, kind: Kind, arrow_type: pa.DataType | None = None) -> pa.Field:

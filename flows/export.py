@@ -35,7 +35,7 @@ from flows.config import (
 )
 from flows.deliver import PartSink, WrittenFile, filesystem_for, publish
 from flows.errors import ConfigurationError, is_transient
-from flows.extract import SourcePlan, inspect_source, read_batches
+from flows.extract import SourcePlan, inspect_source, read_for_format
 from flows.targets import TargetContext, url_scheme
 from flows.types import FILE_EXTENSIONS, ExportFormat
 
@@ -118,7 +118,7 @@ def write_batches(
     rows = 0
     last_update = time.monotonic()
     try:
-        for batch in read_batches(plan):
+        for batch in read_for_format(plan, fmt, options):
             if sink is None:
                 sink = PartSink.open(destination, fmt, batch.schema, options, context)
             sink.write(batch)

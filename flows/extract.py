@@ -16,9 +16,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-from flows import postgres
-from flows.columns import field_for_sqltype, infer_fields, is_undetermined, rows_to_batch
-from flows.config import SourceConfig
+from flows import pg_render, postgres
+from flows.columns import (
+    field_for_sqltype,
+    infer_fields,
+    is_undetermined,
+    rendered_rows,
+    rows_to_batch,
+)
+from flows.config import FormatOptions, SourceConfig
 from flows.errors import (
     ConfigurationError,
     SourceError,
@@ -26,6 +32,7 @@ from flows.errors import (
     classify_source_failure,
     first_line,
 )
+from flows.types import ExportFormat
 
 _MAX_TABLES_LISTED = 20
 # How much the SQLAlchemy reader holds back while a column's type is unknown (only NULLs so
@@ -49,6 +56,7 @@ class SourcePlan:
     label: str  # the table name, or "query"
     table: str | None = None
     text_oids: tuple[int, ...] = ()  # PostgreSQL types read as the server's text
+    type_oids: tuple[int, ...] = ()  # PostgreSQL: each column's type
 
 
 def resolve_url(source: SourceConfig) -> str:
@@ -139,9 +147,11 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
                 label = "query"
             reader = _choose_reader(source, engine)
             text_oids: tuple[int, ...] = ()
+            type_oids: tuple[int, ...] = ()
             if _is_psycopg(engine):  # PostgreSQL declares every column's type, queries too
-                described, text_oids = postgres.describe(conn, sql, source.params)
-                declared = list(described)
+                described = postgres.describe(conn, sql, source.params)
+                declared = list(described.fields)
+                text_oids, type_oids = described.text_oids, described.type_oids
             wants_count = (
                 source.table is not None if source.count_rows is None else source.count_rows
             )
@@ -167,7 +177,34 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
         label=label,
         table=source.table,
         text_oids=text_oids,
+        type_oids=type_oids,
     )
+
+
+def read_for_format(
+    plan: SourcePlan, fmt: ExportFormat, options: FormatOptions
+) -> Iterator[pa.RecordBatch]:
+    """What a writer of `fmt` is fed: for CSV from PostgreSQL, the finished rows that COPY
+    writes with our canonical text (see flows/pg_render.py); otherwise typed batches."""
+    if fmt == "csv" and plan.reader == "postgres_copy":
+        select = pg_render.canonical_select(plan.sql, plan.declared, plan.type_oids, options)
+        if select is not None:
+            yield from _rendered_csv(plan, select, options)
+            return
+    yield from read_batches(plan)
+
+
+def _rendered_csv(
+    plan: SourcePlan, select: str, options: FormatOptions
+) -> Iterator[pa.RecordBatch]:
+    copy_options = pg_render.copy_options(options)
+    blocks = postgres.copy_rows(plan.url, select, plan.params, copy_options, plan.display_url)
+    empty = True
+    for rows in blocks:
+        empty = False
+        yield rendered_rows(rows, "csv", plan.column_names)
+    if empty:
+        yield rendered_rows(pa.array([], pa.string()), "csv", plan.column_names)
 
 
 def read_batches(plan: SourcePlan) -> Iterator[pa.RecordBatch]:

@@ -16,11 +16,9 @@ import dicttoxml
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from prefect.exceptions import MissingContextError
-from prefect.logging import get_logger, get_run_logger
 
 from flows import render
-from flows.columns import is_undetermined, kind_of, make_field
+from flows.columns import column_names, is_undetermined, kind_of, make_field, rendered_format
 from flows.config import FormatOptions
 from flows.errors import FormatError
 from flows.types import ExportFormat, Kind
@@ -102,14 +100,17 @@ class CsvWriter(TextWriter):
     def header(self) -> str:
         if not self.options.header:
             return ""
-        names = render.csv_cells(pa.array(self.schema.names, pa.string()), "str", self._delimiter)
-        return self._delimiter.join(names.to_pylist()) + self.options.newline
+        names = pa.array(column_names(self.schema), pa.string())
+        cells = render.csv_cells(names, "str", self._delimiter)
+        return self._delimiter.join(cells.to_pylist()) + self.options.newline
 
     @property
     def _delimiter(self) -> str:
         return self.options.delimiter
 
     def render(self, batch: pa.RecordBatch) -> pa.Array:
+        if rendered_format(batch.schema) == "csv":  # PostgreSQL's COPY wrote the rows
+            return batch.column(0)
         parts: list[pa.Array | str] = []
         for index, kind in enumerate(_kinds(batch)):
             if index:
@@ -217,6 +218,11 @@ def _replace_xml_forbidden(value: str) -> str:
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    # Imported here: the writers run without Prefect too (bench, tests), and importing it
+    # costs ~50 MB of memory before the first row.
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_logger, get_run_logger
+
     try:
         return get_run_logger()
     except MissingContextError:
@@ -298,4 +304,7 @@ def open_writer(
     fmt: ExportFormat, file: BinaryIO, schema: pa.Schema, options: FormatOptions
 ) -> BatchWriter:
     """A writer for `fmt` that writes the document's header into `file` now."""
+    rendered = rendered_format(schema)
+    if rendered not in (None, fmt):
+        raise FormatError(f"format: rows rendered as {rendered} cannot be written as {fmt}")
     return WRITERS[fmt](file, schema, options)

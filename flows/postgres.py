@@ -11,9 +11,12 @@ import io
 import queue
 import select
 import threading
+from array import array as int_array
 from collections.abc import Iterator, Sequence
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
+import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,9 +41,11 @@ SESSION_SETTINGS = (
     "SET DateStyle = 'ISO, YMD'",
     "SET IntervalStyle = 'postgres'",
     "SET extra_float_digits = 1",
+    "SET client_encoding = 'UTF8'",
 )
 CSV_BLOCK_BYTES = 4 * 1024 * 1024
 BLOCK_BYTES = 4 * 1024 * 1024  # COPY data joined per queued block
+HANDOFF_BYTES = 1024 * 1024  # a smaller block is handed on only when the server is slow
 QUEUED_BLOCKS = 4  # at most this many blocks wait for the parser
 WAIT_S = 0.5  # socket wait between checks for a stop request
 _READ_SIZE = 1024 * 1024
@@ -68,9 +73,15 @@ _NUMERIC_OID = 1700
 _TEXT_LOADED_OIDS = frozenset({700})
 
 
-def describe(
-    conn: sa.Connection, sql: str, params: dict[str, Any]
-) -> tuple[list[pa.Field], tuple[int, ...]]:
+class Described(NamedTuple):
+    """A query's columns as PostgreSQL reports them."""
+
+    fields: list[pa.Field]
+    text_oids: tuple[int, ...]  # types a row reader must take as the server's text
+    type_oids: tuple[int, ...]  # each column's type
+
+
+def describe(conn: sa.Connection, sql: str, params: dict[str, Any]) -> Described:
     """Fields for the query's columns, from the types PostgreSQL reports for it, and the type
     OIDs whose values a row reader must take as the server's text (as COPY does)."""
     statement, values = _psycopg_statement(sql, params)
@@ -85,7 +96,8 @@ def describe(
         for column, field in zip(columns, fields, strict=True)
         if column.type_code in _TEXT_LOADED_OIDS or kind_of(field) in ("str", "uuid", "json")
     }
-    return fields, tuple(sorted(text_oids))
+    type_oids = tuple(column.type_code for column in columns)
+    return Described(fields, tuple(sorted(text_oids)), type_oids)
 
 
 def prepare_connection(conn: sa.Connection, text_oids: Sequence[int]) -> None:
@@ -117,6 +129,35 @@ def copy_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Stream the query through COPY as record batches of at most `chunk_rows` rows."""
     schema = pa.schema([f for f in fields if f is not None])
+    with _copy_session(url, sql, params, "FORMAT csv", shown, row_lengths=False) as stream:
+        empty = True
+        for batch in _rebatch(_parse(stream, schema, shown), chunk_rows):
+            empty = False
+            yield batch
+        if empty:  # no rows: the writers still need the columns
+            yield pa.RecordBatch.from_pylist([], schema=schema)
+
+
+def copy_rows(
+    url: str, sql: str, params: dict[str, Any], copy_options: str, shown: str
+) -> Iterator[pa.Array]:
+    """COPY's output as it comes, one string array of whole rows (each with its line
+    break) per block of about BLOCK_BYTES, so a writer can still split files between rows."""
+    with _copy_session(url, sql, params, copy_options, shown, row_lengths=True) as stream:
+        for data, lengths in stream.row_blocks():
+            offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+            np.cumsum(np.frombuffer(lengths, dtype=np.int32), out=offsets[1:])
+            yield pa.StringArray.from_buffers(
+                len(lengths), pa.py_buffer(offsets), pa.py_buffer(data)
+            )
+
+
+@contextmanager
+def _copy_session(
+    url: str, sql: str, params: dict[str, Any], copy_options: str, shown: str, *, row_lengths: bool
+) -> Iterator[_CopyStream]:
+    """A COPY (query) TO STDOUT running on its own connection, with our session settings;
+    driver errors become the export's typed errors."""
     statement, values = _psycopg_statement(sql, params)
     engine = sa.create_engine(url)
     try:
@@ -129,16 +170,11 @@ def copy_batches(
         assert isinstance(raw, psycopg.Connection)
         for setting in SESSION_SETTINGS:
             raw.execute(setting)
-        copy_sql = f"COPY ({statement}) TO STDOUT (FORMAT csv)"
+        copy_sql = f"COPY ({statement}) TO STDOUT ({copy_options})"
         query = psycopg.ClientCursor(raw).mogrify(copy_sql, values)  # COPY takes no $n params
-        stream = _CopyStream(raw, query)
+        stream = _CopyStream(raw, query, row_lengths=row_lengths)
         try:
-            empty = True
-            for batch in _rebatch(_parse(stream, schema, shown), chunk_rows):
-                empty = False
-                yield batch
-            if empty:  # no rows: the writers still need the columns
-                yield pa.RecordBatch.from_pylist([], schema=schema)
+            yield stream
         finally:
             stream.close()
     except psycopg.Error as exc:
@@ -168,9 +204,10 @@ class _CopyStream(io.RawIOBase):
     renders, and memory stays bounded. libpq's blocking calls release the GIL.
     """
 
-    def __init__(self, raw: psycopg.Connection, query: str) -> None:
+    def __init__(self, raw: psycopg.Connection, query: str, *, row_lengths: bool) -> None:
         self._pg = raw.pgconn
-        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(QUEUED_BLOCKS)
+        self._row_lengths = row_lengths  # queue (data, lengths) pairs instead of bytes
+        self._queue: queue.Queue[Any] = queue.Queue(QUEUED_BLOCKS)
         self._pending = b""
         self._done = False
         self._stop = threading.Event()
@@ -195,18 +232,29 @@ class _CopyStream(io.RawIOBase):
         while held < size and not self._done:
             if held and self._queue.empty():
                 break  # a short read keeps rows flowing when the query is slow
-            item = self._queue.get()
-            if item is None:
-                self._done = True
-            elif isinstance(item, BaseException):
-                self._done = True
-                raise item
-            else:
+            item = self._next()
+            if item is not None:
                 parts.append(item)
                 held += len(item)
         block = b"".join(parts)
         self._pending = block[size:]
         return block[:size]
+
+    def row_blocks(self) -> Iterator[tuple[bytes, int_array[int]]]:
+        """Blocks of whole rows with each row's length (with `row_lengths=True`)."""
+        while not self._done:
+            item = self._next()
+            if item is not None:
+                yield item
+
+    def _next(self) -> Any:
+        """The next queued block; None at the end (then `_done`); raises the reader's error."""
+        item = self._queue.get()
+        if item is None or isinstance(item, BaseException):
+            self._done = True
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))
@@ -225,36 +273,45 @@ class _CopyStream(io.RawIOBase):
 
     def _pump(self) -> None:
         parts: list[bytes] = []
+        lengths = int_array("i")
         held = 0
         try:
             while not self._stop.is_set():
                 count, data = self._pg.get_copy_data(1)  # non-blocking
                 if count > 0:
                     parts.append(bytes(data))
+                    if self._row_lengths:
+                        lengths.append(count)
                     held += count
                     if held < BLOCK_BYTES:
                         continue
-                elif count == 0:  # nothing more arrived yet: hand on what we have, then wait
-                    if not parts:
-                        select.select([self._pg.socket], [], [], WAIT_S)
+                elif count == 0:  # nothing more arrived yet
+                    if held < HANDOFF_BYTES:
+                        ready, _, _ = select.select([self._pg.socket], [], [], WAIT_S)
                         self._pg.consume_input()
-                        continue
+                        if ready or not parts:
+                            continue
+                        # A slow query: hand on the rows we have rather than sit on them.
                 elif count == -1:
                     break
                 else:
                     raise psycopg.OperationalError(_decode(self._pg.get_error_message()))
-                self._put(b"".join(parts))
-                parts, held = [], 0
+                self._hand_on(parts, lengths)
+                parts, lengths, held = [], int_array("i"), 0
             else:
                 return
             if parts:
-                self._put(b"".join(parts))
+                self._hand_on(parts, lengths)
             self._finish()
             self._put(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
             self._put(exc)
 
-    def _put(self, item: bytes | BaseException | None) -> None:
+    def _hand_on(self, parts: list[bytes], lengths: int_array[int]) -> None:
+        block = b"".join(parts)
+        self._put((block, lengths) if self._row_lengths else block)
+
+    def _put(self, item: Any) -> None:
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.1)
@@ -293,7 +350,8 @@ def _parse(stream: _CopyStream, schema: pa.Schema, shown: str) -> Iterator[pa.Re
             read_options=pacsv.ReadOptions(
                 column_names=names, block_size=CSV_BLOCK_BYTES, use_threads=False
             ),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            # A one-column row holding NULL is an empty line: keep it.
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
                 column_types=column_types,
                 true_values=["t"],

@@ -26,12 +26,13 @@ _TEXT_KINDS: frozenset[Kind] = frozenset({"str", "json"})
 _REPR_SAFE_FLOAT = r"^-?(?:[1-9][0-9]*\.[0-9]+|0\.(?:[1-9]|0[1-9]|00[1-9]|000[1-9])[0-9]*)$"
 # ... and, with ".0" appended, when it is an integer of up to 16 digits.
 _INTEGRAL_FLOAT = r"^-?[0-9]{1,16}$"
-_JSON_NEEDS_ESCAPE = r'["\\\x00-\x1f]'
+_JSON_CONTROL = r"[\x00-\x1f]"
+_JSON_KERNEL_ESCAPES = (("\\", "\\\\"), ('"', '\\"'))
 _JSON_NUMBER = r"^-?[0-9]+(?:\.[0-9]+)?(?:E[-+]?[0-9]+)?$"
 # Plain decimal text that str(Decimal) writes differently: six or more zeros after the point
 # (an adjusted exponent below -6 switches to E notation, e.g. 0.0000001 → 1E-7).
 _DECIMAL_NEEDS_PYTHON = r"^-?0\.000000"
-_XML_SPECIAL = r"[&<>\"']"
+_XML_ESCAPES = (("&", "&amp;"), ('"', "&quot;"), ("'", "&apos;"), ("<", "&lt;"), (">", "&gt;"))
 # Characters XML 1.0 forbids; each is written as U+FFFD (see README, "How values are written").
 XML_FORBIDDEN = "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
 _XML_FORBIDDEN_RE2 = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{FFFE}\x{FFFF}]"
@@ -111,14 +112,18 @@ def json_values(array: pa.Array, kind: Kind) -> pa.Array:
 
 
 def _json_strings(values: pa.Array) -> pa.Array:
-    if pc.any(pc.match_substring_regex(values, _JSON_NEEDS_ESCAPE)).as_py():
-        values = pc.replace_substring(values, "\\", "\\\\")
-        values = pc.replace_substring(values, '"', '\\"')
-        for code in range(0x20):
-            char = chr(code)
-            if pc.any(pc.match_substring(values, char)).as_py():
-                values = pc.replace_substring(values, char, json.dumps(char)[1:-1])
-    return pc.binary_join_element_wise('"', values, '"', "")
+    """JSON string literals. Kernels escape quotes and backslashes; the rare values holding
+    control characters (one scan finds them) are written by json.dumps itself."""
+    controls = pc.fill_null(pc.match_substring_regex(values, _JSON_CONTROL), False)
+    with_controls = pc.filter(values, controls).to_pylist() if pc.any(controls).as_py() else []
+    for raw, escaped in _JSON_KERNEL_ESCAPES:
+        if _contains(values, re.escape(raw)):
+            values = pc.replace_substring(values, raw, escaped)
+    quoted = pc.binary_join_element_wise('"', values, '"', "")
+    if not with_controls:
+        return quoted
+    dumped = pa.array([json.dumps(value, ensure_ascii=False) for value in with_controls])
+    return pc.replace_with_mask(quoted, controls, dumped)
 
 
 def xml_elements(
@@ -135,16 +140,16 @@ def xml_escape(values: pa.Array) -> pa.Array:
     """Escape & " ' < > like dicttoxml, and replace characters XML 1.0 forbids."""
     if pc.any(pc.match_substring_regex(values, _XML_FORBIDDEN_RE2)).as_py():
         values = pc.replace_substring_regex(values, _XML_FORBIDDEN_RE2, XML_REPLACEMENT)
-    if pc.any(pc.match_substring_regex(values, _XML_SPECIAL)).as_py():
-        for raw, escaped in (
-            ("&", "&amp;"),
-            ('"', "&quot;"),
-            ("'", "&apos;"),
-            ("<", "&lt;"),
-            (">", "&gt;"),
-        ):
-            values = pc.replace_substring(values, raw, escaped)
+    if _contains(values, "[&<>\"']"):
+        for raw, escaped in _XML_ESCAPES:  # "&" first
+            if _contains(values, "[" + raw + "]"):
+                values = pc.replace_substring(values, raw, escaped)
     return values
+
+
+def _contains(values: pa.Array, pattern: str) -> bool:
+    """Whether any value matches: a scan costs a fraction of a replace, which copies."""
+    return bool(pc.any(pc.match_substring_regex(values, pattern)).as_py())
 
 
 def concat(parts: list[pa.Array | str]) -> pa.Array:
