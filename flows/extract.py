@@ -184,27 +184,26 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
 def read_for_format(
     plan: SourcePlan, fmt: ExportFormat, options: FormatOptions
 ) -> Iterator[pa.RecordBatch]:
-    """What a writer of `fmt` is fed: for CSV from PostgreSQL, the finished rows that COPY
-    writes with our canonical text (see flows/pg_render.py); otherwise typed batches."""
-    if fmt == "csv" and plan.reader == "postgres_copy":
-        select = pg_render.canonical_select(plan.sql, plan.declared, plan.type_oids, options)
-        if select is not None:
-            yield from _rendered_csv(plan, select, options)
+    """What a writer of `fmt` is fed: from PostgreSQL, the finished CSV or JSON rows that
+    COPY writes with our canonical text (see flows/pg_render.py); otherwise typed batches."""
+    if plan.reader == "postgres_copy":
+        query = pg_render.server_rendered(plan.sql, plan.declared, plan.type_oids, fmt, options)
+        if query is not None:
+            yield from _server_rendered(plan, query)
             return
     yield from read_batches(plan)
 
 
-def _rendered_csv(
-    plan: SourcePlan, select: str, options: FormatOptions
-) -> Iterator[pa.RecordBatch]:
-    copy_options = pg_render.copy_options(options)
-    blocks = postgres.copy_rows(plan.url, select, plan.params, copy_options, plan.display_url)
+def _server_rendered(plan: SourcePlan, query: pg_render.RenderedQuery) -> Iterator[pa.RecordBatch]:
+    blocks = postgres.copy_rows(
+        plan.url, query.select, plan.params, query.copy_options, plan.display_url
+    )
     empty = True
     for rows in blocks:
         empty = False
-        yield rendered_rows(rows, "csv", plan.column_names)
+        yield rendered_rows(rows, query.rows_format, plan.column_names)
     if empty:
-        yield rendered_rows(pa.array([], pa.string()), "csv", plan.column_names)
+        yield rendered_rows(pa.array([], pa.string()), query.rows_format, plan.column_names)
 
 
 def read_batches(plan: SourcePlan) -> Iterator[pa.RecordBatch]:

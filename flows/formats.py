@@ -15,6 +15,7 @@ from typing import BinaryIO
 import dicttoxml
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from flows import render
@@ -127,10 +128,16 @@ class _JsonObjects(TextWriter):
     row_suffix = ""
 
     def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
-        self.keys = [json.dumps(name, ensure_ascii=False) for name in schema.names]
+        self.keys = [json.dumps(name, ensure_ascii=False) for name in column_names(schema)]
         super().__init__(file, schema, options)
 
     def render(self, batch: pa.RecordBatch) -> pa.Array:
+        if rendered_format(batch.schema) == "jsonl":  # PostgreSQL's COPY wrote the objects
+            lines = batch.column(0)
+            if not self.row_prefix:
+                return lines
+            objects = pc.utf8_slice_codeunits(lines, 0, -1)  # without the line break
+            return pc.binary_join_element_wise(self.row_prefix, objects, "")
         parts: list[pa.Array | str] = []
         kinds = _kinds(batch)
         for index, kind in enumerate(kinds):
@@ -305,6 +312,6 @@ def open_writer(
 ) -> BatchWriter:
     """A writer for `fmt` that writes the document's header into `file` now."""
     rendered = rendered_format(schema)
-    if rendered not in (None, fmt):
+    if rendered not in (None, fmt) and (rendered, fmt) != ("jsonl", "json"):
         raise FormatError(f"format: rows rendered as {rendered} cannot be written as {fmt}")
     return WRITERS[fmt](file, schema, options)

@@ -1,58 +1,133 @@
-"""PostgreSQL → CSV without parsing: the server writes each value's canonical text itself.
+"""PostgreSQL → CSV, JSON Lines and JSON without parsing: the server writes the rows itself.
 
-For a CSV export from PostgreSQL, COPY's own CSV is nearly the file we want: its quoting
-and NULL/empty-string rules are ours (RFC 4180). Only the text of some types differs from
-the canonical forms every other path writes (Python's `repr` for floats, `isoformat()`,
-`true`/`false`, base64, `str(Decimal)`), so the query is wrapped in a projection that renders
-those columns server-side, and the client only moves bytes. `tests/flows/test_pg_render.py`
-checks each expression against Python over many values, and the round-trip tests check that
-this path and the Arrow path write the very same file.
+COPY's own CSV is nearly our CSV file: its quoting and NULL/empty-string rules are ours
+(RFC 4180). Only the text of some types differs from the canonical forms every other path
+writes (Python's `repr` for floats, `isoformat()`, `true`/`false`, base64, `str(Decimal)`),
+so the query is wrapped in a projection that renders those columns server-side and the
+client only moves bytes. For JSON the projection builds each row's whole object; COPY then
+runs with control characters as quote and delimiter, which JSON text never holds raw, so
+every row arrives exactly as built. `tests/flows/test_pg_render.py` checks each expression
+against Python over many values, and the round-trip tests check that these files equal the
+Arrow path's byte for byte.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import pyarrow as pa
 
 from flows.columns import kind_of
 from flows.config import FormatOptions
-from flows.types import Kind
+from flows.types import ExportFormat, Kind
 
 _FLOAT4_OID = 700
+_JSON_OID = 114  # json keeps its text as written, line breaks included: not a JSON line
+# COPY options under which a built JSON row passes unquoted: JSON escapes these characters.
+_JSON_COPY_OPTIONS = "FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01'"
 
 
-def canonical_select(
-    sql: str, fields: Sequence[pa.Field | None], type_oids: Sequence[int], options: FormatOptions
-) -> str | None:
-    """The query wrapped so that COPY's CSV equals our CSV, or None where it cannot.
+@dataclass(frozen=True)
+class RenderedQuery:
+    """A COPY whose rows are finished rows of `rows_format` (with their line break)."""
 
-    None when the options differ from COPY's CSV (CRLF, a non-ASCII delimiter), when a
-    single column could meet COPY's `\\.` quoting rule, or for a column kind we do not
-    render server-side: the caller then takes the Arrow path.
+    select: str
+    copy_options: str
+    rows_format: ExportFormat  # "csv", or "jsonl" (also what a JSON array is made of)
+
+
+def server_rendered(
+    sql: str,
+    fields: Sequence[pa.Field | None],
+    type_oids: Sequence[int],
+    fmt: ExportFormat,
+    options: FormatOptions,
+) -> RenderedQuery | None:
+    """The query wrapped so that COPY writes our rows of `fmt`, or None where it cannot.
+
+    None for XML and Parquet, for options COPY cannot write (CRLF, a non-ASCII delimiter),
+    for a one-column CSV (COPY quotes a lone `\\.` there), for `json` (not jsonb) columns
+    in JSON, and for columns of unknown type: the caller then takes the Arrow path.
     """
-    if options.line_terminator != "lf" or not options.delimiter.isascii():
-        return None
-    if len(fields) < 2 or len(type_oids) != len(fields):
+    if not fields or len(type_oids) != len(fields) or any(f is None for f in fields):
         return None
     columns = [f"c{index}" for index in range(len(fields))]
-    expressions = []
-    for column, field, oid in zip(columns, fields, type_oids, strict=True):
-        if field is None:
+    typed = [
+        (column, kind_of(field), oid)
+        for column, field, oid in zip(columns, fields, type_oids, strict=True)
+        if field is not None
+    ]
+    rows_from = f"FROM ({sql}) AS _export_rows({', '.join(columns)})"
+    if fmt == "csv":
+        if options.line_terminator != "lf" or not options.delimiter.isascii():
             return None
-        kind = kind_of(field)
-        render = _RENDERERS.get(kind)
-        if render is None:
+        if len(fields) < 2:
             return None
-        source = f"{column}::text::float8" if oid == _FLOAT4_OID else column
-        expressions.append(f"{render(source)} AS {column}")
-    return f"SELECT {', '.join(expressions)} FROM ({sql}) AS _export_rows({', '.join(columns)})"
+        cells = [_csv_text(column, kind, oid) for column, kind, oid in typed]
+        if any(cell is None for cell in cells):
+            return None
+        aliased = [f"{cell} AS {c}" for cell, c in zip(cells, columns, strict=True)]
+        select = f"SELECT {', '.join(aliased)} "
+        delimiter = options.delimiter.replace("'", "''")
+        return RenderedQuery(select + rows_from, f"FORMAT csv, DELIMITER '{delimiter}'", "csv")
+    if fmt in ("jsonl", "json"):
+        names = [field.name for field in fields if field is not None]
+        members = []
+        for index, ((column, kind, oid), name) in enumerate(zip(typed, names, strict=True)):
+            value = _json_value(column, kind, oid)
+            if value is None:
+                return None
+            key = json.dumps(name, ensure_ascii=False)
+            opener = "{" if index == 0 else ","
+            members.append(f"{_literal(opener + key + ':')} || coalesce({value}, 'null')")
+        row = " || ".join(members) + " || '}'"
+        return RenderedQuery(f"SELECT {row} {rows_from}", _JSON_COPY_OPTIONS, "jsonl")
+    return None
 
 
-def copy_options(options: FormatOptions) -> str:
-    """COPY's options for the CSV that `canonical_select` makes exact (no header: ours)."""
-    delimiter = options.delimiter.replace("'", "''")
-    return f"FORMAT csv, DELIMITER '{delimiter}'"
+def _csv_text(column: str, kind: Kind, oid: int) -> str | None:
+    render = _RENDERERS.get(kind)
+    return None if render is None else render(_source(column, oid))
+
+
+def _json_value(column: str, kind: Kind, oid: int) -> str | None:
+    """The JSON text of a value as json.dumps writes it (UTF-8 kept); NULL stays NULL."""
+    source = _source(column, oid)
+    if kind == "int":
+        return f"{source}::text"
+    if kind == "bool":
+        return _bool(source)
+    if kind == "float":
+        return (
+            f"CASE WHEN {source} = 'NaN'::float8 THEN '\"NaN\"' "
+            f"WHEN {source} = 'Infinity'::float8 THEN '\"Infinity\"' "
+            f"WHEN {source} = '-Infinity'::float8 THEN '\"-Infinity\"' "
+            f"ELSE {_float(source)} END"
+        )
+    if kind == "decimal":
+        return (
+            f"CASE WHEN {source} = 'NaN'::numeric OR abs({source}) = 'Infinity'::numeric "
+            f"THEN '\"' || {source}::text || '\"' ELSE {_decimal(source)} END"
+        )
+    if kind == "json":
+        return None if oid == _JSON_OID else f"{source}::text"
+    if kind == "str":
+        return f"to_json({source}::text)::text"
+    render = _RENDERERS.get(kind)
+    if render is None:
+        return None
+    return f"'\"' || {render(source)} || '\"'"  # uuid, dates, times, base64: nothing to escape
+
+
+def _source(column: str, oid: int) -> str:
+    # A real is read from its shortest text (0.1, not 0.100000001490116), as COPY reads it.
+    return f"{column}::text::float8" if oid == _FLOAT4_OID else column
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _raw(column: str) -> str:

@@ -24,9 +24,26 @@ from flows.columns import rendered_format
 from flows.config import FormatOptions, SourceConfig
 from flows.export import export
 from flows.extract import inspect_source, read_for_format
-from tests.flows.conftest import PgSource, RunExport, first_difference, pg_select, url_for_psycopg
+from flows.types import ExportFormat
+from tests.flows.conftest import (
+    AWKWARD_TEXT,
+    PG_COLUMNS,
+    PgSource,
+    RunExport,
+    first_difference,
+    pg_select,
+    url_for_psycopg,
+)
+from tests.flows.test_roundtrip import assert_round_trip
 
 pytestmark = pytest.mark.postgres
+
+# The awkward table without its `json` column, which the JSON path leaves to Arrow.
+NO_JSON_TYPE_QUERY = (
+    "SELECT "
+    + ", ".join(f'"{name}"' for name, _, _ in PG_COLUMNS if name != "raw_doc")
+    + " FROM awkward ORDER BY id NULLS FIRST"
+)
 
 
 def server_text(url: str, sql_type: str, values: list[Any], expression: str) -> list[str | None]:
@@ -106,6 +123,17 @@ class TestExpressions:
             t.isoformat() for t in times
         ]
 
+    def test_text_is_json_dumps(self, pg_url: str) -> None:
+        texts = [chr(code) for code in range(1, 0x80)] + ["\u2028 \u00e9 😀 \ufeff", 'a"b\\c']
+        texts += [t for t in AWKWARD_TEXT if t is not None and "\x00" not in t]
+        got = server_text(pg_url, "text", texts, "to_json(c)::text")
+        wrong = [
+            (t, g)
+            for t, g in zip(texts, got, strict=True)
+            if g != json.dumps(t, ensure_ascii=False)
+        ]
+        assert not wrong, wrong[:5]
+
     def test_bytes_and_booleans(self, pg_url: str) -> None:
         blobs = [b"", b"\x00\xff", bytes(range(256)) * 3]
         got = server_text(pg_url, "bytea", blobs, pg_render._bytes("c"))
@@ -119,15 +147,47 @@ class TestExpressions:
 
 
 class TestRenderedCsvExport:
-    """CSV from PostgreSQL through the server-rendered path."""
+    """CSV, JSON Lines and JSON from PostgreSQL through the server-rendered path."""
 
-    def test_awkward_table_takes_the_rendered_path(self, pg_awkward: PgSource) -> None:
-        # Guards TestPostgresReadersAgree: its CSV comparison covers this path only if the
-        # awkward table (every type) is rendered by the server.
-        plan = inspect_source(SourceConfig(url=pg_awkward.url, query=pg_select()))
-        batches = list(read_for_format(plan, "csv", FormatOptions()))
-        assert all(rendered_format(batch.schema) == "csv" for batch in batches)
+    @pytest.mark.parametrize("fmt", ["csv", "jsonl", "json"])
+    def test_awkward_table_takes_the_rendered_path(
+        self, pg_awkward: PgSource, fmt: ExportFormat
+    ) -> None:
+        # Guards the byte-for-byte comparisons with the Arrow path (TestPostgresReadersAgree
+        # for CSV, test_json_equals_the_arrow_path): they cover this path only if it is taken.
+        query = pg_select() if fmt == "csv" else NO_JSON_TYPE_QUERY
+        plan = inspect_source(SourceConfig(url=pg_awkward.url, query=query))
+        batches = list(read_for_format(plan, fmt, FormatOptions()))
+        assert all(rendered_format(batch.schema) in ("csv", "jsonl") for batch in batches)
         assert sum(batch.num_rows for batch in batches) == len(pg_awkward.dataset.rows)
+
+    @pytest.mark.parametrize("fmt", ["jsonl", "json"])
+    def test_json_equals_the_arrow_path(
+        self, pg_awkward: PgSource, run_export: RunExport, fmt: ExportFormat
+    ) -> None:
+        rows = len(pg_awkward.dataset.rows)
+        outputs = {
+            reader: run_export(
+                {"url": pg_awkward.url, "query": NO_JSON_TYPE_QUERY, "reader": reader},
+                fmt,
+                rows=rows,
+                name="awkward",
+            ).path.read_bytes()
+            for reader in ("postgres_copy", "sqlalchemy")
+        }
+        copy, rows_read = outputs["postgres_copy"], outputs["sqlalchemy"]
+        assert copy == rows_read, first_difference(rows_read, copy)
+        expected = pg_awkward.dataset.select([n for n, _, _ in PG_COLUMNS if n != "raw_doc"])
+        done = run_export({"url": pg_awkward.url, "query": NO_JSON_TYPE_QUERY}, fmt, rows=rows)
+        assert_round_trip(fmt, done.path, expected)
+
+    def test_json_type_columns_take_the_arrow_path(self, pg_awkward: PgSource) -> None:
+        # `json` keeps its text as written, where a line break would split a JSON line.
+        plan = inspect_source(SourceConfig(url=pg_awkward.url, query=pg_select()))
+        query = pg_render.server_rendered(
+            plan.sql, plan.declared, plan.type_oids, "jsonl", FormatOptions()
+        )
+        assert query is None
 
     @pytest.mark.parametrize(
         "options",
@@ -138,12 +198,10 @@ class TestRenderedCsvExport:
         self, pg_awkward: PgSource, options: dict[str, Any]
     ) -> None:
         plan = inspect_source(SourceConfig(url=pg_awkward.url, query=pg_select()))
-        assert (
-            pg_render.canonical_select(
-                plan.sql, plan.declared, plan.type_oids, FormatOptions(**options)
-            )
-            is None
+        query = pg_render.server_rendered(
+            plan.sql, plan.declared, plan.type_oids, "csv", FormatOptions(**options)
         )
+        assert query is None
 
     @pytest.mark.parametrize("delimiter", [";", "\t", "|"])
     def test_other_delimiters_equal_the_arrow_path(
@@ -203,3 +261,20 @@ class TestRenderedCsvExport:
             conn.execute("INSERT INTO odd VALUES (1, 'infinity', '0044-03-15 BC', 'NaN')")
         done = run_export({"url": pg_url, "table": "odd"}, "csv", rows=1)
         assert done.path.read_text() == "id,at,day,amount\n1,infinity,0044-03-15 BC,NaN\n"
+        line = run_export({"url": pg_url, "table": "odd"}, "jsonl", rows=1).path.read_text()
+        assert json.loads(line) == {
+            "id": 1,
+            "at": "infinity",
+            "day": "0044-03-15 BC",
+            "amount": "NaN",
+        }
+
+    @pytest.mark.parametrize(
+        ("fmt", "expected"),
+        [("csv", b"id,label\n"), ("jsonl", b""), ("json", b"[]\n")],
+    )
+    def test_no_rows(
+        self, pg_awkward: PgSource, run_export: RunExport, fmt: ExportFormat, expected: bytes
+    ) -> None:
+        source = {"url": pg_awkward.url, "query": "SELECT id, label FROM awkward WHERE false"}
+        assert run_export(source, fmt, rows=0).path.read_bytes() == expected
