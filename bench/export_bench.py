@@ -8,7 +8,7 @@ What it measures, each in a fresh Python subprocess (so peak RSS is per measurem
 child reports its own VmHWM from /proc/self/status):
 
 - `copy`    the reference: psycopg `COPY (SELECT * FROM t) TO STDOUT (FORMAT csv)` → file.
-- `engine`  our pipe without Prefect: inspect_source + read_batches + PartSink + publish,
+- `engine`  our pipe without Prefect: inspect_source + read_for_format + PartSink + publish,
             exactly what the flow's tasks do (product defaults: rows are counted first).
 - `flow`    the real Prefect flow `flows.export.export(...)`, against ONE Prefect server
             started for the whole bench (children reach it through PREFECT_API_URL).
@@ -190,7 +190,7 @@ def _engine_run(spec: dict[str, Any], timer: _Timer | None = None) -> dict[str, 
     batches = read_for_format(plan, fmt, options)
     try:
         while True:
-            with timer.section("read_batches (COPY + CSV parse)"):
+            with timer.section("read_for_format (COPY, + CSV parse on the Arrow path)"):
                 batch = next(batches, None)
             if batch is None:
                 break

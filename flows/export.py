@@ -117,8 +117,9 @@ def write_batches(
     sink: PartSink | None = None
     rows = 0
     last_update = time.monotonic()
+    batches = read_for_format(plan, fmt, options)
     try:
-        for batch in read_for_format(plan, fmt, options):
+        for batch in batches:
             if sink is None:
                 sink = PartSink.open(destination, fmt, batch.schema, options, context)
             sink.write(batch)
@@ -127,12 +128,14 @@ def write_batches(
             if plan.row_count and time.monotonic() - last_update >= PROGRESS_EVERY_S:
                 update_progress_artifact(progress_id, _percent(rows, plan.row_count))
                 last_update = time.monotonic()
-        assert sink is not None, "read_batches yields at least one (possibly empty) batch"
+        assert sink is not None, "the reader yields at least one (possibly empty) batch"
         written = sink.finish()
     except BaseException:
         if sink is not None:
             sink.abort()
         raise
+    finally:
+        batches.close()  # stops the COPY reader thread now, not whenever it is collected
     update_progress_artifact(progress_id, 100.0)
     return written
 

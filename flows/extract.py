@@ -7,7 +7,7 @@ fast path) and SQLAlchemy with a server-side cursor (any other database, or on r
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -183,7 +183,7 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
 
 def read_for_format(
     plan: SourcePlan, fmt: ExportFormat, options: FormatOptions
-) -> Iterator[pa.RecordBatch]:
+) -> Generator[pa.RecordBatch, None, None]:
     """What a writer of `fmt` is fed: from PostgreSQL, the finished CSV or JSON rows that
     COPY writes with our canonical text (see flows/pg_render.py); otherwise typed batches."""
     if plan.reader == "postgres_copy":

@@ -1,8 +1,9 @@
-"""PostgreSQL fast path: COPY (query) TO STDOUT as CSV, parsed into Arrow by pyarrow.
+"""PostgreSQL fast path: COPY (query) TO STDOUT, as Arrow batches or as finished rows.
 
-COPY is the fastest way out of PostgreSQL (see docs/benchmarks.md). The server formats the
-rows, pyarrow's C++ CSV reader types them by the column types PostgreSQL reports, and the
-writers render from those batches, so no Python runs per row.
+COPY is the fastest way out of PostgreSQL (see docs/benchmarks.md). `copy_batches`: the
+server formats the rows as CSV, pyarrow's C++ CSV reader types them by the column types
+PostgreSQL reports, and the writers render from those batches, so no Python runs per row.
+`copy_rows`: the rows are already the output (flows/pg_render.py) and only move to the file.
 """
 
 from __future__ import annotations
