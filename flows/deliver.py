@@ -14,14 +14,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-import fsspec
 import pyarrow as pa
 from fsspec import AbstractFileSystem
 
 from flows.config import DestinationConfig, FormatOptions
-from flows.errors import DeliveryError
+from flows.errors import DeliveryError, first_line
 from flows.formats import BatchWriter, open_writer
-from flows.targets import LOCAL_SCHEMES, TargetContext, render_target, url_scheme, with_part_token
+from flows.stores import OBJECT_STORE_SCHEMES, filesystem_for, store_name
+from flows.targets import TargetContext, render_target, url_scheme, with_part_token
 from flows.types import ExportFormat
 
 MIB = 1024 * 1024
@@ -93,7 +93,7 @@ class PartSink:
         options: FormatOptions,
         context: TargetContext,
     ) -> PartSink:
-        fs = filesystem_for(destination.url)
+        fs = filesystem_for(destination)
         return cls(destination, fmt, schema, options, context, fs)
 
     @property
@@ -124,10 +124,13 @@ class PartSink:
     def abort(self) -> None:
         """Remove every temporary file this sink created."""
         if self._part is not None:
-            try:
-                self._part.stream.close()
-            except Exception:  # noqa: BLE001 - the file is being thrown away
-                pass
+            if url_scheme(self.destination.url) in OBJECT_STORE_SCHEMES:
+                _discard(self._part.raw)
+            for stream in (self._part.stream, self._part.counter):
+                try:
+                    stream.close()
+                except Exception:  # noqa: BLE001 - the file is being thrown away
+                    pass
             self.written.append(WrittenFile("", self._part.temp_path, 0, 0))
             self._part = None
         for item in self.written:
@@ -152,12 +155,20 @@ class PartSink:
             final_url += ".gz"
         final_path = _strip(self.fs, final_url)
         temp_path = temporary_path(final_path, self.context.run_id)
+        scheme = url_scheme(self.destination.url)
         try:
-            self.fs.makedirs(posixpath.dirname(final_path) or ".", exist_ok=True)
+            if scheme in OBJECT_STORE_SCHEMES:
+                if number == 1:
+                    _check_bucket(self.fs, scheme, final_path)
+            else:  # object stores have no folders, and makedirs would create a bucket
+                self.fs.makedirs(posixpath.dirname(final_path) or ".", exist_ok=True)
             raw = self.fs.open(temp_path, "wb")
+        except DeliveryError:
+            raise
         except Exception as exc:
             raise DeliveryError(
-                f"cannot write `{final_url}`: {exc}; check the folder exists and is writable"
+                f"cannot write `{final_url}` ({store_name(scheme)}): {first_line(exc)}; "
+                "check the location exists and the credentials may write there"
             ) from exc
         counter = _CountingFile(raw)
         stream: BinaryIO = counter  # type: ignore[assignment]
@@ -190,11 +201,24 @@ class PartSink:
 _FOOTER_ALLOWANCE = 64
 
 
-def filesystem_for(url: str) -> AbstractFileSystem:
-    """The fsspec filesystem that serves a destination URL."""
-    scheme = url_scheme(url)
-    protocol = "file" if scheme in LOCAL_SCHEMES else scheme
-    return fsspec.filesystem(protocol)
+def _discard(raw: BinaryIO) -> None:
+    """Abort an object store upload (its multipart parts are dropped) instead of completing
+    it; closing would publish the unfinished temporary object first."""
+    try:
+        raw.discard()  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - the upload is being thrown away
+        pass
+    raw.closed = True  # type: ignore[misc]  # fsspec files flush on close and on __del__
+
+
+def _check_bucket(fs: AbstractFileSystem, scheme: str, path: str) -> None:
+    """Fail before any byte is written when the bucket is missing (not create it)."""
+    bucket = path.split("/", 1)[0]
+    if not fs.exists(bucket):
+        raise DeliveryError(
+            f"destination: bucket `{bucket}` does not exist in {store_name(scheme)} (or these "
+            "credentials may not see it); create it or fix destination.url"
+        )
 
 
 def temporary_path(final_path: str, run_id: str) -> str:

@@ -33,9 +33,10 @@ from flows.config import (
     SourceConfig,
     parse_format,
 )
-from flows.deliver import PartSink, WrittenFile, filesystem_for, publish
+from flows.deliver import PartSink, WrittenFile, publish
 from flows.errors import ConfigurationError, is_transient
 from flows.extract import SourcePlan, inspect_source, read_for_format
+from flows.stores import filesystem_for
 from flows.targets import TargetContext, url_scheme
 from flows.types import FILE_EXTENSIONS, ExportFormat
 
@@ -147,7 +148,7 @@ def deliver_files(
     label: str,  # noqa: ARG001 - names the task run
 ) -> list[str]:
     """Publish the temporary files at their final paths, all or nothing."""
-    return publish(filesystem_for(destination.url), files)
+    return publish(filesystem_for(destination), files)
 
 
 def _run_name() -> str:

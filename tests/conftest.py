@@ -1,4 +1,4 @@
-"""Session-wide real servers: a Prefect API (prefect_test_harness) and PostgreSQL 15."""
+"""Session-wide real servers: a Prefect API (prefect_test_harness), PostgreSQL 15, S3 (moto)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-from tests.servers import PostgresServer, start_postgres
+from tests.servers import PostgresServer, S3Server, start_postgres, start_s3
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DB = REPO_ROOT / "demo" / "demo.sqlite"
@@ -48,3 +48,21 @@ def demo_db() -> Path:
         "demo/demo.sqlite is committed; rebuild with python -m deployments.demo"
     )
     return DEMO_DB
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """moto's S3 server on a free loopback port."""
+    server = start_s3()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3: S3Server) -> str:
+    """A fresh, empty bucket for one test."""
+    name = f"exports-{uuid.uuid4().hex[:12]}"
+    s3.client().create_bucket(Bucket=name)  # type: ignore[attr-defined]
+    return name

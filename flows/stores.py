@@ -1,0 +1,61 @@
+"""Which fsspec filesystem serves a destination URL, and with which credentials.
+
+With `destination.block` the saved block of the URL's store gives the credentials; without
+it each store's own environment applies (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_ENDPOINT_URL, AWS_PROFILE, instance roles ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, cast
+
+import fsspec
+from fsspec import AbstractFileSystem
+
+from flows.config import DestinationConfig
+from flows.errors import ConfigurationError
+from flows.targets import LOCAL_SCHEMES, url_scheme
+
+# URL scheme → (fsspec protocol, store name used in messages and as the default partner)
+STORES: dict[str, tuple[str, str]] = {
+    "s3": ("s3", "Amazon S3"),
+}
+OBJECT_STORE_SCHEMES = frozenset(STORES)
+# Upload parts of 8 MiB (s3fs's own default is 50 MiB, held in memory before it is sent).
+DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {"s3": {"default_block_size": 8 * 1024 * 1024}}
+
+
+class _StoreBlock(Protocol):
+    def filesystem_options(self) -> dict[str, Any]: ...
+
+
+def store_name(scheme: str) -> str:
+    return "Local folder" if scheme in LOCAL_SCHEMES else STORES.get(scheme, ("", scheme))[1]
+
+
+def filesystem_for(destination: DestinationConfig) -> AbstractFileSystem:
+    """A fresh filesystem for the destination (not fsspec's cached instance: the
+    credentials of another run, or an older environment, must not leak in)."""
+    scheme = url_scheme(destination.url)
+    if scheme in LOCAL_SCHEMES:
+        return fsspec.filesystem("file")
+    protocol, _ = STORES[scheme]
+    options = dict(DEFAULT_OPTIONS.get(scheme, {}))
+    if destination.block:
+        options.update(_block_options(scheme, destination.block))
+    return fsspec.filesystem(protocol, skip_instance_cache=True, **options)
+
+
+def _block_options(scheme: str, name: str) -> dict[str, Any]:
+    from blocks.destinations import S3Credentials
+
+    block_types = {"s3": S3Credentials}
+    block_type = block_types[scheme]
+    try:
+        block = block_type.load(name)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"destination.block: no saved {block_type.__name__} block named `{name}`; "
+            f"save one first, e.g. {block_type.__name__}(...).save({name!r})"
+        ) from exc
+    return cast(_StoreBlock, block).filesystem_options()

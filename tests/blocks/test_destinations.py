@@ -1,0 +1,29 @@
+"""Destination credential blocks: saved and loaded through the real Prefect API, secrets hidden."""
+
+from __future__ import annotations
+
+from blocks import S3Credentials
+
+
+def test_s3_credentials_round_trip_and_hide_the_secret() -> None:
+    S3Credentials(
+        aws_access_key_id="AKIAEXAMPLE",
+        aws_secret_access_key="very-secret",
+        aws_session_token="session-secret",
+        region_name="eu-west-1",
+        endpoint_url="http://127.0.0.1:9",
+        server_side_encryption="aws:kms",
+        sse_kms_key_id="key-1",
+        part_size_mb=16,
+    ).save("blocks-test-s3", overwrite=True)
+    loaded = S3Credentials.load("blocks-test-s3")
+    assert "very-secret" not in repr(loaded) and "session-secret" not in repr(loaded)
+    assert loaded.filesystem_options() == {
+        "default_block_size": 16 * 1024 * 1024,
+        "key": "AKIAEXAMPLE",
+        "secret": "very-secret",
+        "token": "session-secret",
+        "endpoint_url": "http://127.0.0.1:9",
+        "client_kwargs": {"region_name": "eu-west-1"},
+        "s3_additional_kwargs": {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "key-1"},
+    }
