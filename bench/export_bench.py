@@ -161,8 +161,9 @@ def _engine_run(spec: dict[str, Any], timer: _Timer | None = None) -> dict[str, 
     import uuid
 
     from flows.config import DestinationConfig, FormatOptions, SourceConfig
-    from flows.deliver import PartSink, filesystem_for, publish
+    from flows.deliver import PartSink, publish
     from flows.extract import inspect_source, read_for_format
+    from flows.stores import filesystem_for
     from flows.targets import TargetContext
     from flows.types import FILE_EXTENSIONS
 
@@ -207,7 +208,7 @@ def _engine_run(spec: dict[str, Any], timer: _Timer | None = None) -> dict[str, 
             sink.abort()
         raise
     with timer.section("publish"):
-        files = publish(filesystem_for(destination.url), written)
+        files = publish(filesystem_for(destination), written)
     return {
         "work_s": time.perf_counter() - started,
         "rows": rows,
