@@ -10,7 +10,8 @@ import gzip
 import io
 import posixpath
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -18,9 +19,15 @@ import pyarrow as pa
 from fsspec import AbstractFileSystem
 
 from flows.config import DestinationConfig, FormatOptions
-from flows.errors import DeliveryError, first_line
+from flows.errors import DeliveryError, ExportError
 from flows.formats import BatchWriter, open_writer
-from flows.stores import OBJECT_STORE_SCHEMES, filesystem_for, store_name
+from flows.stores import (
+    OBJECT_STORE_SCHEMES,
+    delivery_failure,
+    filesystem_for,
+    store_name,
+    store_of,
+)
 from flows.targets import TargetContext, render_target, url_scheme, with_part_token
 from flows.types import ExportFormat
 
@@ -108,7 +115,8 @@ class PartSink:
             part = self._part or self._open_part()
             remaining = batch.slice(offset)
             budget = self._budget(part)
-            count = part.writer.write(remaining, budget)
+            with self._store_errors(part.final_path):
+                count = part.writer.write(remaining, budget)
             offset += count
             if budget is not None and (count < remaining.num_rows or self._full(part)):
                 self._close_part()
@@ -120,6 +128,17 @@ class PartSink:
         if self._part is not None:
             self._close_part()
         return list(self.written)
+
+    @contextmanager
+    def _store_errors(self, path: str) -> Iterator[None]:
+        """The store's own exceptions (s3fs, botocore, OSError) become typed errors."""
+        try:
+            yield
+        except ExportError:
+            raise
+        except Exception as exc:
+            target = display_path(self.fs, path)
+            raise delivery_failure(exc, store_of(self.fs), target) from exc
 
     def abort(self) -> None:
         """Remove every temporary file this sink created."""
@@ -156,20 +175,13 @@ class PartSink:
         final_path = _strip(self.fs, final_url)
         temp_path = temporary_path(final_path, self.context.run_id)
         scheme = url_scheme(self.destination.url)
-        try:
+        with self._store_errors(final_path):
             if scheme in OBJECT_STORE_SCHEMES:
                 if number == 1:
                     _check_bucket(self.fs, scheme, final_path)
             else:  # object stores have no folders, and makedirs would create a bucket
                 self.fs.makedirs(posixpath.dirname(final_path) or ".", exist_ok=True)
             raw = self.fs.open(temp_path, "wb")
-        except DeliveryError:
-            raise
-        except Exception as exc:
-            raise DeliveryError(
-                f"cannot write `{final_url}` ({store_name(scheme)}): {first_line(exc)}; "
-                "check the location exists and the credentials may write there"
-            ) from exc
         counter = _CountingFile(raw)
         stream: BinaryIO = counter  # type: ignore[assignment]
         if self.destination.compression == "gzip":
@@ -185,10 +197,11 @@ class PartSink:
         assert part is not None
         self._part = None
         try:
-            part.writer.close()
-            if self.destination.compression == "gzip":
-                part.stream.close()  # writes the gzip trailer; the raw file stays open
-            part.raw.close()
+            with self._store_errors(part.final_path):
+                part.writer.close()
+                if self.destination.compression == "gzip":
+                    part.stream.close()  # writes the gzip trailer; the raw file stays open
+                part.raw.close()
         except Exception:
             self.written.append(WrittenFile(part.final_path, part.temp_path, 0, 0))
             raise
@@ -241,7 +254,9 @@ def publish(fs: AbstractFileSystem, files: Iterable[WrittenFile]) -> list[str]:
             _remove_quietly(fs, path)
         for item in pending:
             _remove_quietly(fs, item.temp_path)
-        raise DeliveryError(f"cannot publish `{item.final_path}`: {exc}") from exc
+        if isinstance(exc, DeliveryError):
+            raise
+        raise delivery_failure(exc, store_of(fs), display_path(fs, item.final_path)) from exc
     return [display_path(fs, path) for path in published]
 
 

@@ -13,7 +13,7 @@ import fsspec
 from fsspec import AbstractFileSystem
 
 from flows.config import DestinationConfig
-from flows.errors import ConfigurationError
+from flows.errors import ConfigurationError, DeliveryError, TransientDeliveryError, first_line
 from flows.targets import LOCAL_SCHEMES, url_scheme
 
 # URL scheme → (fsspec protocol, store name used in messages and as the default partner)
@@ -59,3 +59,58 @@ def _block_options(scheme: str, name: str) -> dict[str, Any]:
             f"save one first, e.g. {block_type.__name__}(...).save({name!r})"
         ) from exc
     return cast(_StoreBlock, block).filesystem_options()
+
+
+# Words of a failure that may pass on its own: timeouts, refused or dropped connections,
+# throttling and 5xx answers (after the client library's own quick retries).
+_TRANSIENT_WORDS = (
+    "timed out", "timeout", "connection refused", "could not connect", "connection was closed",
+    "connection reset", "connection aborted", "server disconnected", "internalerror",
+    "serviceunavailable", "slowdown", "throttl", "requesttimeout", " 500", " 502", " 503",
+    " 504",
+)  # fmt: skip
+
+
+def store_of(fs: AbstractFileSystem) -> str:
+    """The store a filesystem writes to, by name."""
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    for protocol, name in STORES.values():
+        if protocol in protocols:
+            return name
+    return "Local folder"
+
+
+def delivery_failure(exc: BaseException, store: str, target: str) -> DeliveryError:
+    """A typed error naming the store and the target: transient ones are retried by the
+    task, permanent ones (no such bucket, access denied, bad credentials) fail at once."""
+    text = first_line(exc)
+    if _is_transient(exc):
+        return TransientDeliveryError(
+            f"cannot deliver `{target}` to {store}: {text}; the store did not answer or "
+            "answered with a server error (retried; check the store is reachable)"
+        )
+    return DeliveryError(
+        f"cannot deliver `{target}` to {store}: {text}; check the bucket or folder exists "
+        "and that the credentials may write there"
+    )
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Looks through the chain: s3fs turns botocore's errors into plain OSErrors and keeps
+    the original (with its HTTP status) as the cause."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, TimeoutError | ConnectionError):
+            return True
+        status = getattr(current, "response", None)
+        if isinstance(status, dict):
+            code = status.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if isinstance(code, int) and (code >= 500 or code == 429):
+                return True
+        lowered = f" {first_line(current).lower()}"
+        if any(word in lowered for word in _TRANSIENT_WORDS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -168,3 +169,86 @@ def start_s3() -> S3Server:
     server.start()
     host, port = server.get_host_and_port()
     return S3Server(f"http://{host}:{port}", server)
+
+
+class FaultProxy:
+    """An HTTP proxy on 127.0.0.1 in front of a real server, answering some requests with an
+    error instead of forwarding them (`fail(predicate, status, times)`), and logging every
+    request as (method, path with query, status)."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import threading
+
+        self.upstream = upstream.removeprefix("http://")
+        self.rules: list[list[Any]] = []
+        self.log: list[tuple[str, str, int]] = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # answers botocore's `Expect: 100-continue`
+
+            def log_message(self, *_args: Any) -> None:
+                return None
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status = proxy._injected(self.command, self.path)
+                if status is not None:
+                    payload = (
+                        f"<Error><Code>{_S3_CODES.get(status, 'InternalError')}</Code>"
+                        "<Message>injected by the test proxy</Message></Error>"
+                    ).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    proxy.log.append((self.command, self.path, status))
+                    return
+                import http.client
+
+                conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                answer = conn.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+                proxy.log.append((self.command, self.path, answer.status))
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def fail(self, predicate: Any, status: int, times: int | None = None) -> None:
+        """Answer `status` to requests where predicate(method, path) holds, `times` times
+        (None: always)."""
+        self.rules.append([predicate, status, times])
+
+    def _injected(self, method: str, path: str) -> int | None:
+        for rule in self.rules:
+            predicate, status, times = rule
+            if predicate(method, path) and (times is None or times > 0):
+                if times is not None:
+                    rule[2] = times - 1
+                return int(status)
+        return None
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+_S3_CODES = {403: "AccessDenied", 500: "InternalError", 503: "SlowDown"}

@@ -13,6 +13,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from flows.export import export
 from flows.types import FILE_EXTENSIONS, ExportFormat
 from tests.flows.conftest import demo_dataset
 from tests.flows.test_roundtrip import assert_round_trip
-from tests.servers import S3Server
+from tests.servers import FaultProxy, S3Server
 
 FORMATS: tuple[ExportFormat, ...] = ("csv", "jsonl", "json", "xml", "parquet")
 
@@ -246,3 +247,79 @@ class TestLargeUpload:
         size, part = report["runs"][1]["bytes"], 8 * 1024 * 1024
         # s3fs folds a last piece under S3's 5 MiB minimum into the part before it.
         assert head["PartsCount"] in (size // part, math.ceil(size / part))
+
+
+def is_upload_part(method: str, path: str) -> bool:
+    return method == "PUT" and "partNumber=" in path
+
+
+def upload_starts(proxy: FaultProxy) -> int:
+    """How many multipart uploads were started through the proxy."""
+    return sum(1 for m, p, _ in proxy.log if m == "POST" and p.endswith("?uploads"))
+
+
+class TestServerErrors:
+    """Faults injected by a proxy in front of the real S3 server."""
+
+    @pytest.fixture
+    def proxy(self, s3: S3Server) -> Iterator[FaultProxy]:
+        proxy = FaultProxy(s3.endpoint_url)
+        S3Credentials(
+            aws_access_key_id=S3Server.ACCESS_KEY,
+            aws_secret_access_key=S3Server.SECRET_KEY,
+            endpoint_url=proxy.url,
+            part_size_mb=5,
+        ).save("test-s3-proxy", overwrite=True)
+        yield proxy
+        proxy.stop()
+
+    def test_503_then_ok_succeeds_through_the_retry(
+        self, s3: S3Server, s3_bucket: str, proxy: FaultProxy, tmp_path: Path
+    ) -> None:
+        proxy.fail(is_upload_part, 503, times=2)
+        source = failing_source(tmp_path, text="y" * 800, fail_at=0)  # fails at no row
+        result = export(
+            source=source,
+            destination={"url": f"s3://{s3_bucket}/{{export}}.{{ext}}", "block": "test-s3-proxy"},
+        )
+        statuses = [status for method, path, status in proxy.log if is_upload_part(method, path)]
+        assert statuses[:2] == [503, 503] and statuses[2:] and set(statuses[2:]) == {200}
+        path = download(s3, s3_bucket, "export.csv", tmp_path)
+        assert path.stat().st_size == result.bytes and result.rows == 20_000
+        assert keys(s3, s3_bucket) == ["export.csv"]
+
+    @staticmethod
+    def failed_export(bucket: str, folder: Path) -> str:
+        """Export 16 MB through the proxy; the run must fail: its error message."""
+        state = export(
+            source=failing_source(folder, text="z" * 800, fail_at=0),
+            destination={"url": f"s3://{bucket}/{{export}}.{{ext}}", "block": "test-s3-proxy"},
+            return_state=True,
+        )
+        assert state.is_failed()
+        return str(state.result(raise_on_failure=False))
+
+    def test_500_on_every_part_fails_cleanly(
+        self, s3: S3Server, s3_bucket: str, proxy: FaultProxy, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:  # fmt: skip
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")  # botocore's own retries, kept short
+        proxy.fail(is_upload_part, 500)
+        message = self.failed_export(s3_bucket, tmp_path)
+        assert f"cannot deliver `s3://{s3_bucket}/export.csv` to Amazon S3" in message
+        assert "retried" in message
+        client = s3.client()
+        assert keys(s3, s3_bucket) == []
+        uploads = client.list_multipart_uploads(Bucket=s3_bucket)  # type: ignore[attr-defined]
+        assert uploads.get("Uploads", []) == [], "multipart uploads were left open"
+        assert upload_starts(proxy) == 3  # the write task and its two retries
+
+    def test_403_fails_at_once(
+        self, s3: S3Server, s3_bucket: str, proxy: FaultProxy, tmp_path: Path
+    ) -> None:
+        proxy.fail(is_upload_part, 403)
+        message = self.failed_export(s3_bucket, tmp_path)
+        assert "to Amazon S3" in message and "credentials may write there" in message
+        assert S3Server.SECRET_KEY not in message
+        assert upload_starts(proxy) == 1, "a permanent error was retried"
+        assert keys(s3, s3_bucket) == []
