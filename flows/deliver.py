@@ -247,8 +247,13 @@ def publish(fs: AbstractFileSystem, files: Iterable[WrittenFile]) -> list[str]:
     published: list[str] = []
     try:
         for item in pending:
-            fs.mv(item.temp_path, item.final_path)
-            published.append(item.final_path)
+            if "file" in _protocols(fs):
+                fs.mv(item.temp_path, item.final_path)  # a rename
+                published.append(item.final_path)
+            else:  # server-side copy, then delete (gcsfs's mv first tries a slow moveTo)
+                fs.copy(item.temp_path, item.final_path)
+                published.append(item.final_path)
+                fs.rm(item.temp_path)
     except Exception as exc:
         for path in published:
             _remove_quietly(fs, path)

@@ -7,10 +7,12 @@ AWS_ENDPOINT_URL, AWS_PROFILE, instance roles ...).
 
 from __future__ import annotations
 
+import os
 from typing import Any, Protocol, cast
 
 import fsspec
 from fsspec import AbstractFileSystem
+from prefect.blocks.core import Block
 
 from flows.config import DestinationConfig
 from flows.errors import ConfigurationError, DeliveryError, TransientDeliveryError, first_line
@@ -19,10 +21,16 @@ from flows.targets import LOCAL_SCHEMES, url_scheme
 # URL scheme → (fsspec protocol, store name used in messages and as the default partner)
 STORES: dict[str, tuple[str, str]] = {
     "s3": ("s3", "Amazon S3"),
+    "gs": ("gcs", "Google Cloud Storage"),
+    "gcs": ("gcs", "Google Cloud Storage"),
 }
 OBJECT_STORE_SCHEMES = frozenset(STORES)
 # Upload parts of 8 MiB (s3fs's own default is 50 MiB, held in memory before it is sent).
-DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {"s3": {"default_block_size": 8 * 1024 * 1024}}
+DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
+    "s3": {"default_block_size": 8 * 1024 * 1024},
+    "gs": {"block_size": 8 * 1024 * 1024},
+    "gcs": {"block_size": 8 * 1024 * 1024},
+}
 
 
 class _StoreBlock(Protocol):
@@ -40,6 +48,10 @@ def filesystem_for(destination: DestinationConfig) -> AbstractFileSystem:
     if scheme in LOCAL_SCHEMES:
         return fsspec.filesystem("file")
     protocol, _ = STORES[scheme]
+    if protocol == "gcs":
+        # gcsfs's experimental hierarchical-namespace probe (gRPC) hangs for about a minute
+        # per bucket against emulators; plain buckets need none of it. Read at import.
+        os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
     options = dict(DEFAULT_OPTIONS.get(scheme, {}))
     if destination.block:
         options.update(_block_options(scheme, destination.block))
@@ -47,9 +59,13 @@ def filesystem_for(destination: DestinationConfig) -> AbstractFileSystem:
 
 
 def _block_options(scheme: str, name: str) -> dict[str, Any]:
-    from blocks.destinations import S3Credentials
+    from blocks.destinations import GcsCredentials, S3Credentials
 
-    block_types = {"s3": S3Credentials}
+    block_types: dict[str, type[Block]] = {
+        "s3": S3Credentials,
+        "gs": GcsCredentials,
+        "gcs": GcsCredentials,
+    }
     block_type = block_types[scheme]
     try:
         block = block_type.load(name)

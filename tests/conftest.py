@@ -1,4 +1,5 @@
-"""Session-wide real servers: a Prefect API (prefect_test_harness), PostgreSQL 15, S3 (moto)."""
+"""Session-wide real servers: a Prefect API (prefect_test_harness), PostgreSQL 15, S3 (moto),
+GCS (gcp-storage-emulator)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from pathlib import Path
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-from tests.servers import PostgresServer, S3Server, start_postgres, start_s3
+from tests.servers import (
+    GcsServer,
+    PostgresServer,
+    S3Server,
+    start_gcs,
+    start_postgres,
+    start_s3,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DB = REPO_ROOT / "demo" / "demo.sqlite"
@@ -65,4 +73,22 @@ def s3_bucket(s3: S3Server) -> str:
     """A fresh, empty bucket for one test."""
     name = f"exports-{uuid.uuid4().hex[:12]}"
     s3.client().create_bucket(Bucket=name)  # type: ignore[attr-defined]
+    return name
+
+
+@pytest.fixture(scope="session")
+def gcs() -> Iterator[GcsServer]:
+    """gcp-storage-emulator on a free loopback port."""
+    server = start_gcs()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def gcs_bucket(gcs: GcsServer) -> str:
+    """A fresh, empty bucket for one test."""
+    name = f"exports-{uuid.uuid4().hex[:12]}"
+    gcs.client().create_bucket(name)
     return name

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from blocks import S3Credentials
+from blocks import GcsCredentials, S3Credentials
 
 
 def test_s3_credentials_round_trip_and_hide_the_secret() -> None:
@@ -26,4 +26,18 @@ def test_s3_credentials_round_trip_and_hide_the_secret() -> None:
         "endpoint_url": "http://127.0.0.1:9",
         "client_kwargs": {"region_name": "eu-west-1"},
         "s3_additional_kwargs": {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "key-1"},
+    }
+
+
+def test_gcs_credentials_round_trip_and_hide_the_key() -> None:
+    key = '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----x"}'
+    GcsCredentials(service_account_info=key, project="p", part_size_mb=4).save(
+        "blocks-test-gcs", overwrite=True
+    )
+    loaded = GcsCredentials.load("blocks-test-gcs")
+    assert "PRIVATE KEY" not in repr(loaded)
+    assert loaded.filesystem_options() == {
+        "block_size": 4 * 1024 * 1024,
+        "token": {"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----x"},
+        "project": "p",
     }
