@@ -135,11 +135,15 @@ def _child(spec: dict[str, Any]) -> None:
 
 def _vm_hwm_mb() -> float:
     """Peak resident set size of this process since its exec, in MiB (Linux /proc)."""
+    return _proc_status_mb("VmHWM")
+
+
+def _proc_status_mb(field: str) -> float:
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def _child_copy(spec: dict[str, Any]) -> dict[str, Any]:
@@ -533,11 +537,7 @@ def _cpu() -> float:
 
 
 def _vm_rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return _proc_status_mb("VmRSS")
 
 
 def _out_template(out_dir: str) -> str:

@@ -26,9 +26,8 @@ STORES: dict[str, tuple[str, str]] = {
 }
 OBJECT_STORE_SCHEMES = frozenset(STORES)
 # Upload parts of 8 MiB (s3fs's own default is 50 MiB, held in memory before it is sent).
-DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
+DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {  # by fsspec protocol
     "s3": {"default_block_size": 8 * 1024 * 1024},
-    "gs": {"block_size": 8 * 1024 * 1024},
     "gcs": {"block_size": 8 * 1024 * 1024},
 }
 
@@ -52,21 +51,17 @@ def filesystem_for(destination: DestinationConfig) -> AbstractFileSystem:
         # gcsfs's experimental hierarchical-namespace probe (gRPC) hangs for about a minute
         # per bucket against emulators; plain buckets need none of it. Read at import.
         os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-    options = dict(DEFAULT_OPTIONS.get(scheme, {}))
+    options = dict(DEFAULT_OPTIONS.get(protocol, {}))
     if destination.block:
-        options.update(_block_options(scheme, destination.block))
+        options.update(_block_options(protocol, destination.block))
     return fsspec.filesystem(protocol, skip_instance_cache=True, **options)
 
 
-def _block_options(scheme: str, name: str) -> dict[str, Any]:
+def _block_options(protocol: str, name: str) -> dict[str, Any]:
     from blocks.destinations import GcsCredentials, S3Credentials
 
-    block_types: dict[str, type[Block]] = {
-        "s3": S3Credentials,
-        "gs": GcsCredentials,
-        "gcs": GcsCredentials,
-    }
-    block_type = block_types[scheme]
+    block_types: dict[str, type[Block]] = {"s3": S3Credentials, "gcs": GcsCredentials}
+    block_type = block_types[protocol]
     try:
         block = block_type.load(name)
     except ValueError as exc:

@@ -59,12 +59,18 @@ def failing_source(folder: Path, *, text: str, fail_at: int) -> dict[str, Any]:
 
 @pytest.fixture
 def s3_block(s3: S3Server) -> str:
+    return save_s3_block("test-s3", s3.endpoint_url)
+
+
+def save_s3_block(name: str, endpoint_url: str, **options: Any) -> str:
+    """Save an S3Credentials block for the test server (or a proxy in front of it)."""
     S3Credentials(
         aws_access_key_id=S3Server.ACCESS_KEY,
         aws_secret_access_key=S3Server.SECRET_KEY,
-        endpoint_url=s3.endpoint_url,
-    ).save("test-s3", overwrite=True)
-    return "test-s3"
+        endpoint_url=endpoint_url,
+        **options,
+    ).save(name, overwrite=True)
+    return name
 
 
 class TestRoundTrip:
@@ -165,12 +171,7 @@ class TestFailures:
         self, s3: S3Server, s3_bucket: str, tmp_path: Path
     ) -> None:
         """12 MB of rows in 5 MiB parts: two parts are up when row 15,000 fails."""
-        S3Credentials(
-            aws_access_key_id=S3Server.ACCESS_KEY,
-            aws_secret_access_key=S3Server.SECRET_KEY,
-            endpoint_url=s3.endpoint_url,
-            part_size_mb=5,
-        ).save("test-s3-small-parts", overwrite=True)
+        save_s3_block("test-s3-small-parts", s3.endpoint_url, part_size_mb=5)
         state = export(
             source=failing_source(tmp_path, text="x" * 800, fail_at=15_000),
             destination={
@@ -264,12 +265,7 @@ class TestServerErrors:
     @pytest.fixture
     def proxy(self, s3: S3Server) -> Iterator[FaultProxy]:
         proxy = FaultProxy(s3.endpoint_url)
-        S3Credentials(
-            aws_access_key_id=S3Server.ACCESS_KEY,
-            aws_secret_access_key=S3Server.SECRET_KEY,
-            endpoint_url=proxy.url,
-            part_size_mb=5,
-        ).save("test-s3-proxy", overwrite=True)
+        save_s3_block("test-s3-proxy", proxy.url, part_size_mb=5)
         yield proxy
         proxy.stop()
 
