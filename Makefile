@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-install: $(VENV)/.installed ## Create .venv and install the project with its test tools
+install: $(VENV)/.installed node_modules/.installed ## Create .venv and install the project with its test tools
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-demo: install ## Export the bundled SQLite demo into ./demo-out in every format
+# Azurite, the Azure Blob server of the tests (Node.js package; 3.35 is the last for Node 20).
+node_modules/.installed: package.json
+	npm install --no-package-lock --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: $(VENV)/.installed ## Export the bundled SQLite demo into ./demo-out in every format
 	$(BIN)/exports demo --out demo-out
 
 test: install ## Run the whole test suite (starts PostgreSQL and a Prefect API itself)

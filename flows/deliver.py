@@ -10,7 +10,7 @@ import gzip
 import io
 import posixpath
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -18,11 +18,13 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 from fsspec import AbstractFileSystem
 
+from flows.azure_blob import copy_blob, discard_staged_blocks
 from flows.config import DestinationConfig, FormatOptions
 from flows.errors import DeliveryError, ExportError
 from flows.formats import BatchWriter, open_writer
 from flows.stores import (
     OBJECT_STORE_SCHEMES,
+    container_word,
     delivery_failure,
     filesystem_for,
     store_name,
@@ -137,7 +139,7 @@ class PartSink:
         except ExportError:
             raise
         except Exception as exc:
-            target = display_path(self.fs, path)
+            target = display_path(self.fs, path, url_scheme(self.destination.url))
             raise delivery_failure(exc, store_of(self.fs), target) from exc
 
     def abort(self) -> None:
@@ -153,7 +155,10 @@ class PartSink:
             self.written.append(WrittenFile("", self._part.temp_path, 0, 0))
             self._part = None
         for item in self.written:
-            _remove_quietly(self.fs, item.temp_path)
+            if "az" in _protocols(self.fs):  # also drops blocks that were never committed
+                _quietly(discard_staged_blocks, self.fs, item.temp_path)
+            else:
+                _remove_quietly(self.fs, item.temp_path)
         self.written.clear()
 
     def _budget(self, part: _OpenPart) -> int | None:
@@ -228,8 +233,9 @@ def _check_bucket(fs: AbstractFileSystem, scheme: str, path: str) -> None:
     """Fail before any byte is written when the bucket is missing (not create it)."""
     bucket = path.split("/", 1)[0]
     if not fs.exists(bucket):
+        word = container_word(scheme)
         raise DeliveryError(
-            f"destination: bucket `{bucket}` does not exist in {store_name(scheme)} (or these "
+            f"destination: {word} `{bucket}` does not exist in {store_name(scheme)} (or these "
             "credentials may not see it); create it or fix destination.url"
         )
 
@@ -241,8 +247,11 @@ def temporary_path(final_path: str, run_id: str) -> str:
     return posixpath.join(folder, f".{name}.{token}.tmp")
 
 
-def publish(fs: AbstractFileSystem, files: Iterable[WrittenFile]) -> list[str]:
-    """Move every temporary file to its final path; all or nothing."""
+def publish(
+    fs: AbstractFileSystem, files: Iterable[WrittenFile], scheme: str | None = None
+) -> list[str]:
+    """Move every temporary file to its final path; all or nothing. Delivered files are
+    reported with the destination URL's `scheme` (az:// or abfs://, gs:// or gcs://)."""
     pending = list(files)
     published: list[str] = []
     try:
@@ -251,7 +260,7 @@ def publish(fs: AbstractFileSystem, files: Iterable[WrittenFile]) -> list[str]:
                 fs.mv(item.temp_path, item.final_path)  # a rename
                 published.append(item.final_path)
             else:  # server-side copy, then delete (gcsfs's mv first tries a slow moveTo)
-                fs.copy(item.temp_path, item.final_path)
+                _server_side_copy(fs, item.temp_path, item.final_path)
                 published.append(item.final_path)
                 fs.rm(item.temp_path)
     except Exception as exc:
@@ -261,14 +270,24 @@ def publish(fs: AbstractFileSystem, files: Iterable[WrittenFile]) -> list[str]:
             _remove_quietly(fs, item.temp_path)
         if isinstance(exc, DeliveryError):
             raise
-        raise delivery_failure(exc, store_of(fs), display_path(fs, item.final_path)) from exc
-    return [display_path(fs, path) for path in published]
+        target = display_path(fs, item.final_path, scheme)
+        raise delivery_failure(exc, store_of(fs), target) from exc
+    return [display_path(fs, path, scheme) for path in published]
 
 
-def display_path(fs: AbstractFileSystem, path: str) -> str:
+def _server_side_copy(fs: AbstractFileSystem, source: str, target: str) -> None:
+    if "az" in _protocols(fs):
+        copy_blob(fs, source, target)  # adlfs's copy returns before the service has finished
+    else:
+        fs.copy(source, target)
+
+
+def display_path(fs: AbstractFileSystem, path: str, scheme: str | None = None) -> str:
     """How a delivered file is reported: a local path, or the store's URL."""
     if "file" in _protocols(fs):
         return path
+    if scheme:
+        return f"{scheme}://{path}"
     return str(fs.unstrip_protocol(path))
 
 
@@ -281,6 +300,13 @@ def _strip(fs: AbstractFileSystem, url: str) -> str:
     if url_scheme(url) == "local":
         url = "file://" + url.partition("://")[2]
     return str(fs._strip_protocol(url))
+
+
+def _quietly(action: Callable[..., object], *args: Any) -> None:
+    try:
+        action(*args)
+    except Exception:  # noqa: BLE001 - cleanup must not hide the original error
+        pass
 
 
 def _remove_quietly(fs: AbstractFileSystem, path: str) -> None:

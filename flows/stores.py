@@ -1,12 +1,14 @@
 """Which fsspec filesystem serves a destination URL, and with which credentials.
 
 With `destination.block` the saved block of the URL's store gives the credentials; without
-it each store's own environment applies (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-AWS_ENDPOINT_URL, AWS_PROFILE, instance roles ...).
+it each store's own environment applies (S3: AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, AWS_PROFILE,
+instance roles ...; GCS: GOOGLE_APPLICATION_CREDENTIALS, STORAGE_EMULATOR_HOST; Azure:
+AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT_NAME with a key, SAS token or identity).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Protocol, cast
 
@@ -23,12 +25,18 @@ STORES: dict[str, tuple[str, str]] = {
     "s3": ("s3", "Amazon S3"),
     "gs": ("gcs", "Google Cloud Storage"),
     "gcs": ("gcs", "Google Cloud Storage"),
+    "az": ("az", "Azure Blob Storage"),
+    "abfs": ("az", "Azure Blob Storage"),
 }
 OBJECT_STORE_SCHEMES = frozenset(STORES)
-# Upload parts of 8 MiB (s3fs's own default is 50 MiB, held in memory before it is sent).
+# What each store calls the top level of a path, in messages (by fsspec protocol).
+CONTAINER_WORDS = {"s3": "bucket", "gcs": "bucket", "az": "container"}
+# Upload parts of 8 MiB (s3fs's and adlfs's own defaults are 50 MiB, held in memory before
+# they are sent).
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {  # by fsspec protocol
     "s3": {"default_block_size": 8 * 1024 * 1024},
     "gcs": {"block_size": 8 * 1024 * 1024},
+    "az": {"blocksize": 8 * 1024 * 1024},
 }
 
 
@@ -38,6 +46,11 @@ class _StoreBlock(Protocol):
 
 def store_name(scheme: str) -> str:
     return "Local folder" if scheme in LOCAL_SCHEMES else STORES.get(scheme, ("", scheme))[1]
+
+
+def container_word(scheme: str) -> str:
+    """`bucket` or `container`, as the store's own documentation says."""
+    return CONTAINER_WORDS.get(STORES.get(scheme, (scheme, ""))[0], "bucket")
 
 
 def filesystem_for(destination: DestinationConfig) -> AbstractFileSystem:
@@ -52,15 +65,47 @@ def filesystem_for(destination: DestinationConfig) -> AbstractFileSystem:
         # per bucket against emulators; plain buckets need none of it. Read at import.
         os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
     options = dict(DEFAULT_OPTIONS.get(protocol, {}))
-    if destination.block:
-        options.update(_block_options(protocol, destination.block))
-    return fsspec.filesystem(protocol, skip_instance_cache=True, **options)
+    if protocol == "s3":
+        options["session"] = _aws_session()
+    block = _load_block(protocol, destination.block) if destination.block else None
+    if block is not None:
+        options.update(block.filesystem_options())
+    fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
+    if protocol == "az" and block is not None:
+        from blocks.destinations import AzureBlobCredentials
+        from flows.azure_blob import set_retry_policy
+
+        assert isinstance(block, AzureBlobCredentials)
+        set_retry_policy(fs, **block.retry_options())
+    return fs
 
 
-def _block_options(protocol: str, name: str) -> dict[str, Any]:
-    from blocks.destinations import GcsCredentials, S3Credentials
+def _aws_session() -> Any:
+    """A new botocore session (credentials and settings resolved afresh from the block or the
+    environment) that shares one model loader: each session would otherwise parse the S3
+    service model again, which is about 20 MB held during a run's upload."""
+    from aiobotocore.session import AioSession
 
-    block_types: dict[str, type[Block]] = {"s3": S3Credentials, "gcs": GcsCredentials}
+    session = AioSession()
+    session.register_component("data_loader", _aws_model_loader())
+    return session
+
+
+@functools.cache
+def _aws_model_loader() -> Any:
+    from botocore.loaders import create_loader
+
+    return create_loader()
+
+
+def _load_block(protocol: str, name: str) -> _StoreBlock:
+    from blocks.destinations import AzureBlobCredentials, GcsCredentials, S3Credentials
+
+    block_types: dict[str, type[Block]] = {
+        "s3": S3Credentials,
+        "gcs": GcsCredentials,
+        "az": AzureBlobCredentials,
+    }
     block_type = block_types[protocol]
     try:
         block = block_type.load(name)
@@ -69,7 +114,7 @@ def _block_options(protocol: str, name: str) -> dict[str, Any]:
             f"destination.block: no saved {block_type.__name__} block named `{name}`; "
             f"save one first, e.g. {block_type.__name__}(...).save({name!r})"
         ) from exc
-    return cast(_StoreBlock, block).filesystem_options()
+    return cast(_StoreBlock, block)
 
 
 # Words of a failure that may pass on its own: timeouts, refused or dropped connections,
@@ -77,9 +122,11 @@ def _block_options(protocol: str, name: str) -> dict[str, Any]:
 _TRANSIENT_WORDS = (
     "timed out", "timeout", "connection refused", "could not connect", "connection was closed",
     "connection reset", "connection aborted", "server disconnected", "internalerror",
-    "serviceunavailable", "slowdown", "throttl", "requesttimeout", " 500", " 502", " 503",
-    " 504",
+    "serviceunavailable", "slowdown", "throttl", "requesttimeout", "cannot connect to host",
+    "operationtimedout", "serverbusy", " 500", " 502", " 503", " 504",
 )  # fmt: skip
+# azure-core's errors for a request that got no (complete) answer: connection-level failures.
+_TRANSIENT_TYPES = frozenset({"ServiceRequestError", "ServiceResponseError"})
 
 
 def store_of(fs: AbstractFileSystem) -> str:
@@ -107,21 +154,35 @@ def delivery_failure(exc: BaseException, store: str, target: str) -> DeliveryErr
 
 
 def _is_transient(exc: BaseException) -> bool:
-    """Looks through the chain: s3fs turns botocore's errors into plain OSErrors and keeps
-    the original (with its HTTP status) as the cause."""
+    """Looks through the chain: s3fs and adlfs turn the SDK's errors into plain OSErrors or
+    RuntimeErrors and keep the original (with its HTTP status) as the cause."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, TimeoutError | ConnectionError):
             return True
-        status = getattr(current, "response", None)
-        if isinstance(status, dict):
-            code = status.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if isinstance(code, int) and (code >= 500 or code == 429):
-                return True
+        if type(current).__name__ in _TRANSIENT_TYPES:
+            return True
+        if _is_transient_status(_http_status(current)):
+            return True
         lowered = f" {first_line(current).lower()}"
         if any(word in lowered for word in _TRANSIENT_WORDS):
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def _http_status(exc: BaseException) -> int | None:
+    """The HTTP status a store's SDK error carries: botocore's `response` dict, or azure-core's
+    `status_code`."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return code if isinstance(code, int) else None
+    code = getattr(exc, "status_code", None)
+    return code if isinstance(code, int) else None
+
+
+def _is_transient_status(code: int | None) -> bool:
+    return code is not None and (code >= 500 or code in (408, 429))

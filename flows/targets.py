@@ -12,7 +12,7 @@ from flows.errors import ConfigurationError
 TEMPLATE_TOKENS = ("export", "deployment", "run_id", "date", "ext", "part")
 # Schemes this release delivers to; object stores arrive with their blocks.
 LOCAL_SCHEMES = ("file", "local")
-SUPPORTED_SCHEMES = (*LOCAL_SCHEMES, "s3", "gs", "gcs")
+SUPPORTED_SCHEMES = (*LOCAL_SCHEMES, "s3", "gs", "gcs", "az", "abfs")
 PART_SUFFIX = "-{part:04d}"
 
 

@@ -1,5 +1,5 @@
 """Session-wide real servers: a Prefect API (prefect_test_harness), PostgreSQL 15, S3 (moto),
-GCS (gcp-storage-emulator)."""
+GCS (gcp-storage-emulator), Azure Blob (Azurite)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 
 from tests.servers import (
+    AzuriteServer,
     GcsServer,
     PostgresServer,
     S3Server,
+    start_azurite,
     start_gcs,
     start_postgres,
     start_s3,
@@ -68,14 +70,6 @@ def s3() -> Iterator[S3Server]:
         server.stop()
 
 
-@pytest.fixture
-def s3_bucket(s3: S3Server) -> str:
-    """A fresh, empty bucket for one test."""
-    name = f"exports-{uuid.uuid4().hex[:12]}"
-    s3.client().create_bucket(Bucket=name)  # type: ignore[attr-defined]
-    return name
-
-
 @pytest.fixture(scope="session")
 def gcs() -> Iterator[GcsServer]:
     """gcp-storage-emulator on a free loopback port."""
@@ -86,9 +80,11 @@ def gcs() -> Iterator[GcsServer]:
         server.stop()
 
 
-@pytest.fixture
-def gcs_bucket(gcs: GcsServer) -> str:
-    """A fresh, empty bucket for one test."""
-    name = f"exports-{uuid.uuid4().hex[:12]}"
-    gcs.client().create_bucket(name)
-    return name
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[AzuriteServer]:
+    """Azurite's Blob service on a free loopback port."""
+    server = start_azurite()
+    try:
+        yield server
+    finally:
+        server.stop()

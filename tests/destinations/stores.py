@@ -1,0 +1,174 @@
+"""The object stores as the shared destination tests see them: one real server each, a fresh
+bucket or container, an independent client to read back with, and what their upload requests
+look like on the wire (for the fault proxy).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from blocks import AzureBlobCredentials, GcsCredentials, S3Credentials
+from tests.servers import AzuriteServer, GcsServer, S3Server
+
+STORE_KEYS = ("s3", "gcs", "az")
+
+
+@dataclass
+class StoreUnderTest:
+    """One store's server and a fresh, empty bucket (or container) on it."""
+
+    key: str
+    scheme: str
+    name: str
+    container: str
+    endpoint_url: str  # the server's base URL; a proxy in front of it takes its place
+    make_block: Callable[[str, dict[str, Any]], Any]
+    list_names: Callable[[], list[str]]
+    read: Callable[[str], bytes]
+    is_upload_part: Callable[[str, str], bool]
+    count_uploads: Callable[[list[tuple[str, str, int]]], int]
+    secret: str
+
+    @property
+    def container_word(self) -> str:
+        return "container" if self.key == "az" else "bucket"
+
+    def url(self, path: str) -> str:
+        return f"{self.scheme}://{self.container}/{path}"
+
+    def save_block(self, name: str, endpoint_url: str | None = None, **options: Any) -> str:
+        """Save this store's credentials block for the server (or a proxy in front of it)."""
+        block = self.make_block(endpoint_url or self.endpoint_url, options)
+        block.save(name, overwrite=True)
+        return name
+
+    def names(self) -> list[str]:
+        """Every object in the container, temporary ones included."""
+        return sorted(self.list_names())
+
+    def download(self, name: str, folder: Path) -> Path:
+        path = folder / name.replace("/", "_")
+        path.write_bytes(self.read(name))
+        return path
+
+
+def s3_store(server: S3Server) -> StoreUnderTest:
+    client: Any = server.client()
+    bucket = f"exports-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+
+    def names() -> list[str]:
+        listing = client.list_objects_v2(Bucket=bucket)
+        # Multipart uploads never completed nor aborted too: their parts are stored (billed).
+        uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        return [item["Key"] for item in listing.get("Contents", [])] + [
+            f"{upload['Key']} (open multipart upload)" for upload in uploads
+        ]
+
+    def block(endpoint: str, options: dict[str, Any]) -> S3Credentials:
+        return S3Credentials(
+            aws_access_key_id=S3Server.ACCESS_KEY,
+            aws_secret_access_key=S3Server.SECRET_KEY,
+            endpoint_url=endpoint,
+            **options,
+        )
+
+    return StoreUnderTest(
+        key="s3",
+        scheme="s3",
+        name="Amazon S3",
+        container=bucket,
+        endpoint_url=server.endpoint_url,
+        make_block=block,
+        list_names=names,
+        read=lambda key: client.get_object(Bucket=bucket, Key=key)["Body"].read(),
+        is_upload_part=lambda method, path: method == "PUT" and "partNumber=" in path,
+        count_uploads=lambda log: sum(1 for m, p, _ in log if m == "POST" and "?uploads" in p),
+        secret=S3Server.SECRET_KEY,
+    )
+
+
+def gcs_store(server: GcsServer) -> StoreUnderTest:
+    client = server.client()
+    bucket = f"exports-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(bucket)
+
+    def block(endpoint: str, options: dict[str, Any]) -> GcsCredentials:
+        return GcsCredentials(anonymous=True, endpoint_url=endpoint, **options)
+
+    def upload_starts(log: list[tuple[str, str, int]]) -> int:
+        return sum(1 for m, p, _ in log if "uploadType=resumable" in p and "upload_id=" not in p)
+
+    return StoreUnderTest(
+        key="gcs",
+        scheme="gs",
+        name="Google Cloud Storage",
+        container=bucket,
+        endpoint_url=server.endpoint_url,
+        make_block=block,
+        list_names=lambda: [blob.name for blob in client.list_blobs(bucket)],
+        read=lambda name: client.bucket(bucket).blob(name).download_as_bytes(),
+        # gcsfs sends each chunk of a resumable upload as a POST to the upload's session.
+        is_upload_part=lambda _method, path: "upload_id=" in path,
+        count_uploads=upload_starts,
+        secret="",
+    )
+
+
+def az_store(server: AzuriteServer) -> StoreUnderTest:
+    client = server.client()
+    container_name = f"exports-{uuid.uuid4().hex[:12]}"
+    container = client.create_container(container_name)
+
+    def block(endpoint: str, options: dict[str, Any]) -> AzureBlobCredentials:
+        blob_endpoint = f"{endpoint}/{AzuriteServer.ACCOUNT}"
+        return AzureBlobCredentials(
+            connection_string=server.connection_string(blob_endpoint), **options
+        )
+
+    def names() -> list[str]:
+        # Uncommitted blobs too: blocks staged by an upload that never completed.
+        return [blob.name for blob in container.list_blobs(include=["uncommittedblobs"])]
+
+    def staged_blobs(log: list[tuple[str, str, int]]) -> int:
+        return len({p.partition("?")[0] for m, p, _ in log if is_block(m, p)})
+
+    return StoreUnderTest(
+        key="az",
+        scheme="az",
+        name="Azure Blob Storage",
+        container=container_name,
+        endpoint_url=f"http://127.0.0.1:{server.port}",
+        make_block=block,
+        list_names=names,
+        read=lambda name: container.download_blob(name).readall(),
+        is_upload_part=is_block,
+        count_uploads=staged_blobs,
+        secret=AzuriteServer.KEY,
+    )
+
+
+def is_block(method: str, path: str) -> bool:
+    """Put Block (`?comp=block`), not Put Block List (`?comp=blocklist`)."""
+    return method == "PUT" and parse_qs(urlsplit(path).query).get("comp") == ["block"]
+
+
+def failing_source(folder: Path, *, text: str, fail_at: int) -> dict[str, Any]:
+    """20,000 rows of `text`; the query fails when SQLite reaches row `fail_at`
+    (json_extract of a non-JSON text raises); `fail_at=0` never fails."""
+    db = folder / "rows.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table t (id integer primary key, v text)")
+        conn.executemany("insert into t values (?, ?)", ((i, text) for i in range(1, 20_001)))
+    conn.close()
+    query = (
+        f"select id, case when id = {fail_at} then json_extract('not json', '$') "
+        "else v end as v from t"
+    )
+    return {"url": f"sqlite:///{db}", "query": query, "chunk_rows": 1000}
