@@ -2,13 +2,15 @@
 
 With `destination.block` the saved block of the URL's store gives the credentials; without
 it each store's own environment applies (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-AWS_ENDPOINT_URL, AWS_PROFILE, instance roles ...).
+AWS_ENDPOINT_URL, AWS_PROFILE, instance roles ...; for SFTP: the user in the URL, the SSH
+agent, ~/.ssh keys and known_hosts).
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any, Protocol, cast
+from urllib.parse import unquote, urlsplit
 
 import fsspec
 from fsspec import AbstractFileSystem
@@ -23,8 +25,11 @@ STORES: dict[str, tuple[str, str]] = {
     "s3": ("s3", "Amazon S3"),
     "gs": ("gcs", "Google Cloud Storage"),
     "gcs": ("gcs", "Google Cloud Storage"),
+    "sftp": ("sftp", "SFTP"),
 }
-OBJECT_STORE_SCHEMES = frozenset(STORES)
+# Stores without folders: nothing to create before writing (makedirs would create a bucket),
+# and publishing is a server-side copy. The others publish by renaming.
+OBJECT_STORE_SCHEMES = frozenset({"s3", "gs", "gcs"})
 # Upload parts of 8 MiB (s3fs's own default is 50 MiB, held in memory before it is sent).
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {  # by fsspec protocol
     "s3": {"default_block_size": 8 * 1024 * 1024},
@@ -54,13 +59,40 @@ def filesystem_for(destination: DestinationConfig) -> AbstractFileSystem:
     options = dict(DEFAULT_OPTIONS.get(protocol, {}))
     if destination.block:
         options.update(_block_options(protocol, destination.block))
+    if protocol == "sftp":
+        return _sftp_filesystem(destination.url, options)
     return fsspec.filesystem(protocol, skip_instance_cache=True, **options)
 
 
-def _block_options(protocol: str, name: str) -> dict[str, Any]:
-    from blocks.destinations import GcsCredentials, S3Credentials
+def _sftp_filesystem(url: str, options: dict[str, Any]) -> AbstractFileSystem:
+    """Connect to the URL's host; the URL's user and port come before the block's."""
+    from flows.sftp import SftpFileSystem
 
-    block_types: dict[str, type[Block]] = {"s3": S3Credentials, "gcs": GcsCredentials}
+    parts = urlsplit(url)
+    if parts.username:
+        user = unquote(parts.username)
+        if options.get("username") not in (None, user):
+            raise ConfigurationError(
+                f"destination: the URL logs in as `{user}` and the block's username is "
+                f"`{options['username']}`; keep one of them"
+            )
+        options["username"] = user
+    if parts.port:
+        options["port"] = parts.port
+    assert parts.hostname, "validate_template checks that sftp:// URLs name a host"
+    return cast(
+        AbstractFileSystem, SftpFileSystem(parts.hostname, skip_instance_cache=True, **options)
+    )
+
+
+def _block_options(protocol: str, name: str) -> dict[str, Any]:
+    from blocks.destinations import GcsCredentials, S3Credentials, SftpCredentials
+
+    block_types: dict[str, type[Block]] = {
+        "s3": S3Credentials,
+        "gcs": GcsCredentials,
+        "sftp": SftpCredentials,
+    }
     block_type = block_types[protocol]
     try:
         block = block_type.load(name)
@@ -69,14 +101,18 @@ def _block_options(protocol: str, name: str) -> dict[str, Any]:
             f"destination.block: no saved {block_type.__name__} block named `{name}`; "
             f"save one first, e.g. {block_type.__name__}(...).save({name!r})"
         ) from exc
-    return cast(_StoreBlock, block).filesystem_options()
+    try:
+        return cast(_StoreBlock, block).filesystem_options()
+    except ValueError as exc:  # e.g. a private key that cannot be read
+        raise ConfigurationError(f"destination.block `{name}`: {exc}") from exc
 
 
 # Words of a failure that may pass on its own: timeouts, refused or dropped connections,
 # throttling and 5xx answers (after the client library's own quick retries).
 _TRANSIENT_WORDS = (
     "timed out", "timeout", "connection refused", "could not connect", "connection was closed",
-    "connection reset", "connection aborted", "server disconnected", "internalerror",
+    "connection reset", "connection aborted", "server disconnected", "connection dropped",
+    "socket is closed", "internalerror",
     "serviceunavailable", "slowdown", "throttl", "requesttimeout", " 500", " 502", " 503",
     " 504",
 )  # fmt: skip
@@ -96,14 +132,25 @@ def delivery_failure(exc: BaseException, store: str, target: str) -> DeliveryErr
     task, permanent ones (no such bucket, access denied, bad credentials) fail at once."""
     text = first_line(exc)
     if _is_transient(exc):
-        return TransientDeliveryError(
-            f"cannot deliver `{target}` to {store}: {text}; the store did not answer or "
-            "answered with a server error (retried; check the store is reachable)"
-        )
+        why = _RETRIED.get(store, _RETRIED[""])
+        return TransientDeliveryError(f"cannot deliver `{target}` to {store}: {text}; {why}")
     return DeliveryError(
-        f"cannot deliver `{target}` to {store}: {text}; check the bucket or folder exists "
-        "and that the credentials may write there"
+        f"cannot deliver `{target}` to {store}: {text}; {_CHECK.get(store, _CHECK[''])}"
     )
+
+
+# What happened after a transient failure, by store.
+_RETRIED = {
+    "": "the store did not answer or answered with a server error (retried; check the store "
+    "is reachable)",
+    "SFTP": "the connection to the server was lost or timed out (retried; check the server "
+    "is running and reachable)",
+}
+# What to check after a permanent failure, by store.
+_CHECK = {
+    "": "check the bucket or folder exists and that the credentials may write there",
+    "SFTP": "check the folder exists or may be created, and that the user may write there",
+}
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -113,7 +160,7 @@ def _is_transient(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, TimeoutError | ConnectionError):
+        if isinstance(current, TimeoutError | ConnectionError | EOFError):
             return True
         status = getattr(current, "response", None)
         if isinstance(status, dict):
