@@ -22,6 +22,8 @@ from typing import Any
 
 import paramiko
 from fsspec.implementations.sftp import SFTPFileSystem
+from prefect import get_run_logger
+from prefect.exceptions import MissingContextError
 
 from flows.errors import ConfigurationError, DeliveryError, TransientDeliveryError, first_line
 
@@ -228,13 +230,21 @@ class _WarnPolicy(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
     """Connect to an unknown host, with a warning naming its key."""
 
     def missing_host_key(self, _client: paramiko.SSHClient, hostname: str, key: Any) -> None:
-        logger.warning(
+        _run_logger().warning(
             "SFTP: accepting the unknown %s host key of %s (%s); pin it in "
             "SftpCredentials.known_hosts",
             key.get_name(),
             hostname,
             key.fingerprint,
         )
+
+
+def _run_logger() -> Any:
+    """The flow run's logger (the warning shows in the run's logs), or ours outside a run."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logger
 
 
 def _missing_key_policy(name: str) -> paramiko.MissingHostKeyPolicy:
