@@ -21,6 +21,7 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 
 from blocks import SftpCredentials
+from flows.config import DestinationConfig
 from flows.export import export
 from flows.types import FILE_EXTENSIONS, ExportFormat
 from tests.destinations.test_s3 import LARGE_EXPORT_SCRIPT, failing_source
@@ -249,6 +250,20 @@ class TestFailures:
         assert "destination.url" in message and "SftpCredentials block" in message
         assert "hunter2-secret" not in message
         assert sftp.connections_made == before
+
+    @pytest.mark.parametrize(
+        ("url", "expected"),
+        [
+            ("sftp:///in/{export}.csv", "must name a server"),
+            ("sftp://{deployment}.example/in/{export}.csv", "no template tokens there"),
+            ("sftp://host:99999/in/{export}.csv", "no valid host and port"),
+            ("sftp://u:p%40ss@host/in/{export}.csv", "`sftp://u:***@host/...` carries a password"),
+        ],
+    )
+    def test_bad_urls_are_refused_by_the_config(self, url: str, expected: str) -> None:
+        with pytest.raises(ValueError, match="destination.url") as caught:
+            DestinationConfig(url=url)
+        assert expected in str(caught.value) and "p%40ss" not in str(caught.value)
 
     def test_missing_block_is_named(self, sftp: SftpServer, sftp_folder: str) -> None:
         message = failed_message(
