@@ -30,7 +30,6 @@ from flows.errors import ConfigurationError, DeliveryError, TransientDeliveryErr
 DEFAULT_PORT = 22
 # paramiko buffers this much before it sends 32 KiB write requests without waiting for ACKs.
 WRITE_BUFFER = 256 * 1024
-HOST_KEY_POLICIES = ("reject", "warn", "auto-add")
 
 logger = logging.getLogger("prefect.exports.sftp")
 
