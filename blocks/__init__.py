@@ -1,6 +1,17 @@
 """Prefect blocks: saved configuration and credentials for sources and destinations."""
 
-from blocks.destinations import AzureBlobCredentials, GcsCredentials, S3Credentials
+from blocks.destinations import (
+    AzureBlobCredentials,
+    GcsCredentials,
+    S3Credentials,
+    SftpCredentials,
+)
 from blocks.sources import SqlSource
 
-__all__ = ["AzureBlobCredentials", "GcsCredentials", "S3Credentials", "SqlSource"]
+__all__ = [
+    "AzureBlobCredentials",
+    "GcsCredentials",
+    "S3Credentials",
+    "SftpCredentials",
+    "SqlSource",
+]

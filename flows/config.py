@@ -74,6 +74,10 @@ class SourceConfig(_Model):
 class DestinationConfig(_Model):
     """Where the file goes: a URL template, optional compression and size-based splitting."""
 
+    # Our messages name the offending value; pydantic's would add the whole input, and a
+    # refused URL may carry a password.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
     url: str = Field(
         description="Target URL template, e.g. out/{export}-{date:%Y%m%d}.{ext}.",
     )

@@ -145,7 +145,7 @@ class PartSink:
     def abort(self) -> None:
         """Remove every temporary file this sink created."""
         if self._part is not None:
-            if url_scheme(self.destination.url) in OBJECT_STORE_SCHEMES:
+            if url_scheme(self.destination.url) in DISCARDING_SCHEMES:
                 _discard(self._part.raw)
             for stream in (self._part.stream, self._part.counter):
                 try:
@@ -186,6 +186,7 @@ class PartSink:
                     _check_bucket(self.fs, scheme, final_path)
             else:  # object stores have no folders, and makedirs would create a bucket
                 self.fs.makedirs(posixpath.dirname(final_path) or ".", exist_ok=True)
+                _remove_leftovers(self.fs, final_path, self.context.run_id)
             raw = self.fs.open(temp_path, "wb")
         counter = _CountingFile(raw)
         stream: BinaryIO = counter  # type: ignore[assignment]
@@ -214,6 +215,12 @@ class PartSink:
             WrittenFile(part.final_path, part.temp_path, part.writer.rows, part.counter.count)
         )
 
+
+# Uploads that are thrown away with `discard()` rather than closed: closing an object store
+# upload would publish it, closing an SFTP upload checks that every byte arrived.
+DISCARDING_SCHEMES = OBJECT_STORE_SCHEMES | {"sftp"}
+# Filesystems where publishing is a rename; object stores copy on the server, then delete.
+RENAMING_PROTOCOLS = ("file", "sftp")
 
 # Room kept for a document's closing bytes (XML root, JSON bracket) inside the size limit.
 _FOOTER_ALLOWANCE = 64
@@ -247,6 +254,17 @@ def temporary_path(final_path: str, run_id: str) -> str:
     return posixpath.join(folder, f".{name}.{token}.tmp")
 
 
+def _remove_leftovers(fs: AbstractFileSystem, final_path: str, run_id: str) -> None:
+    """Remove this run's temporary files for `final_path` left by an earlier attempt: one
+    whose connection to a server was lost could not remove its own."""
+    folder, name = posixpath.split(final_path)
+    prefix = f".{name}.{run_id[:8]}-"
+    for path in fs.ls(folder or ".", detail=False):
+        base = posixpath.basename(str(path))
+        if base.startswith(prefix) and base.endswith(".tmp"):
+            _remove_quietly(fs, str(path))
+
+
 def publish(
     fs: AbstractFileSystem, files: Iterable[WrittenFile], scheme: str | None = None
 ) -> list[str]:
@@ -256,8 +274,8 @@ def publish(
     published: list[str] = []
     try:
         for item in pending:
-            if "file" in _protocols(fs):
-                fs.mv(item.temp_path, item.final_path)  # a rename
+            if any(protocol in RENAMING_PROTOCOLS for protocol in _protocols(fs)):
+                fs.mv(item.temp_path, item.final_path)  # a rename, replacing a re-run's file
                 published.append(item.final_path)
             else:  # server-side copy, then delete (gcsfs's mv first tries a slow moveTo)
                 _server_side_copy(fs, item.temp_path, item.final_path)
@@ -286,7 +304,7 @@ def display_path(fs: AbstractFileSystem, path: str, scheme: str | None = None) -
     """How a delivered file is reported: a local path, or the store's URL."""
     if "file" in _protocols(fs):
         return path
-    if scheme:
+    if scheme in OBJECT_STORE_SCHEMES:  # as the user wrote it: az:// or abfs://, gs:// or gcs://
         return f"{scheme}://{path}"
     return str(fs.unstrip_protocol(path))
 

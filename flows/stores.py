@@ -3,7 +3,8 @@
 With `destination.block` the saved block of the URL's store gives the credentials; without
 it each store's own environment applies (S3: AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, AWS_PROFILE,
 instance roles ...; GCS: GOOGLE_APPLICATION_CREDENTIALS, STORAGE_EMULATOR_HOST; Azure:
-AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT_NAME with a key, SAS token or identity).
+AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT_NAME with a key, SAS token or identity;
+SFTP: the user in the URL, the SSH agent, ~/.ssh keys and known_hosts).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 from typing import Any, Protocol, cast
+from urllib.parse import unquote, urlsplit
 
 import fsspec
 from fsspec import AbstractFileSystem
@@ -27,8 +29,11 @@ STORES: dict[str, tuple[str, str]] = {
     "gcs": ("gcs", "Google Cloud Storage"),
     "az": ("az", "Azure Blob Storage"),
     "abfs": ("az", "Azure Blob Storage"),
+    "sftp": ("sftp", "SFTP"),
 }
-OBJECT_STORE_SCHEMES = frozenset(STORES)
+# Stores without folders: nothing to create before writing (makedirs would create a bucket),
+# and publishing is a server-side copy. The others publish by renaming.
+OBJECT_STORE_SCHEMES = frozenset({"s3", "gs", "gcs", "az", "abfs"})
 # What each store calls the top level of a path, in messages (by fsspec protocol).
 CONTAINER_WORDS = {"s3": "bucket", "gcs": "bucket", "az": "container"}
 # Upload parts of 8 MiB (s3fs's and adlfs's own defaults are 50 MiB, held in memory before
@@ -69,7 +74,9 @@ def filesystem_for(destination: DestinationConfig) -> AbstractFileSystem:
         options["session"] = _aws_session()
     block = _load_block(protocol, destination.block) if destination.block else None
     if block is not None:
-        options.update(block.filesystem_options())
+        options.update(_block_filesystem_options(block, destination.block or ""))
+    if protocol == "sftp":
+        return _sftp_filesystem(destination.url, options)
     fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
     if protocol == "az" and block is not None:
         from blocks.destinations import AzureBlobCredentials
@@ -78,6 +85,27 @@ def filesystem_for(destination: DestinationConfig) -> AbstractFileSystem:
         assert isinstance(block, AzureBlobCredentials)
         set_retry_policy(fs, **block.retry_options())
     return fs
+
+
+def _sftp_filesystem(url: str, options: dict[str, Any]) -> AbstractFileSystem:
+    """Connect to the URL's host; the URL's user and port come before the block's."""
+    from flows.sftp import SftpFileSystem
+
+    parts = urlsplit(url)
+    if parts.username:
+        user = unquote(parts.username)
+        if options.get("username") not in (None, user):
+            raise ConfigurationError(
+                f"destination: the URL logs in as `{user}` and the block's username is "
+                f"`{options['username']}`; keep one of them"
+            )
+        options["username"] = user
+    if parts.port:
+        options["port"] = parts.port
+    assert parts.hostname, "validate_template checks that sftp:// URLs name a host"
+    return cast(
+        AbstractFileSystem, SftpFileSystem(parts.hostname, skip_instance_cache=True, **options)
+    )
 
 
 def _aws_session() -> Any:
@@ -99,12 +127,18 @@ def _aws_model_loader() -> Any:
 
 
 def _load_block(protocol: str, name: str) -> _StoreBlock:
-    from blocks.destinations import AzureBlobCredentials, GcsCredentials, S3Credentials
+    from blocks.destinations import (
+        AzureBlobCredentials,
+        GcsCredentials,
+        S3Credentials,
+        SftpCredentials,
+    )
 
     block_types: dict[str, type[Block]] = {
         "s3": S3Credentials,
         "gcs": GcsCredentials,
         "az": AzureBlobCredentials,
+        "sftp": SftpCredentials,
     }
     block_type = block_types[protocol]
     try:
@@ -117,13 +151,21 @@ def _load_block(protocol: str, name: str) -> _StoreBlock:
     return cast(_StoreBlock, block)
 
 
+def _block_filesystem_options(block: _StoreBlock, name: str) -> dict[str, Any]:
+    try:
+        return block.filesystem_options()
+    except ValueError as exc:  # e.g. a private key that cannot be read
+        raise ConfigurationError(f"destination.block `{name}`: {exc}") from exc
+
+
 # Words of a failure that may pass on its own: timeouts, refused or dropped connections,
 # throttling and 5xx answers (after the client library's own quick retries).
 _TRANSIENT_WORDS = (
     "timed out", "timeout", "connection refused", "could not connect", "connection was closed",
-    "connection reset", "connection aborted", "server disconnected", "internalerror",
-    "serviceunavailable", "slowdown", "throttl", "requesttimeout", "cannot connect to host",
-    "operationtimedout", "serverbusy", " 500", " 502", " 503", " 504",
+    "connection reset", "connection aborted", "server disconnected", "connection dropped",
+    "socket is closed", "internalerror", "serviceunavailable", "slowdown", "throttl",
+    "requesttimeout", "cannot connect to host", "operationtimedout", "serverbusy", " 500",
+    " 502", " 503", " 504",
 )  # fmt: skip
 # azure-core's errors for a request that got no (complete) answer: connection-level failures.
 _TRANSIENT_TYPES = frozenset({"ServiceRequestError", "ServiceResponseError"})
@@ -143,14 +185,25 @@ def delivery_failure(exc: BaseException, store: str, target: str) -> DeliveryErr
     task, permanent ones (no such bucket, access denied, bad credentials) fail at once."""
     text = first_line(exc)
     if _is_transient(exc):
-        return TransientDeliveryError(
-            f"cannot deliver `{target}` to {store}: {text}; the store did not answer or "
-            "answered with a server error (retried; check the store is reachable)"
-        )
+        why = _RETRIED.get(store, _RETRIED[""])
+        return TransientDeliveryError(f"cannot deliver `{target}` to {store}: {text}; {why}")
     return DeliveryError(
-        f"cannot deliver `{target}` to {store}: {text}; check the bucket or folder exists "
-        "and that the credentials may write there"
+        f"cannot deliver `{target}` to {store}: {text}; {_CHECK.get(store, _CHECK[''])}"
     )
+
+
+# What happened after a transient failure, by store.
+_RETRIED = {
+    "": "the store did not answer or answered with a server error (retried; check the store "
+    "is reachable)",
+    "SFTP": "the connection to the server was lost or timed out (retried; check the server "
+    "is running and reachable)",
+}
+# What to check after a permanent failure, by store.
+_CHECK = {
+    "": "check the bucket or folder exists and that the credentials may write there",
+    "SFTP": "check the folder exists or may be created, and that the user may write there",
+}
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -160,7 +213,7 @@ def _is_transient(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, TimeoutError | ConnectionError):
+        if isinstance(current, TimeoutError | ConnectionError | EOFError):
             return True
         if type(current).__name__ in _TRANSIENT_TYPES:
             return True

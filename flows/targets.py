@@ -6,13 +6,14 @@ import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from flows.errors import ConfigurationError
 
 TEMPLATE_TOKENS = ("export", "deployment", "run_id", "date", "ext", "part")
 # Schemes this release delivers to; object stores arrive with their blocks.
 LOCAL_SCHEMES = ("file", "local")
-SUPPORTED_SCHEMES = (*LOCAL_SCHEMES, "s3", "gs", "gcs", "az", "abfs")
+SUPPORTED_SCHEMES = (*LOCAL_SCHEMES, "s3", "gs", "gcs", "az", "abfs", "sftp")
 PART_SUFFIX = "-{part:04d}"
 
 
@@ -75,6 +76,8 @@ def validate_template(template: str, *, split: bool) -> None:
             f"destination.url: scheme `{scheme}://` is not supported; "
             f"use a local path or one of {', '.join(s + '://' for s in SUPPORTED_SCHEMES)}"
         )
+    if scheme == "sftp":
+        _check_server_url(template)
     template_fields(template)
     try:
         render_target(template, TargetContext.sample(), part=1 if split else None)
@@ -87,6 +90,32 @@ def validate_template(template: str, *, split: bool) -> None:
         raise ConfigurationError(
             f"destination.url: `{template}` names a folder; end it with a file name, "
             "e.g. out/{export}-{date:%Y%m%d}.{ext}"
+        )
+
+
+def _check_server_url(template: str) -> None:
+    """A server URL names its host, and never a password: URLs are logged and shown."""
+    netloc = template.partition("://")[2].partition("/")[0]
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        user = userinfo.partition(":")[0]
+        raise ConfigurationError(
+            f"destination.url: `sftp://{user}:***@{hostport}/...` carries a password, and URLs "
+            "are logged; save the password in an SftpCredentials block, name it in "
+            f"destination.block and write sftp://{user}@{hostport}/..."
+        )
+    try:
+        parts = urlsplit(template)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"destination.url: `{template}` has no valid host and port ({exc}); "
+            "write sftp://host[:port]/path/{export}.{ext}"
+        ) from None
+    if not parts.hostname or "{" in netloc or port == 0:
+        raise ConfigurationError(
+            f"destination.url: `{template}` must name a server (no template tokens there); "
+            "write sftp://host[:port]/path/{export}.{ext}"
         )
 
 

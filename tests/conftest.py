@@ -1,5 +1,5 @@
 """Session-wide real servers: a Prefect API (prefect_test_harness), PostgreSQL 15, S3 (moto),
-GCS (gcp-storage-emulator), Azure Blob (Azurite)."""
+GCS (gcp-storage-emulator), Azure Blob (Azurite), SFTP (asyncssh)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from tests.servers import (
     GcsServer,
     PostgresServer,
     S3Server,
+    SftpServer,
     start_azurite,
     start_gcs,
     start_postgres,
@@ -88,3 +89,24 @@ def azurite() -> Iterator[AzuriteServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def sftp() -> Iterator[SftpServer]:
+    """asyncssh's SFTP server on a free loopback port, serving a temporary folder."""
+    server = SftpServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def sftp_folder(sftp: SftpServer) -> Iterator[str]:
+    """A fresh folder on the SFTP server for one test (its path on the server); the
+    server's faults are cleared afterwards."""
+    name = f"/exports-{uuid.uuid4().hex[:12]}"
+    try:
+        yield name
+    finally:
+        sftp.clear_faults()

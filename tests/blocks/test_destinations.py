@@ -7,7 +7,7 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from blocks import AzureBlobCredentials, GcsCredentials, S3Credentials
+from blocks import AzureBlobCredentials, GcsCredentials, S3Credentials, SftpCredentials
 
 
 def test_s3_credentials_round_trip_and_hide_the_secret() -> None:
@@ -91,3 +91,69 @@ def test_azure_credentials_name_what_is_wrong(fields: dict[str, str], message: s
     with pytest.raises(ValidationError, match=re.escape(message)) as raised:
         AzureBlobCredentials(**fields)  # type: ignore[arg-type]
     assert "AccountKey=k" not in str(raised.value), "the input (secrets) is shown"
+
+
+def test_sftp_credentials_round_trip_and_hide_the_secrets() -> None:
+    import asyncssh
+    import paramiko
+
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    text = bytes(key.export_private_key("openssh", passphrase="phrase-1")).decode()
+    SftpCredentials(
+        username="exporter",
+        password="pw-secret",
+        private_key=text,
+        private_key_passphrase="phrase-1",
+        port=2222,
+        known_hosts="[sftp.example]:2222 ssh-ed25519 AAAA",
+        known_hosts_policy="warn",
+        timeout_s=5,
+    ).save("blocks-test-sftp", overwrite=True)
+    loaded = SftpCredentials.load("blocks-test-sftp")
+    shown = repr(loaded)
+    assert "pw-secret" not in shown and "PRIVATE KEY" not in shown and "phrase-1" not in shown
+    options = loaded.filesystem_options()
+    pkey = options.pop("pkey")
+    assert isinstance(pkey, paramiko.Ed25519Key)
+    assert pkey.asbytes() == paramiko.Ed25519Key(data=key.public_data).asbytes()
+    assert options == {
+        "timeout": 5.0,
+        "host_key_policy": "warn",
+        "username": "exporter",
+        "port": 2222,
+        "known_hosts": "[sftp.example]:2222 ssh-ed25519 AAAA",
+        "password": "pw-secret",
+        "allow_agent": False,
+        "look_for_keys": False,
+    }
+
+
+def test_sftp_credentials_defaults_leave_the_ssh_environment_on() -> None:
+    assert SftpCredentials(username="u").filesystem_options() == {
+        "timeout": 30.0,
+        "host_key_policy": "reject",
+        "username": "u",
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "passphrase", "expected"),
+    [
+        ("-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n", None, "not a readable"),
+        ("encrypted", None, "private_key_passphrase is empty"),
+        ("encrypted", "wrong-phrase", "private_key_passphrase is wrong"),
+    ],
+)
+def test_sftp_private_key_errors_name_the_field_not_the_key(
+    key: str, passphrase: str | None, expected: str
+) -> None:
+    import asyncssh
+
+    if key == "encrypted":
+        generated = asyncssh.generate_private_key("ssh-ed25519")
+        key = bytes(generated.export_private_key("openssh", passphrase="right")).decode()
+    block = SftpCredentials(username="u", private_key=key, private_key_passphrase=passphrase)
+    with pytest.raises(ValueError, match="SftpCredentials.private_key") as caught:
+        block.filesystem_options()
+    assert expected in str(caught.value)
+    assert key.splitlines()[1] not in str(caught.value)

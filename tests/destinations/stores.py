@@ -172,3 +172,24 @@ def failing_source(folder: Path, *, text: str, fail_at: int) -> dict[str, Any]:
         "else v end as v from t"
     )
     return {"url": f"sqlite:///{db}", "query": query, "chunk_rows": 1000}
+
+
+# Run in a fresh process: exports each source to one destination and prints the peak RSS
+# (VmHWM) after a small warm-up export and after each run.
+LARGE_EXPORT_SCRIPT = """
+import json, sys
+from flows.export import export
+
+def peak_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
+warm_up, destination, *sources = (json.loads(arg) for arg in sys.argv[1:])
+export(source=warm_up, destination=destination)  # Prefect, the store's SDK and Arrow loaded
+report = {"baseline_mb": peak_mb(), "runs": []}
+for source in sources:
+    result = export(source=source, destination=destination)
+    report["runs"].append({"peak_mb": peak_mb(), "bytes": result.bytes, "files": result.files})
+print(json.dumps(report))
+"""

@@ -22,7 +22,7 @@ from prefect.settings import PREFECT_API_URL
 
 from flows.export import export
 from flows.types import FILE_EXTENSIONS, ExportFormat
-from tests.destinations.stores import StoreUnderTest, failing_source
+from tests.destinations.stores import LARGE_EXPORT_SCRIPT, StoreUnderTest, failing_source
 from tests.flows.conftest import demo_dataset
 from tests.flows.test_roundtrip import assert_round_trip
 from tests.servers import FaultProxy
@@ -115,25 +115,6 @@ def proxy(store: StoreUnderTest) -> Iterator[FaultProxy]:
 
 # Azure's SDK waits 15 s and more before a retry; these tests need no real back-off.
 FAST_RETRIES = {"az": {"retry_backoff_s": 0.2, "retries": 2}}
-
-
-LARGE_EXPORT_SCRIPT = """
-import json, sys
-from flows.export import export
-
-def peak_mb():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-
-warm_up, destination, *sources = (json.loads(arg) for arg in sys.argv[1:])
-export(source=warm_up, destination=destination)  # Prefect, the store's SDK and Arrow loaded
-report = {"baseline_mb": peak_mb(), "runs": []}
-for source in sources:
-    result = export(source=source, destination=destination)
-    report["runs"].append({"peak_mb": peak_mb(), "bytes": result.bytes, "files": result.files})
-print(json.dumps(report))
-"""
 
 
 def test_50_and_100_mb_go_up_in_parts_with_flat_memory(
