@@ -8,7 +8,7 @@ AWS_ENDPOINT_URL, AWS_PROFILE, instance roles ...).
 from __future__ import annotations
 
 import os
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import fsspec
 from fsspec import AbstractFileSystem
@@ -16,7 +16,7 @@ from prefect.blocks.core import Block
 
 from flows.config import DestinationConfig
 from flows.errors import ConfigurationError, DeliveryError, TransientDeliveryError, first_line
-from flows.targets import LOCAL_SCHEMES, url_scheme
+from flows.targets import HTTP_SCHEMES, LOCAL_SCHEMES, url_scheme
 
 # URL scheme → (fsspec protocol, store name used in messages and as the default partner)
 STORES: dict[str, tuple[str, str]] = {
@@ -36,7 +36,13 @@ class _StoreBlock(Protocol):
     def filesystem_options(self) -> dict[str, Any]: ...
 
 
+HTTP_STORE = "HTTP"
+BlockT = TypeVar("BlockT", bound=Block)
+
+
 def store_name(scheme: str) -> str:
+    if scheme in HTTP_SCHEMES:
+        return HTTP_STORE
     return "Local folder" if scheme in LOCAL_SCHEMES else STORES.get(scheme, ("", scheme))[1]
 
 
@@ -61,15 +67,19 @@ def _block_options(protocol: str, name: str) -> dict[str, Any]:
     from blocks.destinations import GcsCredentials, S3Credentials
 
     block_types: dict[str, type[Block]] = {"s3": S3Credentials, "gcs": GcsCredentials}
-    block_type = block_types[protocol]
+    block = load_block(block_types[protocol], name)
+    return cast(_StoreBlock, block).filesystem_options()
+
+
+def load_block(block_type: type[BlockT], name: str) -> BlockT:
+    """The saved block `name` of `block_type`, or a message saying how to save one."""
     try:
-        block = block_type.load(name)
+        return block_type.load(name)  # type: ignore[return-value]
     except ValueError as exc:
         raise ConfigurationError(
             f"destination.block: no saved {block_type.__name__} block named `{name}`; "
             f"save one first, e.g. {block_type.__name__}(...).save({name!r})"
         ) from exc
-    return cast(_StoreBlock, block).filesystem_options()
 
 
 # Words of a failure that may pass on its own: timeouts, refused or dropped connections,
