@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from blocks import GcsCredentials, S3Credentials
+import pytest
+from pydantic import ValidationError
+
+from blocks import GcsCredentials, HttpPostTarget, S3Credentials
 
 
 def test_s3_credentials_round_trip_and_hide_the_secret() -> None:
@@ -41,3 +44,29 @@ def test_gcs_credentials_round_trip_and_hide_the_key() -> None:
         "token": {"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----x"},
         "project": "p",
     }
+
+
+def test_http_post_target_round_trip_and_hide_the_authorization() -> None:
+    HttpPostTarget(
+        authorization="Bearer very-secret-token",
+        accept="application/json",
+        headers={"X-Tenant": "acme", "Content-Type": "text/plain"},
+        timeout_s=5,
+        verify_tls=False,
+    ).save("blocks-test-http", overwrite=True)
+    loaded = HttpPostTarget.load("blocks-test-http")
+    assert "very-secret-token" not in repr(loaded)
+    assert (loaded.timeout_s, loaded.verify_tls) == (5, False)
+    assert loaded.request_headers() == {
+        "User-Agent": loaded.user_agent,
+        "X-Tenant": "acme",
+        "Content-Type": "text/plain",
+        "Accept": "application/json",
+        "Authorization": "Bearer very-secret-token",
+    }
+    assert loaded.user_agent.startswith("prefect-exports/")
+
+
+def test_http_post_target_keeps_authorization_out_of_plain_headers() -> None:
+    with pytest.raises(ValidationError, match="headers: `authorization` cannot be set here"):
+        HttpPostTarget(headers={"authorization": "Bearer leaked"})

@@ -1,0 +1,305 @@
+"""Delivery by HTTP POST, against a real HTTP receiver on loopback (tests/servers.py).
+
+What a user checks: the receiver gets every cell as one complete body with the promised
+headers, a failed export sends nothing, transient answers are retried and permanent ones are
+not, messages never show the Authorization value or the URL's query string, and no spool file
+is left in the temp folder.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.settings import PREFECT_API_URL
+from pydantic import ValidationError
+
+from blocks import HttpPostTarget
+from flows.config import DestinationConfig
+from flows.export import export
+from flows.http_post import MEDIA_TYPES, SPOOL_PREFIX
+from flows.types import FILE_EXTENSIONS, ExportFormat
+from tests.destinations.test_s3 import failing_source
+from tests.flows.conftest import demo_dataset
+from tests.flows.test_roundtrip import assert_round_trip
+from tests.servers import WebhookReceiver, free_port
+
+FORMATS: tuple[ExportFormat, ...] = ("csv", "jsonl", "json", "xml", "parquet")
+TOKEN = "Bearer test-token-5f2c9a"
+QUERY_SECRET = "qs-secret-81d4"
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def http_block() -> str:
+    HttpPostTarget(
+        authorization=TOKEN,
+        accept="application/json",
+        user_agent="exports-tests/1.0",
+        headers={"X-Tenant": "acme"},
+        timeout_s=30,
+    ).save("test-http", overwrite=True)
+    return "test-http"
+
+
+@pytest.fixture
+def no_spool_left() -> Iterator[None]:
+    """Fails the test if it leaves a spool file (or a `.sent` marker) in the temp folder."""
+    before = spool_files()
+    yield
+    assert spool_files() - before == set(), "a spool file was left in the temp folder"
+
+
+def spool_files() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob(f"{SPOOL_PREFIX}*")}
+
+
+def demo_source(demo_db: Path) -> dict[str, Any]:
+    return {"url": f"sqlite:///{demo_db}", "table": "orders"}
+
+
+def failed_message(**parameters: Any) -> str:
+    state = export(return_state=True, **parameters)
+    assert state.is_failed()
+    return str(state.result(raise_on_failure=False))
+
+
+@pytest.mark.usefixtures("no_spool_left")
+class TestRoundTrip:
+    @pytest.mark.parametrize("fmt", FORMATS)
+    def test_every_cell_and_header_arrives(
+        self, demo_db: Path, receiver: WebhookReceiver, http_block: str, tmp_path: Path,
+        fmt: ExportFormat,
+    ) -> None:  # fmt: skip
+        ext = FILE_EXTENSIONS[fmt]
+        result = export(
+            source=demo_source(demo_db),
+            destination={
+                "url": f"{receiver.url}/ingest/{{export}}.{{ext}}?token={QUERY_SECRET}",
+                "block": http_block,
+            },
+            format=fmt,
+        )
+        assert result.files == [f"{receiver.url}/ingest/orders.{ext}"]
+        [request] = receiver.requests
+        assert request.path == f"/ingest/orders.{ext}?token={QUERY_SECRET}"
+        assert request.header("Authorization") == TOKEN
+        assert request.header("Accept") == "application/json"
+        assert request.header("User-Agent") == "exports-tests/1.0"
+        assert request.header("X-Tenant") == "acme"
+        assert request.header("Content-Type") == MEDIA_TYPES[ext]
+        assert request.header("Content-Length") == str(len(request.body)) == str(result.bytes)
+        assert request.header("Transfer-Encoding") is None
+        assert request.header("X-Export-Filename") == f"orders.{ext}"
+        assert (request.header("X-Export-Part"), request.header("X-Export-Parts")) == ("1", "1")
+        assert request.header("X-Export-Request-Id") == result.export_request_id
+        path = tmp_path / f"received.{ext}"
+        path.write_bytes(request.body)
+        assert_round_trip(fmt, path, demo_dataset("orders"))
+
+    def test_plain_post_without_a_block(self, demo_db: Path, receiver: WebhookReceiver) -> None:
+        result = export(source=demo_source(demo_db), destination={"url": f"{receiver.url}/"})
+        assert result.files == [f"{receiver.url}/"]
+        [request] = receiver.requests
+        assert request.header("Authorization") is None
+        assert (request.header("User-Agent") or "").startswith("prefect-exports/")
+        assert request.header("X-Export-Filename") == "orders.csv"  # no file name in the URL
+        assert request.header("Content-Type") == "text/csv; charset=utf-8"
+        assert len(request.body) == result.bytes and request.body.startswith(b"order_id,")
+
+    def test_gzip_parts_are_posted_in_order(
+        self, demo_db: Path, receiver: WebhookReceiver, tmp_path: Path
+    ) -> None:
+        local = export(
+            source=demo_source(demo_db),
+            destination={"url": f"{tmp_path}/local/{{export}}.{{ext}}", "max_file_mb": 0.05},
+            format="jsonl",
+        )
+        remote = export(
+            source=demo_source(demo_db),
+            destination={"url": f"{receiver.url}/hook", "max_file_mb": 0.05, "compression": "gzip"},
+            format="jsonl",
+        )
+        parts = len(local.files)
+        assert parts > 1 and len(receiver.requests) == parts
+        assert remote.files == [f"{receiver.url}/hook"] * parts
+        for number, (request, local_path) in enumerate(
+            zip(receiver.requests, local.files, strict=True), start=1
+        ):
+            assert request.path == "/hook"
+            assert request.header("Content-Type") == "application/gzip"
+            assert request.header("X-Export-Filename") == f"orders-{number:04d}.jsonl.gz"
+            assert request.header("X-Export-Part") == str(number)
+            assert request.header("X-Export-Parts") == str(parts)
+            assert gzip.decompress(request.body) == Path(local_path).read_bytes()
+
+
+@pytest.mark.usefixtures("no_spool_left")
+class TestFaults:
+    def test_503_then_ok_is_retried(
+        self, demo_db: Path, receiver: WebhookReceiver, http_block: str
+    ) -> None:
+        receiver.answer(503, 200)
+        result = export(
+            source=demo_source(demo_db),
+            destination={"url": f"{receiver.url}/hook", "block": http_block},
+        )
+        assert [r.status for r in receiver.requests] == [503, 200]
+        first, second = receiver.requests
+        assert first.body == second.body and len(second.body) == result.bytes
+
+    def test_500_forever_fails_after_the_retries(
+        self, demo_db: Path, receiver: WebhookReceiver, http_block: str
+    ) -> None:
+        receiver.default_status = 500
+        message = failed_message(
+            source=demo_source(demo_db),
+            destination={"url": f"{receiver.url}/hook?token={QUERY_SECRET}", "block": http_block},
+        )
+        assert f"cannot deliver `{receiver.url}/hook` to HTTP" in message
+        assert "answered 500 Internal Server Error" in message and "retried" in message
+        assert QUERY_SECRET not in message
+        assert len(receiver.requests) == 3  # the post task and its two retries
+
+    @pytest.mark.parametrize(
+        ("status", "hint"),
+        [
+            (401, "check the Authorization header in the HttpPostTarget block"),
+            (404, "check destination.url"),
+            (413, "set destination.max_file_mb"),
+        ],
+    )
+    def test_refusal_fails_at_once_without_the_secret(
+        self, demo_db: Path, receiver: WebhookReceiver, http_block: str, status: int, hint: str
+    ) -> None:
+        receiver.default_status = status
+        receiver.echo_authorization = True  # the body quotes the token back
+        message = failed_message(
+            source=demo_source(demo_db),
+            destination={"url": f"{receiver.url}/hook?token={QUERY_SECRET}", "block": http_block},
+        )
+        assert len(receiver.requests) == 1, "a permanent refusal was retried"
+        assert f"cannot deliver `{receiver.url}/hook` to HTTP" in message
+        assert f"answered {status} " in message and hint in message
+        assert "bad credentials ***" in message  # the receiver's explanation, redacted
+        assert TOKEN.split()[1] not in message and QUERY_SECRET not in message
+
+    def test_connection_refused_is_transient(self, demo_db: Path) -> None:
+        url = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
+        message = failed_message(source=demo_source(demo_db), destination={"url": url})
+        assert f"cannot deliver `{url}` to HTTP: ConnectError" in message
+        assert "did not answer or dropped the connection (retried" in message
+
+    def test_later_part_refused_names_the_parts_already_accepted(
+        self, demo_db: Path, receiver: WebhookReceiver
+    ) -> None:
+        receiver.answer(200, 400)
+        message = failed_message(
+            source=demo_source(demo_db),
+            destination={"url": f"{receiver.url}/hook", "max_file_mb": 0.05},
+            format="jsonl",
+        )
+        assert [r.status for r in receiver.requests] == [200, 400]
+        assert "the 1 part(s) before it were accepted by the receiver" in message
+
+    def test_error_mid_export_sends_nothing(
+        self, receiver: WebhookReceiver, http_block: str, tmp_path: Path
+    ) -> None:
+        message = failed_message(
+            source=failing_source(tmp_path, text="x", fail_at=10_000),
+            destination={"url": f"{receiver.url}/hook", "block": http_block},
+        )
+        assert "cannot deliver" not in message  # the source failed, not the delivery
+        assert receiver.requests == [], "a failed export sent a request"
+
+
+class TestConfiguration:
+    def test_credentials_in_the_url_are_refused(self, demo_db: Path) -> None:
+        message = failed_message(
+            source=demo_source(demo_db),
+            destination={"url": "https://user:hunter2@hooks.example.com/in"},
+        )
+        assert "destination.url: `https://hooks.example.com/in` carries a user name" in message
+        assert "HttpPostTarget block" in message and "hunter2" not in message
+
+    @pytest.mark.parametrize("url", ["https:///no-host", "http://{export}@host/x"])
+    def test_bad_urls_fail_before_the_run(self, url: str) -> None:
+        with pytest.raises(ValidationError, match="destination.url: "):
+            DestinationConfig(url=url)
+
+    def test_missing_block_is_named(self, receiver: WebhookReceiver, demo_db: Path) -> None:
+        message = failed_message(
+            source=demo_source(demo_db),
+            destination={"url": f"{receiver.url}/hook", "block": "no-such-http-block"},
+        )
+        assert "no saved HttpPostTarget block named `no-such-http-block`" in message
+        assert receiver.requests == []
+
+
+LARGE_EXPORT_SCRIPT = """
+import json, sys
+from flows.export import export
+
+def peak_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
+warm_up, source, destination = (json.loads(arg) for arg in sys.argv[1:])
+export(source=warm_up, destination=destination)  # Prefect, httpx and Arrow loaded and used
+baseline = peak_mb()
+result = export(source=source, destination=destination)
+print(json.dumps({"baseline_mb": baseline, "peak_mb": peak_mb(), "bytes": result.bytes}))
+"""
+
+
+class TestLargeBody:
+    def test_body_is_streamed_from_the_spool_file(
+        self, receiver: WebhookReceiver, tmp_path: Path
+    ) -> None:
+        db = tmp_path / "large.sqlite"
+        with sqlite3.connect(db) as conn:
+            conn.execute("create table t (id integer primary key, v text)")
+            rows = ((i, f"{i:010d}" * 50) for i in range(1, 50_001))
+            conn.executemany("insert into t values (?, ?)", rows)
+        conn.close()
+        url = f"sqlite:///{db}"
+        warm_up = {"url": url, "query": "select * from t limit 10", "chunk_rows": 2_000}
+        source = {"url": url, "query": "select * from t", "chunk_rows": 2_000}
+        env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+        done = subprocess.run(
+            [sys.executable, "-c", LARGE_EXPORT_SCRIPT, json.dumps(warm_up), json.dumps(source),
+             json.dumps({"url": f"{receiver.url}/large"})],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        size_mb = report["bytes"] / 1024 / 1024
+        growth = report["peak_mb"] - report["baseline_mb"]
+        print(  # noqa: T201 - the numbers a reader of the test output wants
+            f"\nHTTP POST of {size_mb:.0f} MiB: peak RSS +{growth:.0f} MB "
+            f"(process peak {report['peak_mb']:.0f} MB after a warm-up at "
+            f"{report['baseline_mb']:.0f} MB)"
+        )
+        assert size_mb > 20
+        big = receiver.requests[-1]
+        assert len(big.body) == report["bytes"] == int(big.header("Content-Length") or 0)
+        assert big.body.endswith(f"{50_000:010d}".encode() * 50 + b"\n")
+        assert growth < size_mb / 4, report
