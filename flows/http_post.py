@@ -38,6 +38,7 @@ SENT_SUFFIX = ".sent"  # marks a spooled part the receiver accepted (see `post_f
 READ_CHUNK = 1024 * 1024
 DEFAULT_TIMEOUT_S = 60.0
 SNIPPET_CHARS = 200  # of a refusal's body, quoted in the error message
+ANSWER_BYTES = 64 * 1024  # of an answer's body, read at most
 
 MEDIA_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -109,10 +110,10 @@ def post_files(
     delivered: list[str] = []
     with httpx.Client(timeout=timeout, verify=verify, follow_redirects=False) as client:
         for number, item in enumerate(files, start=1):
-            request = _request(destination, context, item, base, number, len(files))
-            if Path(item.temp_path + SENT_SUFFIX).exists():
-                delivered.append(request.shown)
+            if Path(item.temp_path + SENT_SUFFIX).exists():  # accepted in an earlier attempt
+                delivered.append(display_url(item.final_path))
                 continue
+            request = _request(destination, context, item, base, number, len(files))
             try:
                 status = _post(client, request, secrets)
             except DeliveryError as exc:
@@ -201,7 +202,7 @@ def _post(client: httpx.Client, request: _Request, secrets: list[str]) -> int:
         with client.stream(
             "POST", request.url, content=_body(request.path), headers=request.headers
         ) as response:
-            snippet = _snippet(response, secrets) if not response.is_success else ""
+            answer = _read_start(response)  # and lets the connection be reused
     except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
         raise TransientDeliveryError(
             f"{target}: {type(exc).__name__}: {_redact(first_line(exc), secrets)}; the receiver "
@@ -214,6 +215,8 @@ def _post(client: httpx.Client, request: _Request, secrets: list[str]) -> int:
     status = response.status_code
     if response.is_success:
         return status
+    snippet = " ".join(answer.decode("utf-8", "replace").split())[:SNIPPET_CHARS]
+    snippet = f" ({_redact(snippet, secrets)})" if snippet else ""
     answered = f"{target}: the receiver answered {status} {response.reason_phrase}{snippet}"
     if status in TRANSIENT_STATUSES or status >= 500:
         raise TransientDeliveryError(f"{answered} (retried; check the receiver is healthy)")
@@ -227,15 +230,15 @@ def _post(client: httpx.Client, request: _Request, secrets: list[str]) -> int:
     raise DeliveryError(f"{answered}; {hint}")
 
 
-def _snippet(response: httpx.Response, secrets: list[str]) -> str:
-    """The start of a refusal's body (receivers explain themselves there), on one line."""
+def _read_start(response: httpx.Response) -> bytes:
+    """The start of the answer's body (a refusal explains itself there); a longer body is
+    not read, and its connection is closed instead of reused."""
     data = b""
     for chunk in response.iter_bytes():
         data += chunk
-        if len(data) >= SNIPPET_CHARS * 4:
+        if len(data) >= ANSWER_BYTES:
             break
-    text = " ".join(data.decode("utf-8", "replace").split())[:SNIPPET_CHARS]
-    return f" ({_redact(text, secrets)})" if text else ""
+    return data
 
 
 def _secret_values(authorization: str | None) -> list[str]:
