@@ -3,6 +3,7 @@
 from blocks.destinations import (
     AzureBlobCredentials,
     GcsCredentials,
+    HttpPostTarget,
     S3Credentials,
     SftpCredentials,
 )
@@ -11,6 +12,7 @@ from blocks.sources import SqlSource
 __all__ = [
     "AzureBlobCredentials",
     "GcsCredentials",
+    "HttpPostTarget",
     "S3Credentials",
     "SftpCredentials",
     "SqlSource",

@@ -2,6 +2,7 @@
 
 A run that fails leaves nothing at a final path: temporary files are removed, and parts that
 were already published by this run are removed again if a later part fails to publish.
+For an http(s) URL the temporary file is a local spool file, which flows/http_post.py POSTs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+import fsspec
 import pyarrow as pa
 from fsspec import AbstractFileSystem
 
@@ -22,6 +24,7 @@ from flows.azure_blob import copy_blob, discard_staged_blocks
 from flows.config import DestinationConfig, FormatOptions
 from flows.errors import DeliveryError, ExportError
 from flows.formats import BatchWriter, open_writer
+from flows.http_post import spool_path
 from flows.stores import (
     OBJECT_STORE_SCHEMES,
     container_word,
@@ -30,7 +33,14 @@ from flows.stores import (
     store_name,
     store_of,
 )
-from flows.targets import TargetContext, render_target, url_scheme, with_part_token
+from flows.targets import (
+    HTTP_SCHEMES,
+    TargetContext,
+    display_url,
+    render_target,
+    url_scheme,
+    with_part_token,
+)
 from flows.types import ExportFormat
 
 MIB = 1024 * 1024
@@ -102,8 +112,15 @@ class PartSink:
         options: FormatOptions,
         context: TargetContext,
     ) -> PartSink:
-        fs = filesystem_for(destination)
+        if url_scheme(destination.url) in HTTP_SCHEMES:
+            fs = fsspec.filesystem("file")  # the spool; publishing is a POST (http_post.py)
+        else:
+            fs = filesystem_for(destination)
         return cls(destination, fmt, schema, options, context, fs)
+
+    @property
+    def _http(self) -> bool:
+        return url_scheme(self.destination.url) in HTTP_SCHEMES
 
     @property
     def _limit(self) -> int | None:
@@ -139,6 +156,9 @@ class PartSink:
         except ExportError:
             raise
         except Exception as exc:
+            if self._http:  # the local spool file failed (disk full ...)
+                store = f"{store_name(url_scheme(self.destination.url))} (local spool file)"
+                raise delivery_failure(exc, store, display_url(path)) from exc
             target = display_path(self.fs, path, url_scheme(self.destination.url))
             raise delivery_failure(exc, store_of(self.fs), target) from exc
 
@@ -171,6 +191,8 @@ class PartSink:
 
     def _open_part(self) -> _OpenPart:
         number = len(self.written) + 1
+        if self._http:
+            return self._open_spool(number)
         template = self.destination.url
         if self.destination.max_file_mb is not None:
             template = with_part_token(template)
@@ -188,6 +210,18 @@ class PartSink:
                 self.fs.makedirs(posixpath.dirname(final_path) or ".", exist_ok=True)
                 _remove_leftovers(self.fs, final_path, self.context.run_id)
             raw = self.fs.open(temp_path, "wb")
+        return self._start_part(raw, final_path, temp_path)
+
+    def _open_spool(self, number: int) -> _OpenPart:
+        """An http(s) part: the URL is an endpoint, so it gets no part number or `.gz` (the
+        file name travels in a header), and the bytes go to a local spool file."""
+        final_url = render_target(self.destination.url, self.context, part=number)
+        temp_path = spool_path(self.context.run_id)
+        with self._store_errors(final_url):
+            raw = self.fs.open(temp_path, "wb")
+        return self._start_part(raw, final_url, temp_path)
+
+    def _start_part(self, raw: BinaryIO, final_path: str, temp_path: str) -> _OpenPart:
         counter = _CountingFile(raw)
         stream: BinaryIO = counter  # type: ignore[assignment]
         if self.destination.compression == "gzip":

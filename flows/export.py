@@ -2,6 +2,9 @@
 
     inspect_source → write_batches (extract → format → temporary files) → deliver_files → record
 
+For an http(s) destination `post_files` takes the place of `deliver_files`: it POSTs each
+spooled file to the URL, and is retried on transient failures (flows/http_post.py).
+
 Rows are never returned between tasks: `write_batches` streams them from the database into
 the writers, so memory follows `chunk_rows`, not the table size.
 """
@@ -37,8 +40,10 @@ from flows.config import (
 from flows.deliver import PartSink, WrittenFile, publish
 from flows.errors import ConfigurationError, is_transient
 from flows.extract import SourcePlan, inspect_source, read_for_format
+from flows.http_post import post_files as post_spooled_files
+from flows.http_post import remove_spools
 from flows.stores import filesystem_for
-from flows.targets import TargetContext, url_scheme
+from flows.targets import HTTP_SCHEMES, TargetContext, display_url, url_scheme
 from flows.types import FILE_EXTENSIONS, ExportFormat
 
 PROGRESS_EVERY_S = 1.0
@@ -156,6 +161,25 @@ def deliver_files(
     return publish(filesystem_for(destination), files, destination.scheme)
 
 
+@task(
+    name="post_files",
+    task_run_name="post-{label}",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=_retry_transient,
+    cache_policy=NO_CACHE,
+)
+def post_files(
+    destination: DestinationConfig,
+    files: list[WrittenFile],
+    context: TargetContext,
+    label: str,  # noqa: ARG001 - names the task run
+) -> list[str]:
+    """POST each spooled file to the http(s) URL, in order; transient failures are retried
+    here (as task retries, visible in the UI), without reading the database again."""
+    return post_spooled_files(destination, files, context, get_run_logger())
+
+
 def _run_name() -> str:
     parameters = runtime_flow_run.parameters
     source = parameters.get("source") or {}
@@ -207,10 +231,16 @@ def export(
         plan.row_count if plan.row_count is not None else "?",
         plan.reader,
         format,
-        destination.url,
+        display_url(destination.url),
     )
     written = write_batches(plan, format, destination, options, context)
-    files = deliver_files(destination, written, export_name)
+    if url_scheme(destination.url) in HTTP_SCHEMES:
+        try:
+            files = post_files(destination, written, context, export_name)
+        finally:
+            remove_spools(written)  # after the last attempt, whatever its outcome
+    else:
+        files = deliver_files(destination, written, export_name)
     finished = datetime.now(UTC)
     result = ExportResult(
         export_request_id=context.run_id,

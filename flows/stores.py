@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 import fsspec
@@ -20,7 +20,7 @@ from prefect.blocks.core import Block
 
 from flows.config import DestinationConfig
 from flows.errors import ConfigurationError, DeliveryError, TransientDeliveryError, first_line
-from flows.targets import LOCAL_SCHEMES, url_scheme
+from flows.targets import HTTP_SCHEMES, LOCAL_SCHEMES, url_scheme
 
 # URL scheme → (fsspec protocol, store name used in messages and as the default partner)
 STORES: dict[str, tuple[str, str]] = {
@@ -49,7 +49,13 @@ class _StoreBlock(Protocol):
     def filesystem_options(self) -> dict[str, Any]: ...
 
 
+HTTP_STORE = "HTTP"
+BlockT = TypeVar("BlockT", bound=Block)
+
+
 def store_name(scheme: str) -> str:
+    if scheme in HTTP_SCHEMES:
+        return HTTP_STORE
     return "Local folder" if scheme in LOCAL_SCHEMES else STORES.get(scheme, ("", scheme))[1]
 
 
@@ -140,15 +146,18 @@ def _load_block(protocol: str, name: str) -> _StoreBlock:
         "az": AzureBlobCredentials,
         "sftp": SftpCredentials,
     }
-    block_type = block_types[protocol]
+    return cast(_StoreBlock, load_block(block_types[protocol], name))
+
+
+def load_block(block_type: type[BlockT], name: str) -> BlockT:
+    """The saved block `name` of `block_type`, or a message saying how to save one."""
     try:
-        block = block_type.load(name)
+        return block_type.load(name)  # type: ignore[return-value]
     except ValueError as exc:
         raise ConfigurationError(
             f"destination.block: no saved {block_type.__name__} block named `{name}`; "
             f"save one first, e.g. {block_type.__name__}(...).save({name!r})"
         ) from exc
-    return cast(_StoreBlock, block)
 
 
 def _block_filesystem_options(block: _StoreBlock, name: str) -> dict[str, Any]:
@@ -203,6 +212,8 @@ _RETRIED = {
 _CHECK = {
     "": "check the bucket or folder exists and that the credentials may write there",
     "SFTP": "check the folder exists or may be created, and that the user may write there",
+    "Azure Blob Storage": "check the container exists and that the key, SAS token or identity "
+    "may write there",
 }
 
 

@@ -6,14 +6,16 @@ import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from flows.errors import ConfigurationError
 
 TEMPLATE_TOKENS = ("export", "deployment", "run_id", "date", "ext", "part")
 # Schemes this release delivers to; object stores arrive with their blocks.
 LOCAL_SCHEMES = ("file", "local")
-SUPPORTED_SCHEMES = (*LOCAL_SCHEMES, "s3", "gs", "gcs", "az", "abfs", "sftp")
+# The finished file is POSTed to the URL (flows/http_post.py); it names an endpoint, not a file.
+HTTP_SCHEMES = ("http", "https")
+SUPPORTED_SCHEMES = (*LOCAL_SCHEMES, "s3", "gs", "gcs", "az", "abfs", "sftp", *HTTP_SCHEMES)
 PART_SUFFIX = "-{part:04d}"
 
 
@@ -44,6 +46,16 @@ def url_scheme(url: str) -> str:
     if not sep or len(head) == 1:  # no scheme, or a Windows drive letter
         return "file"
     return head.lower()
+
+
+def display_url(url: str) -> str:
+    """The form of a destination URL that may be logged and reported: no user or password,
+    no query string and no fragment (webhook URLs often carry a token in the query)."""
+    if url_scheme(url) in LOCAL_SCHEMES:
+        return url
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def template_fields(template: str) -> list[tuple[str, str]]:
@@ -79,6 +91,8 @@ def validate_template(template: str, *, split: bool) -> None:
     if scheme == "sftp":
         _check_server_url(template)
     template_fields(template)
+    if scheme in HTTP_SCHEMES:
+        _check_http_url(template)
     try:
         render_target(template, TargetContext.sample(), part=1 if split else None)
     except (ValueError, TypeError, KeyError) as exc:
@@ -86,7 +100,7 @@ def validate_template(template: str, *, split: bool) -> None:
             f"destination.url: template `{template}` cannot be rendered ({exc}); "
             "check the format spec after the colon, e.g. {date:%Y/%m/%d} or {part:03d}"
         ) from exc
-    if template.rstrip().endswith(("/", "\\")):
+    if scheme not in HTTP_SCHEMES and template.rstrip().endswith(("/", "\\")):
         raise ConfigurationError(
             f"destination.url: `{template}` names a folder; end it with a file name, "
             "e.g. out/{export}-{date:%Y%m%d}.{ext}"
@@ -116,6 +130,23 @@ def _check_server_url(template: str) -> None:
         raise ConfigurationError(
             f"destination.url: `{template}` must name a server (no template tokens there); "
             "write sftp://host[:port]/path/{export}.{ext}"
+        )
+
+
+def _check_http_url(template: str) -> None:
+    """A webhook URL needs a host, and credentials belong in the block (kept secret), not in
+    the URL (visible in the run's parameters and easily logged)."""
+    netloc = urlsplit(template).netloc
+    if "@" in netloc:
+        raise ConfigurationError(
+            f"destination.url: `{display_url(template)}` carries a user name or password "
+            "before `@`; remove it and put the whole Authorization header value (e.g. "
+            '"Basic ..." or "Bearer ...") in an HttpPostTarget block named in destination.block'
+        )
+    if not netloc:
+        raise ConfigurationError(
+            f"destination.url: `{template}` has no host; write it as "
+            "https://host[:port]/path, e.g. https://hooks.example.com/exports"
         )
 
 

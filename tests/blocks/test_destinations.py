@@ -7,7 +7,13 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from blocks import AzureBlobCredentials, GcsCredentials, S3Credentials, SftpCredentials
+from blocks import (
+    AzureBlobCredentials,
+    GcsCredentials,
+    HttpPostTarget,
+    S3Credentials,
+    SftpCredentials,
+)
 
 
 def test_s3_credentials_round_trip_and_hide_the_secret() -> None:
@@ -157,3 +163,29 @@ def test_sftp_private_key_errors_name_the_field_not_the_key(
         block.filesystem_options()
     assert expected in str(caught.value)
     assert key.splitlines()[1] not in str(caught.value)
+
+
+def test_http_post_target_round_trip_and_hide_the_authorization() -> None:
+    HttpPostTarget(
+        authorization="Bearer very-secret-token",
+        accept="application/json",
+        headers={"X-Tenant": "acme", "Content-Type": "text/plain"},
+        timeout_s=5,
+        verify_tls=False,
+    ).save("blocks-test-http", overwrite=True)
+    loaded = HttpPostTarget.load("blocks-test-http")
+    assert "very-secret-token" not in repr(loaded)
+    assert (loaded.timeout_s, loaded.verify_tls) == (5, False)
+    assert loaded.request_headers() == {
+        "User-Agent": loaded.user_agent,
+        "X-Tenant": "acme",
+        "Content-Type": "text/plain",
+        "Accept": "application/json",
+        "Authorization": "Bearer very-secret-token",
+    }
+    assert loaded.user_agent.startswith("prefect-exports/")
+
+
+def test_http_post_target_keeps_authorization_out_of_plain_headers() -> None:
+    with pytest.raises(ValidationError, match="headers: `authorization` cannot be set here"):
+        HttpPostTarget(headers={"authorization": "Bearer leaked"})

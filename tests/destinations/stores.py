@@ -5,13 +5,19 @@ look like on the wire (for the fault proxy).
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from prefect.settings import PREFECT_API_URL
 
 from blocks import AzureBlobCredentials, GcsCredentials, S3Credentials
 from tests.servers import AzuriteServer, GcsServer, S3Server
@@ -34,6 +40,12 @@ class StoreUnderTest:
     is_upload_part: Callable[[str, str], bool]
     count_uploads: Callable[[list[tuple[str, str, int]]], int]
     secret: str
+
+    @property
+    def block_type(self) -> str:
+        return {"s3": "S3Credentials", "gcs": "GcsCredentials", "az": "AzureBlobCredentials"}[
+            self.key
+        ]
 
     @property
     def container_word(self) -> str:
@@ -174,9 +186,59 @@ def failing_source(folder: Path, *, text: str, fail_at: int) -> dict[str, Any]:
     return {"url": f"sqlite:///{db}", "query": query, "chunk_rows": 1000}
 
 
-# Run in a fresh process: exports each source to one destination and prints the peak RSS
-# (VmHWM) after a small warm-up export and after each run.
-LARGE_EXPORT_SCRIPT = """
+@dataclass
+class MemoryReport:
+    """Peak RSS growth of exports of two sizes over a warm process (a tiny export first)."""
+
+    sizes_mib: list[float]
+    growth_mb: list[float]
+    baseline_mb: float
+    peak_mb: float
+    bytes: list[int]
+
+    def line(self) -> str:
+        return (
+            f"{self.sizes_mib[0]:.0f} MiB → peak RSS +{self.growth_mb[0]:.0f} MB, "
+            f"{self.sizes_mib[1]:.0f} MiB → +{self.growth_mb[1]:.0f} MB (process peak "
+            f"{self.peak_mb:.0f} MB after a warm-up at {self.baseline_mb:.0f} MB)"
+        )
+
+
+def measure_large_exports(
+    destination: dict[str, Any], folder: Path, rows: tuple[int, int] = (110_000, 220_000)
+) -> MemoryReport:
+    """Export `rows` rows of 510 bytes (about 53 and 106 MiB of CSV by default) to
+    `destination` in a fresh process, and read its peak RSS (VmHWM) after each run."""
+    db = folder / "large.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table t (id integer primary key, v text)")
+        values = ((i, f"{i:010d}" * 50) for i in range(1, max(rows) + 1))
+        conn.executemany("insert into t values (?, ?)", values)
+    conn.close()
+    # Small chunks, so that what could grow is the upload, not the rows in flight.
+    sources = [
+        {"url": f"sqlite:///{db}", "query": f"select * from t limit {n}", "chunk_rows": 2_000}
+        for n in (10, *rows)
+    ]
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    done = subprocess.run(
+        [sys.executable, "-c", _LARGE_EXPORT_SCRIPT, json.dumps(destination)]
+        + [json.dumps(source) for source in sources],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    runs = report["runs"]
+    return MemoryReport(
+        sizes_mib=[run["bytes"] / 1024 / 1024 for run in runs],
+        growth_mb=[run["peak_mb"] - report["baseline_mb"] for run in runs],
+        baseline_mb=report["baseline_mb"],
+        peak_mb=max(run["peak_mb"] for run in runs),
+        bytes=[run["bytes"] for run in runs],
+    )
+
+
+_LARGE_EXPORT_SCRIPT = """
 import json, sys
 from flows.export import export
 
@@ -185,11 +247,11 @@ def peak_mb():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
 
-warm_up, destination, *sources = (json.loads(arg) for arg in sys.argv[1:])
-export(source=warm_up, destination=destination)  # Prefect, the store's SDK and Arrow loaded
+destination, warm_up, *sources = (json.loads(arg) for arg in sys.argv[1:])
+export(source=warm_up, destination=destination)  # Prefect, the store's client, Arrow loaded
 report = {"baseline_mb": peak_mb(), "runs": []}
 for source in sources:
     result = export(source=source, destination=destination)
-    report["runs"].append({"peak_mb": peak_mb(), "bytes": result.bytes, "files": result.files})
+    report["runs"].append({"peak_mb": peak_mb(), "bytes": result.bytes})
 print(json.dumps(report))
 """

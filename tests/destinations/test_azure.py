@@ -1,6 +1,6 @@
 """What only Azure Blob Storage has, against Azurite on loopback: the ways to sign in (the
-AZURE_STORAGE_CONNECTION_STRING variable, an account key, a SAS token), the abfs:// scheme
-and a missing block. What every store does is in test_stores.py."""
+AZURE_STORAGE_CONNECTION_STRING variable, an account key, a SAS token) and the abfs://
+scheme. What every store does is in test_stores.py."""
 
 from __future__ import annotations
 
@@ -93,14 +93,3 @@ def test_wrong_key_fails_at_once_without_showing_it(
     message = str(state.result(raise_on_failure=False))
     assert "Azure Blob Storage" in message and wrong not in message
     assert store.names() == []
-
-
-def test_missing_block_is_named(demo_db: Path, store: StoreUnderTest) -> None:
-    state = export(
-        source={"url": f"sqlite:///{demo_db}", "table": "orders"},
-        destination={"url": store.url("{export}.{ext}"), "block": "nope"},
-        return_state=True,
-    )
-    assert state.is_failed()
-    message = str(state.result(raise_on_failure=False))
-    assert "destination.block: no saved AzureBlobCredentials block named `nope`" in message

@@ -1,5 +1,5 @@
-"""What only Amazon S3 has, against moto's S3 server on loopback: the AWS_* environment path
-and a missing block. What every store does is in test_stores.py."""
+"""What only Amazon S3 has, against moto's S3 server on loopback: the AWS_* environment path.
+What every store does is in test_stores.py."""
 
 from __future__ import annotations
 
@@ -34,14 +34,3 @@ def test_aws_variables_without_a_block(
     assert result.files == [s3_store_.url("env/orders.csv")]
     path = s3_store_.download("env/orders.csv", tmp_path)
     assert_round_trip("csv", path, demo_dataset("orders"))
-
-
-def test_missing_block_is_named(demo_db: Path, s3_store_: StoreUnderTest) -> None:
-    state = export(
-        source={"url": f"sqlite:///{demo_db}", "table": "orders"},
-        destination={"url": s3_store_.url("{export}.{ext}"), "block": "nope"},
-        return_state=True,
-    )
-    assert state.is_failed()
-    message = str(state.result(raise_on_failure=False))
-    assert "destination.block: no saved S3Credentials block named `nope`" in message

@@ -9,22 +9,16 @@ unknown host keys and lost connections fail with a clear message.
 from __future__ import annotations
 
 import gzip
-import json
-import os
-import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prefect.settings import PREFECT_API_URL
 
 from blocks import SftpCredentials
 from flows.config import DestinationConfig
 from flows.export import export
 from flows.types import FILE_EXTENSIONS, ExportFormat
-from tests.destinations.stores import LARGE_EXPORT_SCRIPT, failing_source
+from tests.destinations.stores import failing_source, measure_large_exports
 from tests.flows.conftest import demo_dataset
 from tests.flows.test_roundtrip import assert_round_trip
 from tests.servers import SftpServer
@@ -319,35 +313,14 @@ class TestLargeUpload:
     def test_50_and_100_mb_stream_with_flat_memory(
         self, sftp: SftpServer, sftp_folder: str, sftp_block: str, tmp_path: Path
     ) -> None:
-        db = tmp_path / "large.sqlite"
-        with sqlite3.connect(db) as conn:
-            conn.execute("create table t (id integer primary key, v text)")
-            rows = ((i, f"{i:010d}" * 50) for i in range(1, 220_001))
-            conn.executemany("insert into t values (?, ?)", rows)
-        conn.close()
-        sources = [
-            {"url": f"sqlite:///{db}", "query": f"select * from t limit {n}", "chunk_rows": 2_000}
-            for n in (10, 110_000, 220_000)
-        ]
         destination = {"url": sftp.url(f"{sftp_folder}/{{export}}.{{ext}}"), "block": sftp_block}
-        env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
-        done = subprocess.run(
-            [sys.executable, "-c", LARGE_EXPORT_SCRIPT, json.dumps(sources[0]),
-             json.dumps(destination)] + [json.dumps(s) for s in sources[1:]],
-            env=env, capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-2000:]
-        report = json.loads(done.stdout.strip().splitlines()[-1])
-        sizes = [run["bytes"] / MB for run in report["runs"]]
-        growth = [run["peak_mb"] - report["baseline_mb"] for run in report["runs"]]
-        print(  # noqa: T201 - the numbers a reader of the test output wants
-            f"\nSFTP uploads: {sizes[0]:.0f} MiB → peak RSS +{growth[0]:.0f} MB, "
-            f"{sizes[1]:.0f} MiB → +{growth[1]:.0f} MB"
-        )
+        report = measure_large_exports(destination, tmp_path)
+        print(f"\nSFTP uploads: {report.line()}")  # noqa: T201
+        sizes, growth = report.sizes_mib, report.growth_mb
         assert sizes[0] > 50 and sizes[1] > 100
         assert growth[1] - growth[0] < 8, report  # doubling the file adds (almost) nothing
         assert growth[1] < 40, report
         assert listing(sftp, sftp_folder) == ["export.csv"]
         assert (sftp.root / sftp_folder.strip("/") / "export.csv").stat().st_size == (
-            report["runs"][1]["bytes"]
+            report.bytes[1]
         )
