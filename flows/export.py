@@ -116,6 +116,7 @@ def write_batches(
 ) -> list[WrittenFile]:
     """Stream rows from the source through the format writer into temporary files."""
     logger = get_run_logger()
+    gc.collect()  # an earlier run's upload buffers, if this process ran one (see below)
     progress_id = cast_uuid(
         create_progress_artifact(
             progress=0.0, description=f"{context.export}: rows written of {plan.row_count or '?'}"
