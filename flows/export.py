@@ -9,8 +9,6 @@ Rows are never returned between tasks: `write_batches` streams them from the dat
 the writers, so memory follows `chunk_rows`, not the table size.
 """
 
-from __future__ import annotations
-
 import gc
 import re
 import time
