@@ -1,5 +1,6 @@
 """Prefect blocks: saved configuration and credentials for sources and destinations."""
 
+from blocks.alerts import StatusAlerts
 from blocks.destinations import (
     AzureBlobCredentials,
     GcsCredentials,
@@ -16,4 +17,5 @@ __all__ = [
     "S3Credentials",
     "SftpCredentials",
     "SqlSource",
+    "StatusAlerts",
 ]

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from deployments.alerts_cli import alerts_app
 from deployments.project import (
     DEFAULT_PROJECT_FILE,
     UsageError,
@@ -28,6 +29,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(alerts_app)
 DEMO_TABLES = ("orders", "customers")
 
 

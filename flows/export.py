@@ -28,6 +28,7 @@ from prefect.runtime import deployment as runtime_deployment
 from prefect.runtime import flow_run as runtime_flow_run
 from pydantic import BeforeValidator
 
+from flows.alerts import alert_completed, alert_failed, alert_initiated
 from flows.config import (
     DestinationConfig,
     ExportResult,
@@ -40,23 +41,11 @@ from flows.errors import ConfigurationError, is_transient
 from flows.extract import SourcePlan, inspect_source, read_for_format
 from flows.http_post import post_files as post_spooled_files
 from flows.http_post import remove_spools
-from flows.stores import filesystem_for
+from flows.stores import filesystem_for, store_name
 from flows.targets import HTTP_SCHEMES, TargetContext, display_url, url_scheme
 from flows.types import FILE_EXTENSIONS, ExportFormat
 
 PROGRESS_EVERY_S = 1.0
-PARTNERS = {
-    "file": "Local folder",
-    "local": "Local folder",
-    "s3": "Amazon S3",
-    "gs": "Google Cloud Storage",
-    "gcs": "Google Cloud Storage",
-    "az": "Azure Blob Storage",
-    "abfs": "Azure Blob Storage",
-    "sftp": "SFTP",
-    "http": "HTTP",
-    "https": "HTTP",
-}
 
 
 def _format_value(value: object) -> object:
@@ -187,7 +176,15 @@ def _run_name() -> str:
     return f"export-{name}-{parameters.get('format', 'csv')}"
 
 
-@flow(name="export", flow_run_name=_run_name, log_prints=False)
+@flow(
+    name="export",
+    flow_run_name=_run_name,
+    log_prints=False,
+    on_running=[alert_initiated],
+    on_completion=[alert_completed],
+    on_failure=[alert_failed],
+    on_crashed=[alert_failed],
+)
 def export(
     source: SourceConfig,
     destination: DestinationConfig,
@@ -221,7 +218,7 @@ def export(
         date=_run_date(),
         ext=FILE_EXTENSIONS[format],
     )
-    partner = partner or PARTNERS.get(url_scheme(destination.url), url_scheme(destination.url))
+    partner = partner or store_name(url_scheme(destination.url))
     plan = inspect_source_task(source, export_name)
     logger.info(
         "exporting %s from %s (%s rows, %s reader) as %s to %s",

@@ -16,6 +16,7 @@ from tests.servers import (
     PostgresServer,
     S3Server,
     SftpServer,
+    WebhookReceiver,
     start_azurite,
     start_gcs,
     start_postgres,
@@ -110,3 +111,13 @@ def sftp_folder(sftp: SftpServer) -> Iterator[str]:
         yield name
     finally:
         sftp.clear_faults()
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """A real HTTP server on loopback that records every request (webhooks, HTTP POST)."""
+    server = WebhookReceiver()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -33,15 +33,6 @@ QUERY_SECRET = "qs-secret-81d4"
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def http_block() -> str:
     HttpPostTarget(
         authorization=TOKEN,

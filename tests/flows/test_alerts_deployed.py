@@ -1,0 +1,207 @@
+"""Status alerts of a deployed export: the `export` flow served by a Prefect runner in another
+process (as a worker would run it), runs started with `run_deployment` or by its schedule."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL
+from typer.testing import CliRunner
+
+from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
+from deployments.cli import app
+from tests.servers import WebhookReceiver
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEPLOYMENT = "export/alerts-served"
+SCHEDULE_WORDS = "Weekly on Monday, Wednesday at 09:30 (Europe/Berlin)"
+SERVE_SCRIPT = """
+import json, sys
+from prefect.schedules import Cron
+from flows.export import export
+
+export.serve(
+    name="alerts-served",
+    schedule=Cron("30 9 * * 1,3", timezone="Europe/Berlin"),
+    parameters=json.loads(sys.argv[1]),
+    print_starting_message=False,
+)
+"""
+
+
+@dataclass(frozen=True)
+class Served:
+    deployment_id: str
+    pid: int  # the runner's
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The export deployment, served by a runner subprocess."""
+    folder = tmp_path_factory.mktemp("served")
+    parameters = {
+        "source": {"url": f"sqlite:///{REPO_ROOT / 'demo' / 'demo.sqlite'}", "table": "orders"},
+        "destination": {"url": f"{folder}/{{export}}-{{run_id}}.{{ext}}"},
+        "type": "Orders",
+    }
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+    }
+    log = (folder / "runner.log").open("wb")
+    runner = subprocess.Popen(
+        [sys.executable, "-c", SERVE_SCRIPT, json.dumps(parameters)],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        yield Served(_wait_for_deployment(runner, folder / "runner.log"), runner.pid)
+    finally:
+        for child in _children(runner.pid):  # a run a failed test left going
+            os.kill(child, signal.SIGKILL)
+        runner.terminate()
+        try:
+            runner.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            runner.kill()
+        log.close()
+
+
+def _wait_for_deployment(runner: subprocess.Popen[bytes], log: Path) -> str:
+    deadline = time.monotonic() + 60
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            assert runner.poll() is None, log.read_text()
+            try:
+                return str(client.read_deployment_by_name(DEPLOYMENT).id)
+            except Exception:  # noqa: BLE001 - not registered yet
+                time.sleep(0.5)
+    raise AssertionError(f"the runner did not register {DEPLOYMENT}:\n{log.read_text()}")
+
+
+@pytest.fixture
+def alerts(receiver: WebhookReceiver) -> Iterator[WebhookReceiver]:
+    StatusAlerts(enabled=True, url=receiver.url, timezone="Europe/Berlin").save(
+        ALERTS_BLOCK_NAME, overwrite=True
+    )
+    yield receiver
+    StatusAlerts().save(ALERTS_BLOCK_NAME, overwrite=True)
+
+
+def statuses(receiver: WebhookReceiver) -> list[str]:
+    return [json.loads(request.body)["Status"] for request in receiver.requests]
+
+
+def run_served() -> FlowRun:
+    run = run_deployment(DEPLOYMENT, timeout=120)
+    assert isinstance(run, FlowRun) and run.state is not None, run
+    assert run.state.is_completed(), run.state
+    return run
+
+
+def test_disable_and_enable_apply_to_a_deployed_export_at_once(
+    served: Served,  # noqa: ARG001 - the runner must be up
+    alerts: WebhookReceiver,
+) -> None:
+    cli = CliRunner()
+    run_served()
+    assert statuses(alerts) == ["Initiated", "Completed"]
+    assert cli.invoke(app, ["alerts", "disable"]).exit_code == 0
+    run_served()
+    assert statuses(alerts) == ["Initiated", "Completed"], "alerts were sent while disabled"
+    done = cli.invoke(app, ["alerts", "enable", "--url", f"{alerts.url}/again"])
+    assert done.exit_code == 0, done.output
+    run = run_served()
+    assert statuses(alerts) == ["Initiated", "Completed"] * 2
+    last = json.loads(alerts.requests[-1].body)
+    assert alerts.requests[-1].path == "/again"
+    assert last["Export Request Id"] == str(run.id) and last["Frequency"] == "One Time"
+    assert last["Trigger"] == "Run Now"
+
+
+def test_a_scheduled_run_reads_its_schedule(served: Served, alerts: WebhookReceiver) -> None:
+    """The server schedules the deployment's last Monday/Wednesday 09:30 (a backfill, as the
+    scheduler does it: auto_scheduled); the runner picks it up at once."""
+    now = datetime.now(UTC)
+    with get_client(sync_client=True) as client:
+        client._client.post(
+            f"/deployments/{served.deployment_id}/schedule",
+            json={"start_time": (now - timedelta(days=8)).isoformat(), "end_time": now.isoformat(),
+                  "max_runs": 1},
+        ).raise_for_status()  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(alerts.requests) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    sent: list[dict[str, Any]] = [json.loads(request.body) for request in alerts.requests]
+    assert [body["Status"] for body in sent] == ["Initiated", "Completed"], sent
+    for body in sent:
+        assert body["Frequency"] == SCHEDULE_WORDS and body["Trigger"] == "Scheduled"
+
+
+def _children(runner_pid: int) -> list[int]:
+    """The processes a runner started for its flow runs: its multiprocessing children (the
+    run's id is set inside them, so their /proc environ does not show it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == runner_pid and b"multiprocessing.spawn" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def _flow_run_process(runner_pid: int, timeout_s: float = 60) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if children := _children(runner_pid):
+            return children[0]
+        time.sleep(0.2)
+    raise AssertionError(f"the runner {runner_pid} started no flow run process")
+
+
+def test_a_killed_run_sends_failed(served: Served, alerts: WebhookReceiver) -> None:
+    """SIGKILL the flow run's process in the middle of a long export: the runner reports the
+    run Crashed and runs its on_crashed hook, which sends Failed."""
+    long_query = (
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 50000000) "
+        "SELECT x, 'row' AS v FROM n"
+    )
+    parameters = {
+        "source": {"url": "sqlite://", "query": long_query, "chunk_rows": 1000},
+        "name": "endless",
+    }
+    run = run_deployment(DEPLOYMENT, parameters=parameters, timeout=0)
+    assert isinstance(run, FlowRun)
+    deadline = time.monotonic() + 60
+    while not alerts.requests and time.monotonic() < deadline:  # Initiated: it is running
+        time.sleep(0.2)
+    assert [json.loads(r.body)["Status"] for r in alerts.requests] == ["Initiated"]
+    os.kill(_flow_run_process(served.pid), signal.SIGKILL)
+    while len(alerts.requests) < 2 and time.monotonic() < deadline + 60:
+        time.sleep(0.2)
+    sent = [json.loads(request.body) for request in alerts.requests]
+    assert [body["Status"] for body in sent] == ["Initiated", "Failed"], sent
+    assert sent[1]["Export Request Id"] == str(run.id) and sent[1]["Export Name"] == "endless"
+    assert "-9" in sent[1]["Error"] or "crash" in sent[1]["Error"].lower(), sent[1]
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(run.id).state
+    assert state is not None and state.is_crashed(), state
