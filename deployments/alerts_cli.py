@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
+from prefect.client.orchestration import get_client
 from pydantic import SecretStr, ValidationError
 
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
@@ -65,6 +66,31 @@ def enable(
     settings = _settings_with(load_alert_settings(), **changes)
     _save(settings)
     typer.echo(f"status alerts enabled: POST to {settings.url} (times in {settings.timezone})")
+    _install_crash_automations()
+
+
+def _install_crash_automations() -> None:
+    """Killed runs get their Failed alert from the alert-reconciler deployment, started by
+    two automations (docs/crash-alerts.md); without that deployment, say how to add it."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+
+    from flows.alert_reconciler import RECONCILER_DEPLOYMENT, install_crash_automations
+
+    try:
+        with get_client(sync_client=True) as client:
+            reconciler = client.read_deployment_by_name(RECONCILER_DEPLOYMENT).id
+    except Exception:  # noqa: BLE001 - not deployed (ObjectNotFound) or no API
+        typer.echo(
+            f"note: deploy `{RECONCILER_DEPLOYMENT}` (prefect deploy -n alert-reconciler) and "
+            "enable again, so that runs killed with their process still send Failed"
+        )
+        return
+    heartbeat = int(PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() or 180)
+    install_crash_automations(reconciler, heartbeat_s=heartbeat)
+    typer.echo(
+        f"killed runs: marked Crashed after {3 * heartbeat} s without a heartbeat, then "
+        f"`{RECONCILER_DEPLOYMENT}` sends their Failed alert"
+    )
 
 
 @alerts_app.command()

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -234,6 +235,20 @@ def _record(flow_run: FlowRun, outcome: AlertOutcome) -> None:
                 flow_run_id=flow_run.id,
             )
         )
+
+
+def failed_alert_recorded(flow_run_id: UUID) -> bool:
+    """Whether the run already has its Failed alert's outcome artifact (sent or not)."""
+    body = {
+        "artifacts": {"flow_run_id": {"any_": [str(flow_run_id)]}, "type": {"any_": ["table"]}},
+        "sort": "CREATED_DESC",
+        "limit": 200,
+        "offset": 0,
+    }
+    with get_client(sync_client=True) as client:
+        # Through the REST route: 3.8's read_artifacts sends nulls this server rejects.
+        found = client.request("POST", "/artifacts/filter", json=body).json()
+    return any(item.get("description") == "Status alert `Failed`" for item in found)
 
 
 def alert_initiated(flow: Any, flow_run: FlowRun, state: State) -> None:

@@ -213,6 +213,7 @@ class TestCli:
                  "--timezone", "Europe/Berlin"],
             )  # fmt: skip
             assert done.exit_code == 0, done.output
+            assert "note: deploy `alert-reconciler/alert-reconciler`" in done.output
             shown = json.loads(runner.invoke(app, ["alerts", "show", "--json"]).output)
             assert shown["enabled"] is True and shown["url"] == f"{receiver.url}/hook"
             assert shown["secret"] == "set" and shown["timezone"] == "Europe/Berlin"

@@ -24,20 +24,36 @@ from typer.testing import CliRunner
 
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
 from deployments.cli import app
+from flows.alert_reconciler import (
+    CRASHED_AUTOMATION,
+    RECONCILER_FLOW,
+    ZOMBIE_AUTOMATION,
+    install_crash_automations,
+)
 from tests.servers import WebhookReceiver
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENT = "export/alerts-served"
+# Runs for minutes: long enough to be killed in the middle.
+LONG_QUERY = (
+    "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 50000000) "
+    "SELECT x, 'row' AS v FROM n"
+)
 SCHEDULE_WORDS = "Weekly on Monday, Wednesday at 09:30 (Europe/Berlin)"
 SERVE_SCRIPT = """
 import json, sys
+from prefect import serve
 from prefect.schedules import Cron
+from flows.alert_reconciler import reconcile_alerts
 from flows.export import export
 
-export.serve(
-    name="alerts-served",
-    schedule=Cron("30 9 * * 1,3", timezone="Europe/Berlin"),
-    parameters=json.loads(sys.argv[1]),
+serve(
+    export.to_deployment(
+        name="alerts-served",
+        schedule=Cron("30 9 * * 1,3", timezone="Europe/Berlin"),
+        parameters=json.loads(sys.argv[1]),
+    ),
+    reconcile_alerts.to_deployment(name="alert-reconciler"),
     print_starting_message=False,
 )
 """
@@ -123,8 +139,13 @@ def test_disable_and_enable_apply_to_a_deployed_export_at_once(
     assert cli.invoke(app, ["alerts", "disable"]).exit_code == 0
     run_served()
     assert statuses(alerts) == ["Initiated", "Completed"], "alerts were sent while disabled"
-    done = cli.invoke(app, ["alerts", "enable", "--url", f"{alerts.url}/again"])
+    try:
+        done = cli.invoke(app, ["alerts", "enable", "--url", f"{alerts.url}/again"])
+    finally:
+        _delete_automations()
     assert done.exit_code == 0, done.output
+    # The reconciler is deployed here, so enable installed the automations for killed runs.
+    assert "killed runs: marked Crashed after 540 s without a heartbeat" in done.output
     run = run_served()
     assert statuses(alerts) == ["Initiated", "Completed"] * 2
     last = json.loads(alerts.requests[-1].body)
@@ -153,8 +174,8 @@ def test_a_scheduled_run_reads_its_schedule(served: Served, alerts: WebhookRecei
 
 
 def _children(runner_pid: int) -> list[int]:
-    """The processes a runner started for its flow runs: its multiprocessing children (the
-    run's id is set inside them, so their /proc environ does not show it)."""
+    """The processes a runner started for its flow runs: `python -m prefect.engine` (or a
+    multiprocessing child, where `flow.serve` runs a single deployment) under its pid."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -164,7 +185,7 @@ def _children(runner_pid: int) -> list[int]:
             command = (entry / "cmdline").read_bytes()
         except (OSError, IndexError, ValueError):
             continue
-        if parent == runner_pid and b"multiprocessing.spawn" in command:
+        if parent == runner_pid and (b"prefect.engine" in command or b"spawn_main" in command):
             found.append(int(entry.name))
     return found
 
@@ -181,12 +202,8 @@ def _flow_run_process(runner_pid: int, timeout_s: float = 60) -> int:
 def test_a_killed_run_sends_failed(served: Served, alerts: WebhookReceiver) -> None:
     """SIGKILL the flow run's process in the middle of a long export: the runner reports the
     run Crashed and runs its on_crashed hook, which sends Failed."""
-    long_query = (
-        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 50000000) "
-        "SELECT x, 'row' AS v FROM n"
-    )
     parameters = {
-        "source": {"url": "sqlite://", "query": long_query, "chunk_rows": 1000},
+        "source": {"url": "sqlite://", "query": LONG_QUERY, "chunk_rows": 1000},
         "name": "endless",
     }
     run = run_deployment(DEPLOYMENT, parameters=parameters, timeout=0)
@@ -205,3 +222,67 @@ def test_a_killed_run_sends_failed(served: Served, alerts: WebhookReceiver) -> N
     with get_client(sync_client=True) as client:
         state = client.read_flow_run(run.id).state
     assert state is not None and state.is_crashed(), state
+
+
+IN_PROCESS_SCRIPT = """
+import json, sys
+from flows.export import export
+
+export(**json.loads(sys.argv[1]))
+"""
+
+
+def test_a_killed_in_process_run_sends_failed_through_the_reconciler(
+    served: Served,  # noqa: ARG001 - its runner serves the reconciler
+    alerts: WebhookReceiver,
+    tmp_path: Path,
+) -> None:
+    """SIGKILL an in-process export (no runner watches it): the heartbeat automation marks it
+    Crashed, the Crashed automation runs the reconciler, which sends Failed once."""
+    with get_client(sync_client=True) as client:
+        reconciler = client.read_deployment_by_name(f"{RECONCILER_FLOW}/alert-reconciler").id
+    install_crash_automations(reconciler, heartbeat_s=30, delay_s=2)
+    parameters = {
+        "source": {"url": "sqlite://", "query": LONG_QUERY, "chunk_rows": 1000},
+        "destination": {"url": f"{tmp_path}/{{export}}.{{ext}}"},
+        "name": "killed-in-process",
+    }
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", IN_PROCESS_SCRIPT, json.dumps(parameters)],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not alerts.requests and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [json.loads(r.body)["Status"] for r in alerts.requests] == ["Initiated"]
+        time.sleep(2)  # its first heartbeat is out
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 240
+        while len(alerts.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(3)  # a second Failed would arrive now
+    finally:
+        process.kill()
+        _delete_automations()
+    sent = [json.loads(request.body) for request in alerts.requests]
+    assert [body["Status"] for body in sent] == ["Initiated", "Failed"], sent
+    assert sent[1]["Export Request Id"] == sent[0]["Export Request Id"]
+    assert sent[1]["Export Name"] == "killed-in-process" and "heartbeat" in sent[1]["Error"]
+
+
+def _delete_automations() -> None:
+    from prefect.automations import Automation
+
+    for name in (ZOMBIE_AUTOMATION, CRASHED_AUTOMATION):
+        try:
+            existing: Any = Automation.read(name=name)
+            existing.delete()
+        except ValueError:
+            pass
