@@ -617,6 +617,14 @@ class WebhookReceiver:
         with self.lock:
             self.script.extend(statuses)
 
+    def wait_for(self, count: int, timeout_s: float = 60) -> list[ReceivedRequest]:
+        """The requests once `count` have arrived (or the deadline passed): a state hook runs
+        after the run's state is already visible, so its POST can trail the run's end."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.requests) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return list(self.requests)
+
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()

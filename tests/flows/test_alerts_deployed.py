@@ -118,7 +118,10 @@ def alerts(receiver: WebhookReceiver) -> Iterator[WebhookReceiver]:
     StatusAlerts().save(ALERTS_BLOCK_NAME, overwrite=True)
 
 
-def statuses(receiver: WebhookReceiver) -> list[str]:
+def statuses(receiver: WebhookReceiver, count: int, timeout_s: float = 60) -> list[str]:
+    """The statuses once `count` alerts arrived, and one more second for any extra one."""
+    receiver.wait_for(count, timeout_s)
+    time.sleep(1)
     return [json.loads(request.body)["Status"] for request in receiver.requests]
 
 
@@ -135,10 +138,10 @@ def test_disable_and_enable_apply_to_a_deployed_export_at_once(
 ) -> None:
     cli = CliRunner()
     run_served()
-    assert statuses(alerts) == ["Initiated", "Completed"]
+    assert statuses(alerts, 2) == ["Initiated", "Completed"]
     assert cli.invoke(app, ["alerts", "disable"]).exit_code == 0
     run_served()
-    assert statuses(alerts) == ["Initiated", "Completed"], "alerts were sent while disabled"
+    assert statuses(alerts, 3, timeout_s=3) == ["Initiated", "Completed"], "sent while disabled"
     try:
         done = cli.invoke(app, ["alerts", "enable", "--url", f"{alerts.url}/again"])
     finally:
@@ -147,7 +150,7 @@ def test_disable_and_enable_apply_to_a_deployed_export_at_once(
     # The reconciler is deployed here, so enable installed the automations for killed runs.
     assert "killed runs: marked Crashed after 540 s without a heartbeat" in done.output
     run = run_served()
-    assert statuses(alerts) == ["Initiated", "Completed"] * 2
+    assert statuses(alerts, 4) == ["Initiated", "Completed"] * 2
     last = json.loads(alerts.requests[-1].body)
     assert alerts.requests[-1].path == "/again"
     assert last["Export Request Id"] == str(run.id) and last["Frequency"] == "One Time"
@@ -164,10 +167,7 @@ def test_a_scheduled_run_reads_its_schedule(served: Served, alerts: WebhookRecei
             json={"start_time": (now - timedelta(days=8)).isoformat(), "end_time": now.isoformat(),
                   "max_runs": 1},
         ).raise_for_status()  # fmt: skip
-    deadline = time.monotonic() + 120
-    while len(alerts.requests) < 2 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    sent: list[dict[str, Any]] = [json.loads(request.body) for request in alerts.requests]
+    sent: list[dict[str, Any]] = [json.loads(r.body) for r in alerts.wait_for(2, timeout_s=120)]
     assert [body["Status"] for body in sent] == ["Initiated", "Completed"], sent
     for body in sent:
         assert body["Frequency"] == SCHEDULE_WORDS and body["Trigger"] == "Scheduled"
@@ -208,14 +208,10 @@ def test_a_killed_run_sends_failed(served: Served, alerts: WebhookReceiver) -> N
     }
     run = run_deployment(DEPLOYMENT, parameters=parameters, timeout=0)
     assert isinstance(run, FlowRun)
-    deadline = time.monotonic() + 60
-    while not alerts.requests and time.monotonic() < deadline:  # Initiated: it is running
-        time.sleep(0.2)
-    assert [json.loads(r.body)["Status"] for r in alerts.requests] == ["Initiated"]
+    initiated = alerts.wait_for(1)  # it is running
+    assert [json.loads(r.body)["Status"] for r in initiated] == ["Initiated"]
     os.kill(_flow_run_process(served.pid), signal.SIGKILL)
-    while len(alerts.requests) < 2 and time.monotonic() < deadline + 60:
-        time.sleep(0.2)
-    sent = [json.loads(request.body) for request in alerts.requests]
+    sent = [json.loads(request.body) for request in alerts.wait_for(2)]
     assert [body["Status"] for body in sent] == ["Initiated", "Failed"], sent
     assert sent[1]["Export Request Id"] == str(run.id) and sent[1]["Export Name"] == "endless"
     assert "-9" in sent[1]["Error"] or "crash" in sent[1]["Error"].lower(), sent[1]
@@ -257,16 +253,12 @@ def test_a_killed_in_process_run_sends_failed_through_the_reconciler(
         cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while not alerts.requests and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert [json.loads(r.body)["Status"] for r in alerts.requests] == ["Initiated"]
+        initiated = alerts.wait_for(1)
+        assert [json.loads(r.body)["Status"] for r in initiated] == ["Initiated"]
         time.sleep(2)  # its first heartbeat is out
         process.kill()
         process.wait()
-        deadline = time.monotonic() + 240
-        while len(alerts.requests) < 2 and time.monotonic() < deadline:
-            time.sleep(0.5)
+        alerts.wait_for(2, timeout_s=240)
         time.sleep(3)  # a second Failed would arrive now
     finally:
         process.kill()
