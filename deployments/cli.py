@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from deployments.alerts_cli import alerts_app
+from deployments.pause_cli import pause, resume
 from deployments.project import (
     DEFAULT_PROJECT_FILE,
     UsageError,
@@ -18,6 +19,7 @@ from deployments.project import (
     find_deployment,
     validate_export_parameters,
 )
+from deployments.serve_cli import serve
 from flows.config import DestinationConfig, ExportResult, SourceConfig
 from flows.errors import ExportError
 from flows.types import EXPORT_FORMATS
@@ -30,6 +32,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(alerts_app)
+app.command()(pause)
+app.command()(resume)
+app.command()(serve)
 DEMO_TABLES = ("orders", "customers")
 
 
