@@ -18,6 +18,7 @@ from deployments.project import (
     find_deployment,
     validate_export_parameters,
 )
+from deployments.schedule_cli import register as register_schedule_commands
 from flows.config import DestinationConfig, ExportResult, SourceConfig
 from flows.errors import ExportError
 from flows.types import EXPORT_FORMATS
@@ -30,6 +31,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(alerts_app)
+register_schedule_commands(app)  # exports check, exports schedule
 DEMO_TABLES = ("orders", "customers")
 
 
