@@ -19,6 +19,7 @@ from deployments.project import (
     find_deployment,
     validate_export_parameters,
 )
+from deployments.schedule_cli import register as register_schedule_commands
 from deployments.serve_cli import serve
 from flows.config import DestinationConfig, ExportResult, SourceConfig
 from flows.errors import ExportError
@@ -32,6 +33,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(alerts_app)
+register_schedule_commands(app)  # exports check, exports schedule
 app.command()(pause)
 app.command()(resume)
 app.command()(serve)
