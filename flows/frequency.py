@@ -23,9 +23,12 @@ a daylight-saving change never changes the words, and seconds are not shown):
   July, October at HH:MM (TZ)".
 - Fallbacks: "Cron `<cron>` (TZ)", "RRule `<rrule>` (TZ)" (lines joined by a space).
 
-Interval schedules of whole days use the anchor date's time of day in the schedule's time zone
-(Prefect keeps that wall-clock time across DST for intervals of a day or more); intervals of
-whole weeks also name the anchor's weekday. Shorter intervals run every N elapsed units from the
+Interval schedules of whole days name a time of day only in a zone without daylight saving
+time (UTC, Etc/GMT+5, Asia/Tokyo): "Daily at 06:00 (UTC)", "Weekly on Monday at 09:30 (UTC)".
+In a zone with DST they are "Every day", "Every 3 days", "Every week", "Every 2 weeks":
+Prefect 3.8 counts elapsed time from the anchor up to where its scheduler starts listing runs,
+so the same interval runs at 06:00 or 07:00 local depending on the season it started in (a cron
+keeps the time; docs/schedules.md). Shorter intervals run every N elapsed units from the
 anchor, so they are only "Every N hours/minutes/seconds". Interval and cron wordings are the
 same for the same meaning ("Daily at", not "Every day at").
 
@@ -141,6 +144,16 @@ def _every(seconds: float) -> str:
             count = int(seconds // size)
             return f"Every {unit}" if count == 1 else f"Every {count} {unit}s"
     return f"Every {seconds:g} seconds"
+
+
+def _has_dst(zone: ZoneInfo, year: int) -> bool:
+    """Whether the zone's UTC offset changes in the year (or the next)."""
+    offsets = {
+        dt.datetime(y, month, 1, tzinfo=zone).utcoffset()
+        for y in (year, year + 1)
+        for month in range(1, 13)
+    }
+    return len(offsets) > 1
 
 
 def _hhmm(minute_of_day: int) -> str:
@@ -275,7 +288,7 @@ def _words(days: _Days, times: list[int], tz: str, every: int = 1) -> str:
 
 
 def _describe_interval(schedule: IntervalSchedule) -> str:
-    """Whole days and weeks name the anchor's wall-clock time; shorter intervals do not."""
+    """Whole days and weeks name the anchor's wall-clock time where no DST can move it."""
     seconds = schedule.interval.total_seconds()
     if seconds % 86400 != 0:
         return _every(seconds)
@@ -284,8 +297,11 @@ def _describe_interval(schedule: IntervalSchedule) -> str:
     if anchor.tzinfo is None:  # Prefect stores it aware; naive would mean "in the schedule's zone"
         anchor = anchor.replace(tzinfo=ZoneInfo(tz))
     local = anchor.astimezone(ZoneInfo(tz))
-    times = [local.hour * 60 + local.minute]
     days = int(seconds // 86400)
+    if _has_dst(ZoneInfo(tz), local.year):
+        count, unit = (days // 7, "week") if days % 7 == 0 else (days, "day")
+        return f"Every {unit}" if count == 1 else f"Every {count} {unit}s"
+    times = [local.hour * 60 + local.minute]
     if days % 7 == 0:
         return _words(_Days("weekly", weekdays=frozenset({local.weekday()})), times, tz, days // 7)
     return _words(_Days("daily"), times, tz, days)

@@ -155,16 +155,13 @@ class TestScheduleAcrossDaylightSaving:
         assert instants(runs) == expected
         assert [run["utc"][11:16] for run in runs] == ["11:00"] * 3 + ["10:00"] * 3
 
-    def test_every_24_hours_listed_from_summer_is_07_00_in_prefect_3_8(self) -> None:
-        """Prefect's IntervalSchedule jumps from the anchor to the start by elapsed seconds
-        and only then adds calendar days: listed (or scheduled by Prefect's server) from a date
-        on the other side of a DST change than the January anchor, a 24-hour interval keeps the
-        anchor's UTC time, 11:00Z = 07:00 New York summer time. `exports schedule` shows what
-        Prefect will schedule; a cron `0 6 * * *` keeps 06:00."""
+    def test_every_24_hours_keeps_06_00_new_york_listed_from_summer(self) -> None:
+        """A cron: listed from any date it is 06:00 local (an `interval: 86400` anchored in
+        January would list 07:00 from a summer date in Prefect 3.8, docs/schedules.md)."""
         runs = schedule_json("orders-every-24-hours", "--after", "2026-06-01", "--next", "3")
-        expected = first(wall_clock(date(2026, 6, 1), UTC, [11]), utc("2026-06-01"), 3)
+        expected = first(wall_clock(date(2026, 6, 1), NEW_YORK, [6]), utc("2026-06-01"), 3)
         assert instants(runs) == expected
-        assert [run["local"][11:] for run in runs] == ["07:00:00-04:00"] * 3
+        assert [run["local"][11:] for run in runs] == ["06:00:00-04:00"] * 3
 
     def test_every_8_hours_is_00_08_16_new_york_on_the_spring_change(self) -> None:
         runs = schedule_json("orders-every-8-hours", "--after", "2026-03-07", "--next", "9")

@@ -58,32 +58,30 @@ INTERVALS = [
     (interval(seconds=1.5), "Every 1.5 seconds"),
     # sub-day intervals run every N elapsed hours from the anchor: no clock time, no zone
     (interval(hours=4, anchor=dt.datetime(2024, 1, 15, 1, 17, tzinfo=BERLIN)), "Every 4 hours"),
-    (
-        interval(days=1, anchor=dt.datetime(2024, 1, 15, 6, 0, tzinfo=BERLIN)),
-        "Daily at 06:00 (Europe/Berlin)",
-    ),
-    (interval(hours=24), "Daily at 06:00 (UTC)"),
+    # whole days in a zone with DST: Prefect 3.8 moves their local time with the season the
+    # scheduler started in (test_day_intervals_move_with_dst_in_prefect), so no clock time
+    (interval(days=1, anchor=dt.datetime(2024, 1, 15, 6, 0, tzinfo=BERLIN)), "Every day"),
     (
         interval(days=3, anchor=dt.datetime(2024, 1, 15, 6, 0), timezone="America/New_York"),
-        # a naive anchor is stored as UTC by Prefect: 06:00 UTC is 01:00 in New York (EST)
-        "Every 3 days at 01:00 (America/New_York)",
+        "Every 3 days",
     ),
+    (interval(days=7, anchor=dt.datetime(2024, 1, 17, 9, 30, 59, tzinfo=BERLIN)), "Every week"),
+    (interval(weeks=2, anchor=dt.datetime(2024, 1, 15, 9, 30, tzinfo=BERLIN)), "Every 2 weeks"),
+    # ...and in a zone without DST, the anchor's time in that zone, whatever zone it was given in
+    (interval(hours=24), "Daily at 06:00 (UTC)"),
     (
-        interval(days=7, anchor=dt.datetime(2024, 1, 17, 9, 30, 59, tzinfo=BERLIN)),
-        "Weekly on Wednesday at 09:30 (Europe/Berlin)",
-    ),
-    (
-        interval(weeks=2, anchor=dt.datetime(2024, 1, 15, 9, 30, tzinfo=BERLIN)),
-        "Every 2 weeks on Monday at 09:30 (Europe/Berlin)",
-    ),
-    (
-        # the anchor is shown in the schedule's zone, whatever zone it was given in
         interval(
-            days=1,
-            anchor=dt.datetime(2024, 1, 15, 23, 30, tzinfo=UTC),
-            timezone="Europe/Berlin",
+            days=1, anchor=dt.datetime(2024, 1, 15, 23, 30, tzinfo=UTC), timezone="Asia/Tokyo"
         ),
-        "Daily at 00:30 (Europe/Berlin)",
+        "Daily at 08:30 (Asia/Tokyo)",
+    ),
+    (
+        interval(days=7, anchor=dt.datetime(2024, 1, 17, 9, 30, 59, tzinfo=UTC)),
+        "Weekly on Wednesday at 09:30 (UTC)",
+    ),
+    (
+        interval(weeks=2, anchor=dt.datetime(2024, 1, 15, 9, 30, tzinfo=UTC), timezone="UTC"),
+        "Every 2 weeks on Monday at 09:30 (UTC)",
     ),
 ]
 
@@ -368,7 +366,19 @@ def test_dst_does_not_change_interval_words(anchor: dt.datetime | str) -> None:
     schedule = IntervalSchedule(
         interval=dt.timedelta(days=1), anchor_date=anchor, timezone="Europe/Berlin"
     )
-    assert describe_schedule(schedule) == "Daily at 09:30 (Europe/Berlin)"
+    assert describe_schedule(schedule) == "Every day"
+
+
+def test_day_intervals_move_with_dst_in_prefect() -> None:
+    """Why a whole-day interval in a DST zone names no clock time: Prefect 3.8 runs the same
+    schedule at 06:00 or 07:00 New York time, depending on when its scheduler starts listing."""
+    schedule = interval(days=1, anchor=dt.datetime(2026, 1, 1, 6, tzinfo=NEW_YORK))
+    schedule = schedule.model_copy(update={"timezone": "America/New_York"})
+    winter = _server_dates(schedule, dt.datetime(2026, 2, 1, tzinfo=UTC), n=3)
+    summer = _server_dates(schedule, dt.datetime(2026, 6, 1, tzinfo=UTC), n=3)
+    assert {date.astimezone(NEW_YORK).hour for date in winter} == {6}
+    assert {date.astimezone(NEW_YORK).hour for date in summer} == {7}
+    assert describe_schedule(schedule) == "Every day"
 
 
 def _server_dates(
@@ -417,35 +427,11 @@ DST_CASES = [
         "07:30",
     ),
     (
-        interval(days=1, anchor=dt.datetime(2024, 1, 15, 9, 30, tzinfo=BERLIN)),
-        "Daily at 09:30 (Europe/Berlin)",
-        BERLIN,
-        None,
-        "09:30",
-    ),
-    (
-        interval(
-            weeks=1, anchor=dt.datetime(2024, 1, 15, 8, 30, tzinfo=UTC), timezone="Europe/Berlin"
-        ),
-        "Weekly on Monday at 09:30 (Europe/Berlin)",
-        BERLIN,
-        {0},
-        "09:30",
-    ),
-    (
         cron("0 6 * * *", "America/New_York"),
         "Daily at 06:00 (America/New_York)",
         NEW_YORK,
         None,
         "06:00",
-    ),
-    (
-        interval(days=1, anchor=dt.datetime(2024, 1, 15, 6, 0), timezone="America/New_York"),
-        # Prefect stores a naive anchor as UTC: 06:00 UTC on 15 January is 01:00 EST
-        "Daily at 01:00 (America/New_York)",
-        NEW_YORK,
-        None,
-        "01:00",
     ),
 ]
 
