@@ -12,8 +12,15 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from flows.config import DestinationConfig, FormatOptions, SourceConfig, parse_format
+from flows.config import (
+    DestinationConfig,
+    FormatOptions,
+    SourceConfig,
+    WindowConfig,
+    parse_format,
+)
 from flows.errors import ConfigurationError
+from flows.window import check_window
 
 DEFAULT_PROJECT_FILE = Path("prefect.yaml")
 
@@ -107,10 +114,11 @@ def validate_export_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
         "source": SourceConfig,
         "destination": DestinationConfig,
         "format_options": FormatOptions,
+        "window": WindowConfig,
     }
     for key, model in models.items():
         if key not in parameters:
-            if key != "format_options":
+            if key in ("source", "destination"):
                 raise ConfigurationError(f"{key}: missing; the export flow needs `{key}`")
             continue
         if parameters[key] is None:
@@ -121,6 +129,9 @@ def validate_export_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
             raise ConfigurationError(describe_validation_error(key, exc)) from None
     if "format" in parameters:
         validated["format"] = parse_format(str(parameters["format"]))
+    source, destination = validated["source"], validated["destination"]
+    if isinstance(source, SourceConfig) and isinstance(destination, DestinationConfig):
+        check_window(source, validated.get("window"), destination)
     return validated
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -144,6 +145,113 @@ class FormatOptions(_Model):
         return "\r\n" if self.line_terminator == "crlf" else "\n"
 
 
+class WindowConfig(_Model):
+    """The time window an incremental export delivers: rows with since <= ts < until.
+
+    Every field is optional: `since` comes from the deployment's schedule when not given,
+    `until` from the run's scheduled time (or its start). See flows/window.py for the rules.
+    """
+
+    since: datetime | None = Field(
+        default=None,
+        description=(
+            "Start of the window (included), e.g. 2026-03-01T00:00:00+01:00; a value without "
+            "an offset is read as UTC. By default the schedule's previous tick."
+        ),
+    )
+    until: datetime | None = Field(
+        default=None,
+        description=(
+            "End of the window (excluded); a value without an offset is read as UTC. By "
+            "default the run's scheduled time, or its start for runs no schedule started."
+        ),
+    )
+    lookback: timedelta = Field(
+        default=timedelta(0),
+        description=(
+            "Subtracted from `since` so late-arriving rows are delivered again (overlap); "
+            "seconds or ISO 8601, e.g. PT15M."
+        ),
+    )
+    period: timedelta | None = Field(
+        default=None,
+        description=(
+            "Window length used as since = until - period when the run has no schedule to "
+            "take `since` from (API and one-time runs); seconds or ISO 8601, e.g. P1D."
+        ),
+    )
+    timezone: str = Field(
+        default="UTC",
+        description=(
+            "IANA time zone of the wall-clock values bound as `timestamp` or `text` and of "
+            "the {since} / {until} destination tokens."
+        ),
+    )
+    bind_as: Literal["timestamp", "timestamptz", "text", "epoch"] = Field(
+        default="timestamp",
+        description=(
+            "How :since and :until are bound: timestamp (naive wall clock in `timezone`), "
+            "timestamptz (with time zone), text (YYYY-MM-DD HH:MM:SS in `timezone`) or "
+            "epoch (integer Unix seconds)."
+        ),
+    )
+
+    @field_validator("since", "until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    @field_validator("lookback")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError(
+                f"window.lookback: `{value.total_seconds():g}` seconds is negative; "
+                "use zero or a duration such as PT15M"
+            )
+        return value
+
+    @field_validator("period")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError(
+                f"window.period: `{value.total_seconds():g}` seconds is not a positive "
+                "duration; use e.g. P1D or PT4H"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"window.timezone: `{value}` is not an IANA time zone; "
+                "use e.g. UTC, Europe/Berlin or America/New_York"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WindowConfig:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError(
+                f"window.since: `{self.since.isoformat()}` is not before window.until "
+                f"`{self.until.isoformat()}`; the window is since <= ts < until"
+            )
+        return self
+
+
+class WindowBounds(_Model):
+    """The window a run delivered (aware UTC datetimes): rows with since <= ts < until."""
+
+    since: datetime
+    until: datetime
+
+
 def parse_format(value: str) -> ExportFormat:
     """The format named by `value`, or a ConfigurationError listing the choices."""
     lowered = value.strip().lower()
@@ -166,6 +274,7 @@ class ExportResult(_Model):
     files: list[str]
     started: datetime
     finished: datetime
+    window: WindowBounds | None = None
 
     @property
     def duration_s(self) -> float:

@@ -34,6 +34,7 @@ from flows.config import (
     ExportResult,
     FormatOptions,
     SourceConfig,
+    WindowConfig,
     parse_format,
 )
 from flows.deliver import PartSink, WrittenFile, publish
@@ -44,6 +45,14 @@ from flows.http_post import remove_spools
 from flows.stores import filesystem_for, store_name
 from flows.targets import HTTP_SCHEMES, TargetContext, display_url, url_scheme
 from flows.types import FILE_EXTENSIONS, ExportFormat
+from flows.window import (
+    bind_values,
+    check_window,
+    describe_window,
+    in_zone,
+    query_uses,
+    resolve_window,
+)
 
 PROGRESS_EVERY_S = 1.0
 
@@ -193,6 +202,7 @@ def export(
     partner: str | None = None,
     type: str | None = None,
     format_options: FormatOptions | None = None,
+    window: WindowConfig | None = None,
 ) -> ExportResult:
     """Export a table or query to a file in one of five formats.
 
@@ -206,17 +216,34 @@ def export(
             format="jsonl",
         )
         ```
+
+    A query using `:since` / `:until` delivers the run's window (flows/window.py), e.g.
+    `WHERE created_at >= :since AND created_at < :until` with
+    `window={"period": "P1D", "lookback": "PT15M"}`.
     """
     logger = get_run_logger()
     started = datetime.now(UTC)
     export_name = name or source.table or "export"
     options = format_options or FormatOptions()
+    check_window(source, window, destination)
+    uses = query_uses(source)
+    resolved = resolve_window(window, uses)
+    since: datetime | None = None
+    until: datetime | None = None
+    if resolved is not None:
+        values = bind_values(resolved, window)
+        params = {**source.params, **{key: values[key] for key in uses}}
+        source = source.model_copy(update={"params": params})
+        since, until = in_zone(resolved, window)
+        logger.info("window %s", describe_window(resolved))
     context = TargetContext(
         export=export_name,
         deployment=_deployment_name(),
         run_id=str(runtime_flow_run.id or "local"),
         date=_run_date(),
         ext=FILE_EXTENSIONS[format],
+        since=since,
+        until=until,
     )
     partner = partner or store_name(url_scheme(destination.url))
     plan = inspect_source_task(source, export_name)
@@ -247,6 +274,7 @@ def export(
         files=files,
         started=started,
         finished=finished,
+        window=resolved.bounds() if resolved is not None else None,
     )
     _record(result, partner, type, plan)
     logger.info(

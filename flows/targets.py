@@ -10,7 +10,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flows.errors import ConfigurationError
 
-TEMPLATE_TOKENS = ("export", "deployment", "run_id", "date", "ext", "part")
+TEMPLATE_TOKENS = ("export", "deployment", "run_id", "date", "ext", "part", "since", "until")
+# Tokens that only render for a run with a window (flows/window.py).
+WINDOW_TOKENS = ("since", "until")
 # Schemes this release delivers to; object stores arrive with their blocks.
 LOCAL_SCHEMES = ("file", "local")
 # The finished file is POSTed to the URL (flows/http_post.py); it names an endpoint, not a file.
@@ -28,6 +30,9 @@ class TargetContext:
     run_id: str
     date: datetime
     ext: str
+    # The run's window, in the window's time zone; None for runs without one.
+    since: datetime | None = None
+    until: datetime | None = None
 
     @classmethod
     def sample(cls) -> TargetContext:
@@ -37,6 +42,8 @@ class TargetContext:
             "00000000-0000-0000-0000-000000000000",
             datetime(2000, 1, 1, tzinfo=UTC),
             "csv",
+            datetime(1999, 12, 31, tzinfo=UTC),
+            datetime(2000, 1, 1, tzinfo=UTC),
         )
 
 
@@ -161,6 +168,12 @@ def with_part_token(template: str) -> str:
     return template[:dot] + PART_SUFFIX + template[dot:]
 
 
+def uses_window_tokens(template: str) -> list[str]:
+    """The window tokens ({since}, {until}) a template uses, in order of first use."""
+    names = [name for name, _ in template_fields(template) if name in WINDOW_TOKENS]
+    return list(dict.fromkeys(names))
+
+
 def render_target(template: str, ctx: TargetContext, *, part: int | None) -> str:
     """The URL of one output file."""
     values: dict[str, Any] = {
@@ -171,14 +184,39 @@ def render_target(template: str, ctx: TargetContext, *, part: int | None) -> str
         "ext": ctx.ext,
         "part": part if part is not None else 1,
     }
+    if ctx.since is not None and ctx.until is not None:
+        values["since"] = _DateToken(ctx.since, WINDOW_TOKEN_FORMAT)
+        values["until"] = _DateToken(ctx.until, WINDOW_TOKEN_FORMAT)
+    else:
+        check_window_tokens(template, has_window=False)
     return template.format_map(values)
+
+
+# {since} / {until} without a format spec: sortable and safe in file and object names.
+WINDOW_TOKEN_FORMAT = "%Y%m%dT%H%M%S"
+
+
+def _no_window_message(template: str, token: str) -> str:
+    return (
+        f"destination.url: `{{{token}}}` in `{template}` needs a window; use :since / :until "
+        "in source.query (or set `window`), or remove the token"
+    )
+
+
+def check_window_tokens(template: str, *, has_window: bool) -> None:
+    """Fail when the template uses {since} or {until} but the run has no window."""
+    if has_window:
+        return
+    for token in uses_window_tokens(template):
+        raise ConfigurationError(_no_window_message(template, token))
 
 
 class _DateToken:
     """`{date}` renders as YYYY-MM-DD; `{date:%Y/%m}` uses strftime."""
 
-    def __init__(self, value: datetime) -> None:
+    def __init__(self, value: datetime, default: str = "%Y-%m-%d") -> None:
         self.value = value
+        self.default = default
 
     def __format__(self, spec: str) -> str:
-        return self.value.strftime(spec or "%Y-%m-%d")
+        return self.value.strftime(spec or self.default)
