@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: help install demo test lint bench clean
+.PHONY: help install demo serve test lint bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ node_modules/.installed: package.json
 
 demo: $(VENV)/.installed ## Export the bundled SQLite demo into ./demo-out in every format
 	$(BIN)/exports demo --out demo-out
+
+serve: $(VENV)/.installed ## Prefect server, work pool, prefect deploy --all and a worker (docs/schedules.md)
+	BIN=$(BIN) bash deployments/serve.sh
 
 test: install ## Run the whole test suite (starts PostgreSQL and a Prefect API itself)
 	$(BIN)/pytest

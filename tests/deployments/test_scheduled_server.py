@@ -6,9 +6,11 @@ independently of Prefect's schedule code."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -144,7 +146,11 @@ def runs_of(
 
 
 def start_times(runs: list[FlowRun]) -> list[dt.datetime]:
-    return [run.expected_start_time.astimezone(UTC) for run in runs if run.expected_start_time]
+    return [  # plain datetimes: Prefect's pendulum ones subtract to Interval objects
+        dt.datetime.fromtimestamp(run.expected_start_time.timestamp(), UTC)
+        for run in runs
+        if run.expected_start_time
+    ]
 
 
 def wall_clock_times(
@@ -244,7 +250,7 @@ def test_weekly_berlin_keeps_0930_across_2026_changes(
     expected = wall_clock_times(
         first, last, BERLIN, dt.time(9, 30), lambda day: day.weekday() in (0, 2)
     )
-    assert times == expected and len(times) == 7
+    assert times == expected and len(times) == 8
     assert len(offsets(times, BERLIN)) == 2
 
 
@@ -326,6 +332,52 @@ def test_every_8_hours_and_daily_keep_new_york_wall_clock(
     assert len(offsets(daily, NEW_YORK)) == 2
 
 
+# ---- 2. a scheduled run on the worker delivers exactly its window -----------------------------
+
+
+def wait_until_final(
+    client: SyncPrefectClient, run_ids: list[Any], timeout_s: float
+) -> list[FlowRun]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        runs = [client.read_flow_run(run_id) for run_id in run_ids]
+        if all(run.state and run.state.is_final() for run in runs) or time.monotonic() > deadline:
+            return runs
+        time.sleep(1)
+
+
+def test_a_scheduled_run_on_the_worker_delivers_exactly_its_window(stack: Stack) -> None:
+    """The monthly trigger's run of 1 March 2024 06:00 New York (11:00 UTC) owns the orders
+    from the previous scheduled time, 1 February 06:00 New York, up to its own."""
+    since, until = dt.datetime(2024, 2, 1, 11), dt.datetime(2024, 3, 1, 11)  # UTC wall clock
+    with stack.client() as client:
+        first, last = at(UTC, 2024, 2, 20), at(UTC, 2024, 3, 5)
+        deployment = deployment_id(client, "orders-monthly-new-york")
+        client._client.post(
+            f"/deployments/{deployment}/schedule",
+            json={"start_time": first.isoformat(), "end_time": last.isoformat(), "max_runs": 10},
+        ).raise_for_status()
+        [scheduled] = runs_of(client, "orders-monthly-new-york", first, last)
+        assert scheduled.auto_scheduled and start_times([scheduled]) == [until.replace(tzinfo=UTC)]
+        [run] = wait_until_final(client, [scheduled.id], timeout_s=180)
+    delivered = REPO_ROOT / "out" / "orders-monthly-new-york" / f"orders-2024-02-{run.id}.csv"
+    try:
+        assert run.state is not None and run.state.is_completed(), (
+            run.state,
+            stack.log.read_text()[-3000:],
+        )
+        with delivered.open(newline="") as file:
+            got = [int(row["order_id"]) for row in csv.DictReader(file)]
+    finally:
+        delivered.unlink(missing_ok=True)
+    with sqlite3.connect(REPO_ROOT / "demo" / "demo.sqlite") as db:
+        every = db.execute("SELECT order_id, ordered_at FROM orders ORDER BY order_id").fetchall()
+    expected = [
+        key for key, text in every if text and since <= dt.datetime.fromisoformat(text) < until
+    ]
+    assert got == expected and len(expected) > 10
+
+
 # ---- 3. many due at once: they queue under the pool's limit of 1 -----------------------------
 
 
@@ -335,12 +387,7 @@ def test_five_runs_due_at_once_all_complete_one_at_a_time(stack: Stack) -> None:
         deployment = deployment_id(client, "demo-orders")
         due = Scheduled(scheduled_time=now)
         ids = [client.create_flow_run_from_deployment(deployment, state=due).id for _ in range(5)]
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            runs = [client.read_flow_run(run_id) for run_id in ids]
-            if all(run.state and run.state.is_final() for run in runs):
-                break
-            time.sleep(1)
+        runs = wait_until_final(client, ids, timeout_s=300)
         histories = {run_id: client.read_flow_run_states(run_id) for run_id in ids}
     try:
         assert [run.state_name for run in runs] == ["Completed"] * 5, stack.log.read_text()[-3000:]
