@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, field_validator, model_validator
+
+from flows.zones import iana_zone
 
 ALERTS_BLOCK_NAME = "status-alerts"
 
@@ -69,14 +70,7 @@ class StatusAlerts(Block):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"timezone `{value}` is not a known IANA time zone; use e.g. UTC, "
-                "Europe/Berlin or America/New_York"
-            ) from None
-        return value
+        return iana_zone(value)
 
     @model_validator(mode="after")
     def _enabled_needs_url(self) -> StatusAlerts:

@@ -16,10 +16,8 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import available_timezones
 
 import yaml
 from prefect import Flow
@@ -33,6 +31,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from deployments.project import DeploymentSpec, UsageError, validate_export_parameters
 from flows.errors import ConfigurationError
+from flows.zones import ZONE_HINT, is_iana_zone
 
 __all__ = ["SCHEDULE_KEYS", "Schedule", "TriggerProblem", "check_project", "schedules_of"]
 
@@ -41,7 +40,6 @@ SCHEDULE_KINDS = ("cron", "interval", "rrule")
 SCHEDULE_KEYS = tuple(RawScheduleConfig.model_fields)
 """The keys `prefect deploy` accepts in a `schedules:` item (it refuses the file otherwise)."""
 _CONCURRENCY_KEYS = tuple(ConcurrencyLimitSpec.model_fields)
-_TIME_ZONE_HINT = "use a name such as Europe/Berlin, America/New_York or UTC"
 _UNION_MEMBER = re.compile(r"^function-|\[|^(str|int|float|bool|list|dict)$")
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$", re.DOTALL)
 
@@ -312,16 +310,14 @@ def _check_schedule(index: int, raw: Any) -> tuple[_Found, Schedule | None]:
         found.append((at, f"{has}; give exactly one of cron, interval or rrule"))
     kind = kinds[0] if len(kinds) == 1 else None
     timezone = raw.get("timezone")
-    if timezone is not None and (not isinstance(timezone, str) or timezone not in _zones()):
-        found.append(
-            (f"{at}.timezone", f"`{timezone}` is not an IANA time zone; {_TIME_ZONE_HINT}")
-        )
+    if timezone is not None and not is_iana_zone(timezone):
+        found.append((f"{at}.timezone", f"`{timezone}` is not an IANA time zone; {ZONE_HINT}"))
     elif timezone is None and kind in ("cron", "rrule"):
         found.append(
             (
                 f"{at}.timezone",
                 f"missing; a {kind} schedule needs an IANA `timezone` to keep its "
-                f"wall-clock time (without one Prefect uses UTC); {_TIME_ZONE_HINT}",
+                f"wall-clock time (without one Prefect uses UTC); {ZONE_HINT}",
             )
         )
     if kind == "interval":
@@ -403,7 +399,7 @@ def _check_interval(at: str, raw: dict[str, Any]) -> _Found:
             (
                 f"{at}.timezone",
                 "missing; an interval needs a `timezone` for its daylight-saving handling "
-                f"(without one Prefect uses UTC); {_TIME_ZONE_HINT}",
+                f"(without one Prefect uses UTC); {ZONE_HINT}",
             )
         )
     return found
@@ -419,7 +415,7 @@ def _schedule_message(raw: dict[str, Any], key: str, error: Any) -> str:
     if key == "rrule":
         return f"not an RRULE Prefect accepts (e.g. `FREQ=WEEKLY;BYDAY=MO;BYHOUR=9`): {detail}"
     if key == "timezone":
-        return f"`{raw.get('timezone')}`: {detail}; {_TIME_ZONE_HINT}"
+        return f"`{raw.get('timezone')}`: {detail}; {ZONE_HINT}"
     return detail
 
 
@@ -431,8 +427,3 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 def _pydantic_message(error: Any) -> str:
     return " ".join(str(error.get("msg", "invalid value")).removeprefix("Value error, ").split())
-
-
-@cache
-def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())

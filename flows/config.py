@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flows.errors import ConfigurationError
 from flows.targets import url_scheme, validate_template
 from flows.types import EXPORT_FORMATS, Compression, ExportFormat
+from flows.zones import iana_zone
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 DEFAULT_CHUNK_ROWS = 50_000
@@ -226,14 +226,7 @@ class WindowConfig(_Model):
     @field_validator("timezone")
     @classmethod
     def _iana_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"window.timezone: `{value}` is not an IANA time zone; "
-                "use e.g. UTC, Europe/Berlin or America/New_York"
-            ) from None
-        return value
+        return iana_zone(value, "window.timezone")
 
     @model_validator(mode="after")
     def _ordered(self) -> WindowConfig:

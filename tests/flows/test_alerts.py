@@ -237,7 +237,7 @@ class TestCli:
         done = runner.invoke(
             app, ["alerts", "enable", "--url", "https://x.example/y", "--timezone", "Mars/Base"]
         )
-        assert done.exit_code == 2 and "--timezone: timezone `Mars/Base` is not a known" in (
+        assert done.exit_code == 2 and "--timezone: `Mars/Base` is not an IANA time zone" in (
             done.output
         )
 

@@ -87,6 +87,18 @@ def _query(column: str = "ts") -> str:
     return WINDOW_QUERY.format(column=column) + " ORDER BY id"
 
 
+def _export_window(
+    url: str, folder: Path, window: dict[str, Any], column: str = "ts", fmt: str = "csv"
+) -> ExportResult:
+    """Export the readings of `window` to `folder`/out."""
+    return export(
+        source={"url": url, "query": _query(column)},
+        destination={"url": str(folder / "out" / "{export}.{ext}")},
+        format=fmt,
+        window=window,
+    )
+
+
 class TestExplicitWindow:
     @pytest.mark.parametrize(("column", "fmt"), [("ts", "csv"), ("ts_micro", "jsonl")])
     def test_rows_are_exactly_the_window(
@@ -94,12 +106,8 @@ class TestExplicitWindow:
     ) -> None:
         since = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
         until = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-        result = export(
-            source={"url": readings, "query": _query(column)},
-            destination={"url": str(tmp_path / "out" / "{export}.{ext}")},
-            format=fmt,
-            window={"since": "2026-03-01T07:00:00+01:00", "until": "2026-03-01T12:00:00"},
-        )
+        window = {"since": "2026-03-01T07:00:00+01:00", "until": "2026-03-01T12:00:00"}
+        result = _export_window(readings, tmp_path, window, column, fmt)
         ids = _read_ids(Path(result.files[0]))
         assert ids == _ids_between(SQLITE_START, since, until, SQLITE_ROWS)
         assert ids[0] == 24, "the row exactly at since is included"
@@ -110,17 +118,13 @@ class TestExplicitWindow:
 
     @pytest.mark.parametrize("bind_as", ["timestamp", "text"])
     def test_lookback_widens_the_window(self, readings: str, tmp_path: Path, bind_as: str) -> None:
-        result = export(
-            source={"url": readings, "query": _query()},
-            destination={"url": str(tmp_path / "out" / "{export}.{ext}")},
-            format="csv",
-            window={
-                "since": "2026-03-01T06:00:00Z",
-                "until": "2026-03-01T12:00:00Z",
-                "lookback": "PT30M",
-                "bind_as": bind_as,
-            },
-        )
+        window = {
+            "since": "2026-03-01T06:00:00Z",
+            "until": "2026-03-01T12:00:00Z",
+            "lookback": "PT30M",
+            "bind_as": bind_as,
+        }
+        result = _export_window(readings, tmp_path, window)
         since = datetime(2026, 3, 1, 5, 30, tzinfo=UTC)
         until = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
         assert _read_ids(Path(result.files[0])) == _ids_between(
@@ -131,16 +135,12 @@ class TestExplicitWindow:
     def test_timezone_binds_wall_clock(self, readings: str, tmp_path: Path) -> None:
         """With timezone Europe/Berlin the stored text is read as Berlin wall clock: the
         window 06:00Z-08:00Z selects the rows stored as 07:00 to 09:00."""
-        result = export(
-            source={"url": readings, "query": _query()},
-            destination={"url": str(tmp_path / "out" / "{export}.{ext}")},
-            format="csv",
-            window={
-                "since": "2026-03-01T06:00:00Z",
-                "until": "2026-03-01T08:00:00Z",
-                "timezone": "Europe/Berlin",
-            },
-        )
+        window = {
+            "since": "2026-03-01T06:00:00Z",
+            "until": "2026-03-01T08:00:00Z",
+            "timezone": "Europe/Berlin",
+        }
+        result = _export_window(readings, tmp_path, window)
         wall_since = datetime(2026, 3, 1, 7, 0, tzinfo=UTC)
         wall_until = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
         assert _read_ids(Path(result.files[0])) == _ids_between(
