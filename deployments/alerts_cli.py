@@ -11,6 +11,7 @@ from prefect.client.orchestration import get_client
 from pydantic import SecretStr, ValidationError
 
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
+from deployments.console import fail
 from flows.alerts import alert_time, load_alert_settings, send_alert
 
 alerts_app = typer.Typer(
@@ -19,11 +20,6 @@ alerts_app = typer.Typer(
     no_args_is_help=True,
 )
 TEST_REQUEST_ID = "00000000-0000-0000-0000-000000000000"
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _save(settings: StatusAlerts) -> None:
@@ -43,7 +39,7 @@ def _settings_with(current: StatusAlerts | None, **changes: Any) -> StatusAlerts
         problem = exc.errors()[0]
         field = ".".join(str(part) for part in problem["loc"]) or "settings"
         option = {"url": "--url", "timezone": "--timezone"}.get(field, field)
-        raise _fail(f"{option}: {problem['msg'].removeprefix('Value error, ')}", 2) from None
+        raise fail(f"{option}: {problem['msg'].removeprefix('Value error, ')}", 2) from None
 
 
 @alerts_app.command()
@@ -125,7 +121,7 @@ def test() -> None:
     """POST a test alert (marked "Test": true) and report the webhook's answer."""
     settings = load_alert_settings()
     if settings is None or not settings.url:
-        raise _fail("no webhook set; run `exports alerts enable --url URL` first")
+        raise fail("no webhook set; run `exports alerts enable --url URL` first")
     payload = {
         "Export Request Id": TEST_REQUEST_ID,
         "Partner": "Local folder",
@@ -137,7 +133,7 @@ def test() -> None:
     }
     outcome = send_alert(settings, payload)
     if not outcome.delivered:
-        raise _fail(
+        raise fail(
             f"test alert to {settings.url} not delivered after {outcome.attempts} attempt(s): "
             f"{outcome.error}"
         )

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from deployments.alerts_cli import alerts_app
+from deployments.console import fail
 from deployments.pause_cli import pause, resume
 from deployments.project import (
     DEFAULT_PROJECT_FILE,
@@ -40,11 +41,6 @@ app.command()(serve)
 DEMO_TABLES = ("orders", "customers")
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo files.")] = Path("demo-out"),
@@ -71,7 +67,7 @@ def demo(
     except ExportError as exc:
         if debug:
             raise
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     _print_table(results)
 
 
@@ -100,11 +96,11 @@ def run(
     except UsageError as exc:
         if debug:
             raise
-        raise _fail(str(exc), code=2) from None
+        raise fail(str(exc), code=2) from None
     except (ExportError, ImportError, AttributeError) as exc:
         if debug:
             raise
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     user = _cli_user()
     try:
         with tags(f"deployment:{spec.name}", "trigger:run-now", f"user:{user}"):
@@ -112,7 +108,7 @@ def run(
     except ExportError as exc:
         if debug:
             raise
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json and isinstance(result, ExportResult):
         typer.echo(result.model_dump_json(indent=2))
     elif isinstance(result, ExportResult):

@@ -15,6 +15,7 @@ import typer
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
+from deployments.console import fail
 from deployments.project import DEFAULT_PROJECT_FILE, UsageError, find_deployment
 
 FileOption = Annotated[
@@ -25,11 +26,6 @@ DeploymentArgument = Annotated[
 ]
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
 def _full_name(deployment: str, project_file: Path) -> str:
     """`orders-weekly` → `export/orders-weekly`, the flow's name taken from prefect.yaml."""
     if "/" in deployment:
@@ -37,7 +33,7 @@ def _full_name(deployment: str, project_file: Path) -> str:
     try:
         spec = find_deployment(deployment, project_file)
     except UsageError as exc:
-        raise _fail(str(exc), 2) from None
+        raise fail(str(exc), 2) from None
     flow_name = getattr(spec.load_flow(), "name", None) or "export"
     return f"{flow_name}/{deployment}"
 
@@ -48,7 +44,7 @@ def _set_paused(deployment: str, project_file: Path, paused: bool) -> str:
         try:
             found = client.read_deployment_by_name(name)
         except ObjectNotFound:
-            raise _fail(
+            raise fail(
                 f"`{name}` is not deployed on {client.api_url}; deploy it with "
                 "`prefect deploy --all` (or `make serve`)"
             ) from None

@@ -18,6 +18,7 @@ import typer
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from prefect.server.schemas import schedules as server_schedules
 
+from deployments.console import fail
 from deployments.project import DEFAULT_PROJECT_FILE, UsageError, find_deployment
 from deployments.triggers import (
     Schedule,
@@ -42,11 +43,6 @@ def register(app: typer.Typer) -> None:
     app.command()(schedule)
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
 def check(
     file: Annotated[Path, typer.Option("--file", help="The project file.")] = DEFAULT_PROJECT_FILE,
 ) -> None:
@@ -54,7 +50,7 @@ def check(
     try:
         problems = check_project(file)
     except UsageError as exc:
-        raise _fail(str(exc), code=2) from None
+        raise fail(str(exc), code=2) from None
     if problems:
         for problem in problems:
             typer.echo(str(problem), err=True)
@@ -86,11 +82,11 @@ def schedule(
         spec = find_deployment(deployment, file)
         start = _parse_after(after)
     except UsageError as exc:
-        raise _fail(str(exc), code=2) from None
+        raise fail(str(exc), code=2) from None
     try:
         items = schedules_of(spec)
     except ConfigurationError as exc:
-        raise _fail(f"{file}: {exc}; see `exports check`") from None
+        raise fail(f"{file}: {exc}; see `exports check`") from None
     active = [item for raw, item in items if is_active(raw)]
     if not active:
         if as_json:

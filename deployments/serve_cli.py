@@ -15,13 +15,9 @@ import typer
 from prefect.cli.deploy._schedules import _schedule_config_to_deployment_schedule
 from prefect.client.schemas.actions import DeploymentScheduleCreate
 
+from deployments.console import fail
 from deployments.project import DEFAULT_PROJECT_FILE, DeploymentSpec, load_deployments
 from deployments.triggers import check_project
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def serve(
@@ -46,7 +42,7 @@ def serve(
     unknown = sorted(set(deployments or ()) - known)
     if unknown:
         names = ", ".join(sorted(known))
-        raise _fail(f"no deployment named `{unknown[0]}` in {file}; deployments: {names}", 2)
+        raise fail(f"no deployment named `{unknown[0]}` in {file}; deployments: {names}", 2)
     chosen = [spec for spec in specs if not deployments or spec.name in deployments]
     typer.echo(f"serving {len(chosen)} deployments, at most {limit} runs at once")
     prefect_serve(*(_runner_deployment(spec) for spec in chosen), limit=limit)
