@@ -79,13 +79,20 @@ def _retry_transient(_task: Any, _task_run: Any, state: Any) -> bool:
     return False
 
 
+# Tasks that talk to a database or a store: transient failures get two more attempts, and no
+# result is cached (every run reads and writes afresh).
+RETRY_TRANSIENT: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay_seconds": [2, 10],
+    "retry_condition_fn": _retry_transient,
+    "cache_policy": NO_CACHE,
+}
+
+
 @task(
     name="inspect_source",
     task_run_name="inspect-{label}",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=_retry_transient,
-    cache_policy=NO_CACHE,
+    **RETRY_TRANSIENT,
 )
 def inspect_source_task(
     source: SourceConfig,
@@ -98,10 +105,7 @@ def inspect_source_task(
 @task(
     name="write_batches",
     task_run_name="write-{plan.label}-{fmt}",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=_retry_transient,
-    cache_policy=NO_CACHE,
+    **RETRY_TRANSIENT,
 )
 def write_batches(
     plan: SourcePlan,
@@ -161,10 +165,7 @@ def deliver_files(
 @task(
     name="post_files",
     task_run_name="post-{label}",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=_retry_transient,
-    cache_policy=NO_CACHE,
+    **RETRY_TRANSIENT,
 )
 def post_files(
     destination: DestinationConfig,

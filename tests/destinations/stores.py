@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 from prefect.settings import PREFECT_API_URL
 
 from blocks import AzureBlobCredentials, GcsCredentials, S3Credentials
+from flows.export import export
 from tests.servers import AzuriteServer, GcsServer, S3Server
 
 STORE_KEYS = ("s3", "gcs", "az")
@@ -169,6 +170,13 @@ def az_store(server: AzuriteServer) -> StoreUnderTest:
 def is_block(method: str, path: str) -> bool:
     """Put Block (`?comp=block`), not Put Block List (`?comp=blocklist`)."""
     return method == "PUT" and parse_qs(urlsplit(path).query).get("comp") == ["block"]
+
+
+def failed_message(**parameters: Any) -> str:
+    """The error an export fails with (it must fail)."""
+    state = export(return_state=True, **parameters)
+    assert state.is_failed()
+    return str(state.result(raise_on_failure=False))
 
 
 def failing_source(folder: Path, *, text: str, fail_at: int) -> dict[str, Any]:

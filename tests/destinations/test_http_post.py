@@ -22,7 +22,7 @@ from flows.config import DestinationConfig
 from flows.export import export
 from flows.http_post import MEDIA_TYPES, SPOOL_PREFIX
 from flows.types import FILE_EXTENSIONS, ExportFormat
-from tests.destinations.stores import failing_source, measure_large_exports
+from tests.destinations.stores import failed_message, failing_source, measure_large_exports
 from tests.flows.conftest import demo_dataset
 from tests.flows.test_roundtrip import assert_round_trip
 from tests.servers import WebhookReceiver, free_port
@@ -58,12 +58,6 @@ def spool_files() -> set[str]:
 
 def demo_source(demo_db: Path) -> dict[str, Any]:
     return {"url": f"sqlite:///{demo_db}", "table": "orders"}
-
-
-def failed_message(**parameters: Any) -> str:
-    state = export(return_state=True, **parameters)
-    assert state.is_failed()
-    return str(state.result(raise_on_failure=False))
 
 
 @pytest.mark.usefixtures("no_spool_left")

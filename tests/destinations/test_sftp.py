@@ -18,7 +18,7 @@ from blocks import SftpCredentials
 from flows.config import DestinationConfig
 from flows.export import export
 from flows.types import FILE_EXTENSIONS, ExportFormat
-from tests.destinations.stores import failing_source, measure_large_exports
+from tests.destinations.stores import failed_message, failing_source, measure_large_exports
 from tests.flows.conftest import demo_dataset
 from tests.flows.test_roundtrip import assert_round_trip
 from tests.servers import SftpServer
@@ -181,12 +181,6 @@ class TestEnvironment:
         warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
         expected = f"accepting the unknown ssh-ed25519 host key of [{sftp.host}]:{sftp.port}"
         assert any(expected in message for message in warnings), warnings
-
-
-def failed_message(**export_args: Any) -> str:
-    state = export(**export_args, return_state=True)
-    assert state.is_failed()
-    return str(state.result(raise_on_failure=False))
 
 
 class TestFailures:
