@@ -117,7 +117,10 @@ class _BodyLimit:
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            response = JSONResponse({"detail": _too_large()}, status_code=413)
+            if length.isdigit():
+                response = JSONResponse({"detail": _too_large()}, status_code=413)
+            else:  # uvicorn refuses these itself; behind another server, say so
+                response = JSONResponse({"detail": "bad Content-Length"}, status_code=400)
             await response(scope, receive, send)
             return
         received = 0
