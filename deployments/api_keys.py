@@ -2,10 +2,9 @@
 
 A key is `pex_` + a Fernet token (AES-128-CBC + HMAC-SHA256, from `cryptography`) of compact
 JSON claims: key id, deployment (`flow/name`), user, creation time, optional expiry. It is
-encrypted under a MultiFernet of master secrets: `EXPORTS_KEY_SECRETS` (comma-separated Fernet
-keys, the first is current), else the Prefect `Secret` block `exports-key-secrets` holding the
-same text. Rotation puts a new secret first and keeps the old ones after it: keys made under
-an old secret work until it is removed.
+encrypted under a MultiFernet of master secrets (deployments/key_secrets.py): rotation puts a
+new secret first and keeps the old ones after it, so keys made under an old secret work until
+it is removed.
 
 The registry is one Prefect Variable per key, `exports-key-<key id>` tagged `exports-key`,
 whose JSON value holds deployment, user, created, expires, revoked_at and last_used (never
@@ -20,7 +19,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import re
 import secrets
 import threading
@@ -28,21 +26,21 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import InvalidToken
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import VariableCreate, VariableUpdate
 from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_logger
 from pydantic import BaseModel, ConfigDict
 
+from deployments.key_secrets import ApiKeyError as ApiKeyError
+from deployments.key_secrets import master_secrets
+
 KEY_PREFIX = "pex_"
-SECRETS_ENV = "EXPORTS_KEY_SECRETS"
-SECRETS_BLOCK = "exports-key-secrets"
 VARIABLE_PREFIX = "exports-key-"
 REGISTRY_TAG = "exports-key"
 REVOKED_TAG = "exports-key-revoked"
 LAST_USED_EVERY_S = 60.0  # `last_used` is written at most this often per key and process
-SECRETS_TTL_S = 30.0  # how long a process keeps the Secret block's value before reading it again
 MAX_TOKEN_CHARS = 2048
 MAX_USER_CHARS = 100
 MAX_DEPLOYMENT_CHARS = 300  # the registry value stays far below Prefect's 5000-character limit
@@ -52,10 +50,6 @@ _TOKEN = re.compile(r"^pex_[A-Za-z0-9_-]+={0,2}$")
 _PAGE = 200  # the Prefect API's largest page
 
 logger = get_logger("exports.keys")
-
-
-class ApiKeyError(Exception):
-    """An operator's request about keys cannot be done (no secret, unknown deployment or key)."""
 
 
 class InvalidKey(Exception):
@@ -88,98 +82,6 @@ class KeyRecord(KeyClaims):
         if self.expires is not None and self.expires <= datetime.now(UTC):
             return "expired"
         return "active"
-
-
-# -- master secrets ---------------------------------------------------------------------------
-
-_secrets_lock = threading.Lock()
-_secrets_cache: tuple[float, MultiFernet] | None = None
-
-
-def _parse_secrets(text: str, origin: str) -> list[Fernet]:
-    keys = [part.strip() for part in text.split(",") if part.strip()]
-    if not keys:
-        raise ApiKeyError(f"{origin} is empty; run `exports keys init-secret`")
-    fernets = []
-    for index, key in enumerate(keys, start=1):
-        try:
-            fernets.append(Fernet(key))
-        except (ValueError, binascii.Error):
-            raise ApiKeyError(
-                f"{origin}: secret {index} is not a Fernet key (32 url-safe base64 bytes); "
-                "make one with `exports keys init-secret`"
-            ) from None
-    return fernets
-
-
-def _read_block_secrets() -> str | None:
-    from prefect.blocks.system import Secret
-
-    try:
-        block: Any = Secret.load(SECRETS_BLOCK)
-    except ValueError:  # no such block
-        return None
-    return str(block.get())
-
-
-def master_secrets() -> MultiFernet:
-    """The MultiFernet of the configured master secrets (the first one encrypts).
-
-    Raises:
-        ApiKeyError: no secret is configured, or one is not a Fernet key.
-    """
-    global _secrets_cache
-    from_env = os.environ.get(SECRETS_ENV)
-    if from_env:
-        return MultiFernet(_parse_secrets(from_env, SECRETS_ENV))
-    with _secrets_lock:
-        if _secrets_cache is not None and time.monotonic() - _secrets_cache[0] < SECRETS_TTL_S:
-            return _secrets_cache[1]
-        text = _read_block_secrets()
-        if text is None:
-            raise ApiKeyError(
-                f"no master secret for API keys: set {SECRETS_ENV} (comma-separated Fernet "
-                f"keys, the current first) or run `exports keys init-secret` to save the "
-                f"Secret block `{SECRETS_BLOCK}`"
-            )
-        fernet = MultiFernet(_parse_secrets(text, f"Secret block `{SECRETS_BLOCK}`"))
-        _secrets_cache = (time.monotonic(), fernet)
-        return fernet
-
-
-def forget_secrets() -> None:
-    """Read the master secrets afresh next time (after init-secret, and in tests)."""
-    global _secrets_cache
-    with _secrets_lock:
-        _secrets_cache = None
-
-
-def init_secret(rotate: bool = False) -> int:
-    """Save a new master secret in the Secret block; with `rotate`, before the existing ones.
-
-    Returns:
-        How many secrets the block holds now.
-
-    Raises:
-        ApiKeyError: the block exists and `rotate` is not set.
-    """
-    from prefect.blocks.system import Secret
-
-    current = _read_block_secrets()
-    if current is not None and not rotate:
-        raise ApiKeyError(
-            f"the Secret block `{SECRETS_BLOCK}` already exists; use --rotate to put a new "
-            "secret before it (keys made under the old one keep working)"
-        )
-    if rotate and current is None:
-        raise ApiKeyError(f"no Secret block `{SECRETS_BLOCK}` to rotate; run without --rotate")
-    old = _parse_secrets(current, f"Secret block `{SECRETS_BLOCK}`") if current else []
-    kept = [part.strip() for part in (current or "").split(",") if part.strip()]
-    assert len(old) == len(kept)
-    value = ",".join([Fernet.generate_key().decode(), *kept])
-    Secret(value=value).save(SECRETS_BLOCK, overwrite=True)
-    forget_secrets()
-    return len(kept) + 1
 
 
 # -- tokens -----------------------------------------------------------------------------------

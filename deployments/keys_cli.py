@@ -10,16 +10,8 @@ from typing import Annotated
 
 import typer
 
-from deployments.api_keys import (
-    SECRETS_BLOCK,
-    SECRETS_ENV,
-    ApiKeyError,
-    KeyRecord,
-    create_key,
-    init_secret,
-    list_keys,
-    revoke_key,
-)
+from deployments.api_keys import KeyRecord, create_key, list_keys, revoke_key
+from deployments.key_secrets import SECRETS_BLOCK, SECRETS_ENV, ApiKeyError, init_secret
 from deployments.pause_cli import DeploymentArgument, FileOption, _full_name
 from deployments.project import DEFAULT_PROJECT_FILE
 

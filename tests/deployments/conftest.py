@@ -11,7 +11,7 @@ import pytest
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 
-from deployments.api_keys import SECRETS_BLOCK, SECRETS_ENV, forget_secrets, init_secret
+from deployments.key_secrets import SECRETS_BLOCK, SECRETS_ENV, forget_secrets, init_secret
 from tests.conftest import DEMO_DB
 
 IDLE_DEPLOYMENT = "export/orders-api"  # the name of prefect.yaml's API trigger

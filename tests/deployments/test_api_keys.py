@@ -16,17 +16,15 @@ from typer.testing import CliRunner
 from deployments.api_keys import (
     REGISTRY_TAG,
     REVOKED_TAG,
-    SECRETS_BLOCK,
-    SECRETS_ENV,
     ApiKeyError,
     InvalidKey,
     create_key,
-    forget_secrets,
     list_keys,
     revoke_key,
     verify_key,
 )
 from deployments.cli import app
+from deployments.key_secrets import SECRETS_BLOCK, SECRETS_ENV, forget_secrets
 from tests.conftest import REPO_ROOT
 
 runner = CliRunner()

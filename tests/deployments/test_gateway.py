@@ -27,8 +27,9 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
-from deployments.api_keys import SECRETS_ENV, create_key, forget_secrets, revoke_key
+from deployments.api_keys import create_key, revoke_key
 from deployments.cli import app
+from deployments.key_secrets import SECRETS_ENV, forget_secrets
 from tests.conftest import DEMO_DB, REPO_ROOT
 from tests.deployments.conftest import api_parameters
 from tests.servers import free_port
