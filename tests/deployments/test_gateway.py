@@ -154,18 +154,23 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def source_order_ids(since: str, until: str) -> list[int]:
+# The window's bounds as SQLAlchemy binds them to SQLite (text compared with text).
+WINDOW_BOUNDS = ("2023-01-01 00:00:00.000000", "2023-02-01 00:00:00.000000")
+COMPARED = ("order_id", "customer_id", "amount", "status")
+
+
+def source_rows() -> list[tuple[Any, ...]]:
     """The rows of the window, read from the demo database by sqlite3 itself."""
     with closing(sqlite3.connect(DEMO_DB)) as conn:
-        rows = conn.execute(
-            "SELECT order_id FROM orders WHERE ordered_at >= ? AND ordered_at < ? "
+        return conn.execute(
+            f"SELECT {', '.join(COMPARED)} FROM orders WHERE ordered_at >= ? AND ordered_at < ? "
             "ORDER BY order_id",
-            (since, until),
+            WINDOW_BOUNDS,
         ).fetchall()
-    return [row[0] for row in rows]
 
 
-WINDOW_IDS = [("2023-01-01 00:00:00.000000", "2023-02-01 00:00:00.000000")]
+def exported_rows(text: str) -> list[tuple[Any, ...]]:
+    return [tuple(json.loads(line)[name] for name in COMPARED) for line in text.splitlines()]
 
 
 def poll_completed(gateway: Gateway, status_url: str, token: str) -> dict[str, Any]:
@@ -193,7 +198,7 @@ def test_trigger_poll_and_download(served: Served, gateway: Gateway) -> None:  #
     RUN_IDS.append(accepted["export_request_id"])
 
     status = poll_completed(gateway, accepted["status_url"], token)
-    expected = source_order_ids(*WINDOW_IDS[0])
+    expected = source_rows()
     assert len(expected) > 10
     assert status["rows"] == len(expected) and len(status["files"]) == 1
     assert status["started"] and status["finished"] and status["error"] is None
@@ -204,9 +209,9 @@ def test_trigger_poll_and_download(served: Served, gateway: Gateway) -> None:  #
     name = Path(status["files"][0]).name
     assert f'filename="{name}"' in download.headers["content-disposition"]
     assert len(download.content) == status["bytes"]
-    rows = [json.loads(line) for line in download.text.splitlines()]
-    assert [row["order_id"] for row in rows] == expected
-    assert set(rows[0]) == {"order_id", "customer_id", "ordered_at", "amount", "status"}
+    assert exported_rows(download.text) == expected
+    first = json.loads(download.text.splitlines()[0])
+    assert set(first) == {"order_id", "customer_id", "ordered_at", "amount", "status"}
 
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(uuid.UUID(accepted["export_request_id"]))
@@ -225,8 +230,7 @@ def test_wait_answers_with_the_file(served: Served, gateway: Gateway) -> None:  
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"] == "application/x-ndjson"
     RUN_IDS.append(answer.headers["x-export-request-id"])
-    rows = [json.loads(line) for line in answer.text.splitlines()]
-    assert [row["order_id"] for row in rows] == source_order_ids(*WINDOW_IDS[0])
+    assert exported_rows(answer.text) == source_rows()
 
     # Not done within the wait: 202 as without it.
     quick = httpx.post(f"{gateway.url}/v1/exports/trigger?wait=1", headers=auth(token))
