@@ -7,7 +7,6 @@ Rows, bytes and files come from the "Export result" table artifact the flow reco
 
 from __future__ import annotations
 
-import json
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,10 +15,10 @@ from typing import Any
 from urllib.parse import quote
 from uuid import UUID
 
-from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from pydantic import BaseModel, Field, ValidationError
 
+from flows.artifacts import table_artifacts
 from flows.config import DestinationConfig
 from flows.export import RESULT_ARTIFACT_DESCRIPTION
 from flows.http_post import GZIP_MEDIA_TYPE, MEDIA_TYPES
@@ -77,21 +76,9 @@ def read_status(run: FlowRun, deployment: str) -> RunStatus:
 
 def result_row(run_id: UUID) -> dict[str, Any] | None:
     """The machine-readable result the export recorded, or None (not an export run)."""
-    body = {
-        "artifacts": {"flow_run_id": {"any_": [str(run_id)]}, "type": {"any_": ["table"]}},
-        "sort": "CREATED_DESC",
-        "limit": 50,
-        "offset": 0,
-    }
-    with get_client(sync_client=True) as client:
-        # Through the REST route: 3.8's read_artifacts returns only some artifacts.
-        found = client.request("POST", "/artifacts/filter", json=body).json()
-    for item in found:
-        if item.get("description") != RESULT_ARTIFACT_DESCRIPTION:
-            continue
-        data = json.loads(item["data"]) if isinstance(item["data"], str) else item["data"]
-        if isinstance(data, list) and data and isinstance(data[0], dict):
-            return data[0]
+    for table in table_artifacts(run_id, limit=50):
+        if table.description == RESULT_ARTIFACT_DESCRIPTION and table.rows:
+            return table.rows[0]
     return None
 
 

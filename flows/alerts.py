@@ -25,6 +25,7 @@ from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.logging.loggers import flow_run_logger
 
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
+from flows.artifacts import table_artifacts
 from flows.errors import first_line
 from flows.stores import store_name
 from flows.targets import url_scheme
@@ -239,16 +240,7 @@ def _record(flow_run: FlowRun, outcome: AlertOutcome) -> None:
 
 def failed_alert_recorded(flow_run_id: UUID) -> bool:
     """Whether the run already has its Failed alert's outcome artifact (sent or not)."""
-    body = {
-        "artifacts": {"flow_run_id": {"any_": [str(flow_run_id)]}, "type": {"any_": ["table"]}},
-        "sort": "CREATED_DESC",
-        "limit": 200,
-        "offset": 0,
-    }
-    with get_client(sync_client=True) as client:
-        # Through the REST route: 3.8's read_artifacts sends nulls this server rejects.
-        found = client.request("POST", "/artifacts/filter", json=body).json()
-    return any(item.get("description") == "Status alert `Failed`" for item in found)
+    return any(t.description == "Status alert `Failed`" for t in table_artifacts(flow_run_id))
 
 
 def alert_initiated(flow: Any, flow_run: FlowRun, state: State) -> None:

@@ -14,12 +14,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
 from deployments.cli import app
 from flows.alerts import alert_time, signature
+from flows.artifacts import table_artifacts
 from flows.export import export
 from tests.servers import WebhookReceiver, free_port
 
@@ -55,22 +55,9 @@ def parse_alert_time(text: str, zone: str) -> datetime:
 
 
 def alert_artifacts(flow_run_id: str) -> list[dict[str, Any]]:
-    """The alert outcomes recorded on a run (table artifacts), oldest first. (Read through the
-    REST API: the 3.8 sync client's read_artifacts returns only some of a run's artifacts.)"""
-    body = {
-        "artifacts": {"flow_run_id": {"any_": [flow_run_id]}},
-        "sort": "CREATED_DESC",
-        "limit": 50,
-        "offset": 0,
-    }
-    with get_client(sync_client=True) as client:
-        found = client._client.post("/artifacts/filter", json=body).json()
-    rows = [
-        json.loads(item["data"])[0] if isinstance(item["data"], str) else item["data"][0]
-        for item in reversed(found)
-        if (item["description"] or "").startswith("Status alert")
-    ]
-    return rows
+    """The alert outcomes recorded on a run (table artifacts), oldest first."""
+    tables = reversed(table_artifacts(flow_run_id, limit=50))
+    return [t.rows[0] for t in tables if t.description.startswith("Status alert") and t.rows]
 
 
 def test_alert_time_format_and_zone() -> None:
