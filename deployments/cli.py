@@ -12,6 +12,8 @@ import typer
 
 from deployments.alerts_cli import alerts_app
 from deployments.console import fail
+from deployments.gateway_cli import gateway
+from deployments.keys_cli import keys_app
 from deployments.pause_cli import pause, resume
 from deployments.project import (
     DEFAULT_PROJECT_FILE,
@@ -34,6 +36,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(alerts_app)
+app.add_typer(keys_app)
+app.command()(gateway)
 register_schedule_commands(app)  # exports check, exports schedule
 app.command()(pause)
 app.command()(resume)

@@ -55,6 +55,8 @@ from flows.window import (
 )
 
 PROGRESS_EVERY_S = 1.0
+RESULT_ARTIFACT_DESCRIPTION = "Export result (machine-readable)"
+RESULT_COLUMNS = ("export_request_id", "format", "rows", "bytes", "files", "started", "finished")
 
 
 def _format_value(value: object) -> object:
@@ -308,6 +310,12 @@ def _record(result: ExportResult, partner: str, export_type: str | None, plan: S
         ],
         description=f"Export `{result.name}`: {result.rows} rows in {len(result.files)} file(s).",
     )
+    # The same facts for machines (the gateway's run status, the audit log): one row whose
+    # columns are RESULT_COLUMNS, `files` the list of delivered URLs.
+    create_table_artifact(
+        table=[{column: _json_value(getattr(result, column)) for column in RESULT_COLUMNS}],
+        description=RESULT_ARTIFACT_DESCRIPTION,
+    )
     for index, path in enumerate(result.files, start=1):
         link = path if "://" in path else f"file://{path}"
         create_link_artifact(
@@ -316,6 +324,10 @@ def _record(result: ExportResult, partner: str, export_type: str | None, plan: S
             link_text=path.rsplit("/", 1)[-1],
             description=f"Delivered file {index} of {len(result.files)}.",
         )
+
+
+def _json_value(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def cast_uuid(value: Any) -> UUID:

@@ -1,0 +1,26 @@
+"""`exports gateway`: serve the API gateway (deployments/gateway.py) with uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from deployments.console import fail
+
+
+def gateway(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8787,
+) -> None:
+    """Serve the API gateway: POST /v1/exports/trigger with an API key starts its export."""
+    import uvicorn
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise fail(
+            "PREFECT_API_URL is not set; point it at the Prefect server the runs go to, "
+            "e.g. http://127.0.0.1:4200/api"
+        )
+    # uvicorn's access log shows method, path and query, never headers: keys stay out of it.
+    uvicorn.run("deployments.gateway:app", host=host, port=port, server_header=False)
