@@ -38,11 +38,14 @@ class DeploymentSpec:
     parameters: dict[str, Any]
     raw: dict[str, Any]
 
+    @property
+    def module_name(self) -> str:
+        """The entrypoint's module, e.g. `flows.export` for `flows/export.py:export`."""
+        return self.entrypoint.partition(":")[0].removesuffix(".py").replace("/", ".")
+
     def load_flow(self) -> Callable[..., Any]:
-        path, _, attribute = self.entrypoint.partition(":")
-        module_name = path.removesuffix(".py").replace("/", ".")
-        module = importlib.import_module(module_name)
-        return getattr(module, attribute)  # type: ignore[no-any-return]
+        module = importlib.import_module(self.module_name)
+        return getattr(module, self.entrypoint.partition(":")[2])  # type: ignore[no-any-return]
 
 
 def load_deployments(project_file: Path = DEFAULT_PROJECT_FILE) -> list[DeploymentSpec]:
