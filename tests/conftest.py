@@ -1,5 +1,6 @@
 """Session-wide real servers: a Prefect API (prefect_test_harness), PostgreSQL 15, S3 (moto),
-GCS (gcp-storage-emulator), Azure Blob (Azurite), SFTP (asyncssh)."""
+GCS (gcp-storage-emulator), Azure Blob (Azurite), SFTP (asyncssh); and `store`, each object
+store in turn with a fresh bucket on its server."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
+from tests.destinations.stores import STORE_KEYS, StoreUnderTest, az_store, gcs_store, s3_store
 from tests.servers import (
     AzuriteServer,
     GcsServer,
@@ -90,6 +92,16 @@ def azurite() -> Iterator[AzuriteServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(params=STORE_KEYS)
+def store(request: pytest.FixtureRequest) -> StoreUnderTest:
+    key = request.param
+    if key == "s3":
+        return s3_store(request.getfixturevalue("s3"))
+    if key == "gcs":
+        return gcs_store(request.getfixturevalue("gcs"))
+    return az_store(request.getfixturevalue("azurite"))
 
 
 @pytest.fixture(scope="session")

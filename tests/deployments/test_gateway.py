@@ -24,14 +24,17 @@ from cryptography.fernet import Fernet
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.sorting import FlowRunSort
+from prefect.flow_engine import run_flow
 from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
 from deployments.api_keys import create_key, revoke_key
 from deployments.cli import app
 from deployments.key_secrets import SECRETS_ENV, forget_secrets
+from flows.export import export
 from tests.conftest import DEMO_DB, REPO_ROOT
 from tests.deployments.conftest import api_parameters
+from tests.destinations.stores import StoreUnderTest
 from tests.servers import free_port
 
 SERVED = "export/api-served"
@@ -236,6 +239,39 @@ def test_wait_answers_with_the_file(served: Served, gateway: Gateway) -> None:  
     quick = httpx.post(f"{gateway.url}/v1/exports/trigger?wait=1", headers=auth(token))
     assert quick.status_code == 202, quick.text
     RUN_IDS.append(quick.json()["export_request_id"])
+
+
+def test_a_file_in_an_object_store_downloads_through_the_gateway(
+    gateway: Gateway, idle_deployment: str, store: StoreUnderTest
+) -> None:
+    """S3, GCS and Azure Blob: the gateway streams the file with the run's own block."""
+    token, _ = module_key(idle_deployment, "olga")
+    destination = {
+        "url": store.url("api/{export}-{run_id}.{ext}"),
+        "block": store.save_block(f"gateway-{store.key}"),
+    }
+    body = {"parameters": {"window": {"since": SINCE, "until": UNTIL}}}
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(idle_deployment)
+        run = client.create_flow_run_from_deployment(
+            deployment.id, parameters={**body["parameters"], "destination": destination}
+        )
+    # The run executed as a runner's child executes it (what is tested here is the download).
+    state = run_flow(export, flow_run=run, parameters=run.parameters, return_type="state")
+    assert state.is_completed(), state
+
+    status = httpx.get(f"{gateway.url}/v1/exports/runs/{run.id}", headers=auth(token)).json()
+    [path] = status["files"]
+    assert path == store.url(f"api/orders-{run.id}.jsonl")
+    download = httpx.get(
+        f"{gateway.url}/v1/exports/runs/{run.id}/file", headers=auth(token), timeout=60
+    )
+    assert download.status_code == 200, download.text
+    assert download.headers["content-type"] == "application/x-ndjson"
+    stored = store.read(f"api/orders-{run.id}.jsonl")
+    assert download.content == stored and len(stored) == status["bytes"]
+    assert exported_rows(download.text) == source_rows()
+    assert not store.secret or store.secret not in gateway.log.read_text()
 
 
 def test_a_failed_export_is_424_with_its_status(
