@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from deployments.alerts_cli import alerts_app
+from deployments.audit_cli import audit
 from deployments.console import fail
 from deployments.gateway_cli import gateway
 from deployments.keys_cli import keys_app
@@ -26,6 +27,7 @@ from deployments.schedule_cli import register as register_schedule_commands
 from deployments.serve_cli import serve
 from flows.config import DestinationConfig, ExportResult, SourceConfig
 from flows.errors import ExportError
+from flows.origin import RUN_NOW_TAG
 from flows.types import EXPORT_FORMATS
 
 app = typer.Typer(
@@ -37,6 +39,7 @@ app = typer.Typer(
 )
 app.add_typer(alerts_app)
 app.add_typer(keys_app)
+app.command()(audit)
 app.command()(gateway)
 register_schedule_commands(app)  # exports check, exports schedule
 app.command()(pause)
@@ -107,7 +110,7 @@ def run(
         raise fail(str(exc)) from None
     user = _cli_user()
     try:
-        with tags(f"deployment:{spec.name}", "trigger:run-now", f"user:{user}"):
+        with tags(f"deployment:{spec.name}", RUN_NOW_TAG, f"user:{user}"):
             result = flow(**parameters)
     except ExportError as exc:
         if debug:

@@ -36,8 +36,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from deployments.api_keys import ApiKeyError, InvalidKey, KeyClaims, verify_key
 from deployments.project import validate_export_parameters
 from deployments.run_status import NoFile, RunStatus, open_delivered, read_status
-from flows.alerts import API_TRIGGER_TAG
 from flows.errors import ConfigurationError
+from flows.origin import API_TRIGGER_TAG
 
 logger = get_logger("exports.gateway")
 

@@ -1,8 +1,8 @@
 """What an export run delivered, read back from the Prefect API: its status document and its
 files (the gateway's GET /v1/exports/runs/{id} and /file).
 
-Rows, bytes and files come from the "Export result" table artifact the flow records
-(flows/export.py `_record`); times and errors from the run and its state.
+The status is the run's audit record (deployments/audit.py): rows, bytes and files from the
+"Export result" table artifact the flow records, times and errors from the run and its state.
 """
 
 from __future__ import annotations
@@ -13,20 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
-from uuid import UUID
 
 from prefect.client.schemas.objects import FlowRun
 from pydantic import BaseModel, Field, ValidationError
 
+from deployments.audit import audit_record
 from flows.artifacts import table_artifacts
 from flows.config import DestinationConfig
-from flows.export import RESULT_ARTIFACT_DESCRIPTION
 from flows.http_post import GZIP_MEDIA_TYPE, MEDIA_TYPES
 from flows.stores import filesystem_for
 from flows.targets import HTTP_SCHEMES
 
 CHUNK_BYTES = 1024 * 1024
-ERROR_CHARS = 1000
 
 
 class NoFile(LookupError):
@@ -50,36 +48,13 @@ class RunStatus(BaseModel):
 
 def read_status(run: FlowRun, deployment: str) -> RunStatus:
     """The run's status; rows, bytes and files once completed; the error's first line if it
-    ended otherwise."""
+    ended otherwise (read as the audit log reads it)."""
+    record = audit_record(run, deployment, table_artifacts(run.id, limit=50))
     state = run.state
-    name = (state.name if state is not None else None) or "Unknown"
-    final = bool(state is not None and state.is_final())
-    status = RunStatus(
-        export_request_id=str(run.id),
-        deployment=deployment,
-        status=name,
-        final=final,
-        started=run.start_time,
-        finished=run.end_time if final else None,
+    return RunStatus(
+        **record.model_dump(include=set(RunStatus.model_fields) - {"final"}),
+        final=bool(state is not None and state.is_final()),
     )
-    if state is not None and state.is_completed():
-        result = result_row(run.id)
-        if result is not None:
-            status.rows = int(result["rows"])
-            status.bytes = int(result["bytes"])
-            status.files = [str(item) for item in result["files"]]
-    elif final and state is not None:
-        lines = (state.message or "").strip().splitlines() or [name]
-        status.error = lines[0][:ERROR_CHARS]
-    return status
-
-
-def result_row(run_id: UUID) -> dict[str, Any] | None:
-    """The machine-readable result the export recorded, or None (not an export run)."""
-    for table in table_artifacts(run_id, limit=50):
-        if table.description == RESULT_ARTIFACT_DESCRIPTION and table.rows:
-            return table.rows[0]
-    return None
 
 
 @dataclass

@@ -27,6 +27,7 @@ from prefect.logging.loggers import flow_run_logger
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
 from flows.artifacts import table_artifacts
 from flows.errors import first_line
+from flows.origin import trigger_type
 from flows.stores import store_name
 from flows.targets import url_scheme
 
@@ -34,7 +35,6 @@ AlertStatus = Literal["Initiated", "Completed", "Failed"]
 SIGNATURE_HEADER = "X-Exports-Signature"
 BACKOFF_S = 0.5  # before the second attempt; doubled for each later one, with jitter
 TRANSIENT_STATUSES = frozenset({408, 429})  # and every 5xx
-API_TRIGGER_TAG = "trigger:api"
 
 
 @dataclass(frozen=True)
@@ -96,18 +96,9 @@ def alert_payload(
         "Frequency": frequency,
         "Date and Time": alert_time(moment, settings.timezone),
         "Export Name": parameters.get("name") or table or "export",
-        "Trigger": trigger_of(flow_run),
+        "Trigger": trigger_type(flow_run),
         **(extras or {}),
     }
-
-
-def trigger_of(flow_run: FlowRun) -> str:
-    """Scheduled, API or Run Now (Contract 6's trigger types)."""
-    if flow_run.auto_scheduled:
-        return "Scheduled"
-    if API_TRIGGER_TAG in (flow_run.tags or []):
-        return "API"
-    return "Run Now"
 
 
 def frequency_of(flow_run: FlowRun) -> str:

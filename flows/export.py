@@ -24,6 +24,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
 from prefect.runtime import deployment as runtime_deployment
 from prefect.runtime import flow_run as runtime_flow_run
 from pydantic import BeforeValidator
@@ -42,6 +43,7 @@ from flows.errors import ConfigurationError, is_transient
 from flows.extract import SourcePlan, inspect_source, read_for_format
 from flows.http_post import post_files as post_spooled_files
 from flows.http_post import remove_spools
+from flows.origin import trigger_type, triggered_by
 from flows.stores import filesystem_for, store_name
 from flows.targets import HTTP_SCHEMES, TargetContext, display_url, url_scheme
 from flows.types import FILE_EXTENSIONS, ExportFormat
@@ -291,8 +293,12 @@ def export(
 
 
 def _record(result: ExportResult, partner: str, export_type: str | None, plan: SourcePlan) -> None:
-    """Leave the run's story in the Prefect UI: a summary table and a link to each file."""
+    """Leave the run's story in the Prefect UI: a summary table (with who started it, as the
+    audit log shows it) and a link to each file."""
     key = _artifact_key(result.name)
+    context = FlowRunContext.get()
+    run = context.flow_run if context is not None else None
+    trigger, user = (trigger_type(run), triggered_by(run)) if run is not None else ("Run Now", "")
     create_table_artifact(
         key=f"{key}-summary",
         table=[
@@ -306,6 +312,8 @@ def _record(result: ExportResult, partner: str, export_type: str | None, plan: S
                 "source": plan.display_url,
                 "partner": partner,
                 "type": export_type or "",
+                "trigger": trigger,
+                "user": user,
             }
         ],
         description=f"Export `{result.name}`: {result.rows} rows in {len(result.files)} file(s).",

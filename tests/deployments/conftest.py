@@ -1,18 +1,28 @@
-"""Fixtures of the API key and gateway tests: the master secret and an `export` deployment
-registered on the test API but served by no runner (its runs stay Scheduled)."""
+"""Fixtures of the API key, gateway and audit tests: the master secret, an `export` deployment
+registered on the test API but served by no runner (its runs stay Scheduled), and
+`exports gateway` running in a subprocess."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL
 
 from deployments.key_secrets import SECRETS_BLOCK, SECRETS_ENV, forget_secrets, init_secret
-from tests.conftest import DEMO_DB
+from tests.conftest import DEMO_DB, REPO_ROOT
+from tests.servers import free_port
 
 IDLE_DEPLOYMENT = "export/orders-api"  # the name of prefect.yaml's API trigger
 WINDOW_QUERY = (
@@ -79,3 +89,62 @@ def delete_runs(deployment_id: Any) -> None:
                 return
             for run in runs:
                 client.delete_flow_run(run.id)
+
+
+@dataclass(frozen=True)
+class Gateway:
+    url: str
+    log: Path
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment of the gateway and runner subprocesses: this session's Prefect API, the
+    master secret from its Secret block (never from the environment)."""
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+    }
+    env.pop(SECRETS_ENV, None)
+    return env
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory, master_secret: str) -> Iterator[Gateway]:
+    """`exports gateway` on a free loopback port; its whole output goes to a log file."""
+    assert master_secret
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("gateway") / "gateway.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "deployments.cli", "gateway", "--port", str(port)],
+            cwd=REPO_ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert process.poll() is None, log_path.read_text()
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.3)
+            yield Gateway(url, log_path)
+        finally:
+            stop_process(process)

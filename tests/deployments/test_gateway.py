@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -25,7 +23,6 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.flow_engine import run_flow
-from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
 from deployments.api_keys import create_key, revoke_key
@@ -33,9 +30,14 @@ from deployments.cli import app
 from deployments.key_secrets import SECRETS_ENV, forget_secrets
 from flows.export import export
 from tests.conftest import DEMO_DB, REPO_ROOT
-from tests.deployments.conftest import api_parameters
+from tests.deployments.conftest import (
+    Gateway,
+    api_parameters,
+    auth,
+    stop_process,
+    subprocess_env,
+)
 from tests.destinations.stores import StoreUnderTest
-from tests.servers import free_port
 
 SERVED = "export/api-served"
 SERVE_SCRIPT = """
@@ -54,34 +56,9 @@ RUN_IDS: list[str] = []  # runs of the served deployment
 
 
 @dataclass(frozen=True)
-class Gateway:
-    url: str
-    log: Path
-
-
-@dataclass(frozen=True)
 class Served:
     deployment_id: str
     log: Path
-
-
-def _env() -> dict[str, str]:
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-    }
-    env.pop(SECRETS_ENV, None)
-    return env
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +70,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with log_path.open("wb") as log:
         runner = subprocess.Popen(
             [sys.executable, "-c", SERVE_SCRIPT, json.dumps(api_parameters(folder))],
-            cwd=REPO_ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 90
@@ -108,35 +85,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                         time.sleep(0.5)
             yield Served(str(found.id), log_path)
         finally:
-            _stop(runner)
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory, master_secret: str) -> Iterator[Gateway]:
-    """`exports gateway` on a free loopback port; its whole output goes to a log file."""
-    assert master_secret
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("gateway") / "gateway.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "deployments.cli", "gateway", "--port", str(port)],
-            cwd=REPO_ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert process.poll() is None, log_path.read_text()
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.3)
-            yield Gateway(url, log_path)
-        finally:
-            _stop(process)
+            stop_process(runner)
 
 
 def cli_key(deployment: str, user: str) -> str:
@@ -151,10 +100,6 @@ def module_key(deployment: str, user: str, **options: Any) -> tuple[str, str]:
     token, record = create_key(deployment, user, **options)
     ISSUED.append(token)
     return token, record.key_id
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 # The window's bounds as SQLAlchemy binds them to SQLite (text compared with text).

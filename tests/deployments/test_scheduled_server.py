@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import os
 import signal
 import sqlite3
@@ -196,6 +197,24 @@ def test_the_scheduler_keeps_weekly_and_monthly_times_across_the_next_dst_change
     assert daily == wall_clock_times(daily[0], daily[-1], NEW_YORK, dt.time(6, 0))
     # 60 weeks and 60 months from any day reach past a DST change: both offsets appear.
     assert len(offsets(weekly, BERLIN)) == 2 and len(offsets(monthly, NEW_YORK)) == 2
+
+
+def test_the_audit_log_lists_the_scheduler_runs_as_scheduled(stack: Stack) -> None:
+    """`exports audit` on the real server: the runs its scheduler made, by `schedule`."""
+    result = CliRunner().invoke(
+        app, ["audit", "orders-weekly-berlin", "--status", "scheduled", "--output", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    with stack.client() as client:
+        upcoming_ids = {str(run.id) for run in runs_of(client, "orders-weekly-berlin")}
+    listed = {record["export_request_id"] for record in records}
+    assert len(records) == 50 and listed <= upcoming_ids
+    for record in records:
+        assert (record["trigger_type"], record["triggered_by"]) == ("Scheduled", "schedule")
+        assert (record["deployment"], record["status"], record["rows"]) == (
+            "orders-weekly-berlin", "Scheduled", None,
+        )  # fmt: skip
 
 
 # ---- 1. runs the server creates over the DST changes of 2026 ---------------------------------

@@ -23,6 +23,7 @@ from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
+from deployments.audit import AuditQuery, read_audit
 from deployments.cli import app
 from flows.alert_reconciler import (
     CRASHED_AUTOMATION,
@@ -218,6 +219,18 @@ def test_a_killed_run_sends_failed(served: Served, alerts: WebhookReceiver) -> N
     with get_client(sync_client=True) as client:
         state = client.read_flow_run(run.id).state
     assert state is not None and state.is_crashed(), state
+    # The audit log lists it with what Prefect knows: it recorded no result before it died.
+    [record] = [
+        record
+        for record in read_audit(AuditQuery(status="Crashed", limit=500))
+        if record.export_request_id == str(run.id)
+    ]
+    assert (record.trigger_type, record.triggered_by) == ("Run Now", "ui")
+    assert record.rows is None and record.files == [] and record.error
+    assert [(a.status, a.http_status, a.attempts) for a in record.alerts] == [
+        ("Initiated", 200, 1),
+        ("Failed", 200, 1),
+    ]
 
 
 IN_PROCESS_SCRIPT = """

@@ -1,0 +1,190 @@
+"""The audit log (Contract 6): one record per run of the `export` flow, read from Prefect's
+run history alone.
+
+What a record holds and where it comes from:
+- trigger_type, triggered_by: the run's tags or `auto_scheduled` (flows/origin.py).
+- deployment: the run's deployment, or the `deployment:<name>` tag `exports run` sets.
+- rows, bytes, files: the "Export result" table artifact the flow records when it completes.
+- alerts: the "Status alert `…`" table artifacts the alert hooks record.
+- status, started, finished, error: the run and its state, so a run that crashed before it
+  recorded anything is still listed with what Prefect knows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
+    FlowRunFilterState,
+    FlowRunFilterStateName,
+)
+from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.sorting import FlowRunSort
+from pydantic import BaseModel, Field
+
+from flows.artifacts import TableArtifact, table_artifacts_of_runs
+from flows.export import RESULT_ARTIFACT_DESCRIPTION
+from flows.origin import TriggerType, tag_value, trigger_type, triggered_by
+
+EXPORT_FLOW = "export"
+PAGE = 200  # the Prefect API's largest page
+ALERT_PREFIX = "Status alert `"
+ERROR_CHARS = 1000
+
+
+class AlertRecord(BaseModel):
+    status: str = Field(description="Initiated, Completed or Failed.")
+    http_status: int | None = Field(description="The webhook's answer; None if none came.")
+    attempts: int
+
+
+class AuditRecord(BaseModel):
+    """One run of one export (Contract 6), in this order."""
+
+    export_request_id: str
+    deployment: str = Field(description="The trigger's name; empty for ad hoc runs.")
+    trigger_type: TriggerType
+    triggered_by: str = Field(description="The key's or CLI user, `schedule` or `ui`.")
+    status: str = Field(description="Prefect's state: Completed, Failed, Crashed, Late …")
+    rows: int | None = None
+    bytes: int | None = None
+    files: list[str] = Field(default_factory=list)
+    started: datetime | None = None
+    finished: datetime | None = None
+    duration_s: float | None = None
+    error: str | None = None
+    alerts: list[AlertRecord] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """What `exports audit` asks for; None means any."""
+
+    deployment: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    status: str | None = None
+    trigger_type: TriggerType | None = None
+    user: str | None = None
+    limit: int = 50
+
+
+def read_audit(query: AuditQuery) -> list[AuditRecord]:
+    """The runs that match, newest first (by their expected start), at most `query.limit`."""
+    records: list[AuditRecord] = []
+    with get_client(sync_client=True) as client:
+        names = _DeploymentNames(client)
+        for page in _pages(client, query):
+            artifacts = table_artifacts_of_runs([run.id for run in page])
+            for run in page:
+                record = audit_record(run, names.of(run), artifacts.get(run.id, []))
+                if _matches(record, query):
+                    records.append(record)
+                    if len(records) >= query.limit:
+                        return records
+    return records
+
+
+def audit_record(run: FlowRun, deployment: str, artifacts: list[TableArtifact]) -> AuditRecord:
+    """The record of one run, from the run and its table artifacts."""
+    state = run.state
+    status = (state.name if state is not None else None) or "Unknown"
+    final = state is not None and state.is_final()
+    record = AuditRecord(
+        export_request_id=str(run.id),
+        deployment=deployment,
+        trigger_type=trigger_type(run),
+        triggered_by=triggered_by(run),
+        status=status,
+        started=run.start_time,
+        finished=run.end_time if final else None,
+    )
+    if record.started is not None and record.finished is not None:
+        record.duration_s = round((record.finished - record.started).total_seconds(), 3)
+    for table in artifacts:
+        if table.description == RESULT_ARTIFACT_DESCRIPTION and table.rows and final:
+            result = table.rows[0]
+            record.rows = int(result["rows"])
+            record.bytes = int(result["bytes"])
+            record.files = [str(item) for item in result.get("files") or []]
+        elif table.description.startswith(ALERT_PREFIX) and table.rows:
+            row = table.rows[0]
+            http_status = row.get("http_status")
+            record.alerts.append(
+                AlertRecord(
+                    status=str(row.get("status") or table.description[len(ALERT_PREFIX) : -1]),
+                    http_status=int(http_status) if http_status is not None else None,
+                    attempts=int(row.get("attempts") or 0),
+                )
+            )
+    record.alerts.sort(key=lambda alert: _ALERT_ORDER.get(alert.status, 9))
+    if final and state is not None and not state.is_completed():
+        lines = (state.message or "").strip().splitlines() or [status]
+        record.error = lines[0][:ERROR_CHARS]
+    return record
+
+
+_ALERT_ORDER = {"Initiated": 0, "Completed": 1, "Failed": 2}
+
+
+def _matches(record: AuditRecord, query: AuditQuery) -> bool:
+    if query.deployment is not None and record.deployment != query.deployment:
+        return False
+    if query.trigger_type is not None and record.trigger_type != query.trigger_type:
+        return False
+    return query.user is None or record.triggered_by == query.user
+
+
+def _pages(client: SyncPrefectClient, query: AuditQuery) -> Iterator[list[FlowRun]]:
+    """Runs of the export flow, newest first, a page at a time; time and status are filtered
+    by the server, the rest (derived from tags and deployments) by `_matches`."""
+    # the server's before_ includes its bound; --until does not
+    until = query.until - timedelta(microseconds=1) if query.until is not None else None
+    expected = FlowRunFilterExpectedStartTime(after_=query.since, before_=until)
+    state = (
+        FlowRunFilterState(name=FlowRunFilterStateName(any_=[query.status]))
+        if query.status is not None
+        else None
+    )
+    run_filter = FlowRunFilter(expected_start_time=expected, state=state)
+    offset = 0
+    while True:
+        page = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[EXPORT_FLOW])),
+            flow_run_filter=run_filter,
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+            limit=PAGE,
+            offset=offset,
+        )
+        if page:
+            yield page
+        if len(page) < PAGE:
+            return
+        offset += PAGE
+
+
+class _DeploymentNames:
+    """Deployment id → name, read once per deployment."""
+
+    def __init__(self, client: SyncPrefectClient) -> None:
+        self._client = client
+        self._names: dict[UUID, str] = {}
+
+    def of(self, run: FlowRun) -> str:
+        deployment_id = run.deployment_id
+        if deployment_id is None:  # `exports run` names it in a tag
+            return tag_value(run, "deployment:") or ""
+        if deployment_id not in self._names:
+            try:
+                self._names[deployment_id] = self._client.read_deployment(deployment_id).name
+            except Exception:  # noqa: BLE001 - a deleted deployment keeps its runs
+                self._names[deployment_id] = ""
+        return self._names[deployment_id]
