@@ -54,23 +54,28 @@ def demo(
     debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
 ) -> None:
     """Export the bundled SQLite demo (orders, customers) into OUT in every format."""
+    from prefect import tags
+
     from deployments.demo import ensure_demo_db
     from flows.export import export
 
     database = ensure_demo_db()
     results: list[ExportResult] = []
     try:
-        for table in DEMO_TABLES:
-            for fmt in EXPORT_FORMATS:
-                results.append(
-                    export(
-                        source=SourceConfig(url=f"sqlite:///{database}", table=table),
-                        destination=DestinationConfig(url=str(out.resolve() / "{export}.{ext}")),
-                        format=fmt,
-                        name=table,
-                        type="Demo",
+        with tags(RUN_NOW_TAG, f"user:{_cli_user()}"):  # the audit log's Run Now and user
+            for table in DEMO_TABLES:
+                for fmt in EXPORT_FORMATS:
+                    results.append(
+                        export(
+                            source=SourceConfig(url=f"sqlite:///{database}", table=table),
+                            destination=DestinationConfig(
+                                url=str(out.resolve() / "{export}.{ext}")
+                            ),
+                            format=fmt,
+                            name=table,
+                            type="Demo",
+                        )
                     )
-                )
     except ExportError as exc:
         if debug:
             raise

@@ -295,3 +295,15 @@ def test_the_table_shows_one_line_per_run(history: History) -> None:
     cells = line.split()
     assert cells[1:5] == ["audit-api", "API", API_USER, "Completed"]
     assert cells[0] == history.api.start_time.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def test_demo_runs_are_run_now_by_the_cli_user(tmp_path: Path) -> None:
+    began = dt.datetime.now(dt.UTC)
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    records = audit("--since", began.isoformat(), "--limit", "100")
+    assert len(records) == 10  # two tables in five formats
+    for record in records:
+        assert (record["trigger_type"], record["triggered_by"]) == ("Run Now", getpass.getuser())
+        assert record["status"] == "Completed" and len(record["files"]) == 1
+        assert Path(record["files"][0]).stat().st_size == record["bytes"]
