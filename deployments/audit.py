@@ -83,13 +83,16 @@ def read_audit(query: AuditQuery) -> list[AuditRecord]:
     with get_client(sync_client=True) as client:
         names = _DeploymentNames(client)
         for page in _pages(client, query):
-            artifacts = table_artifacts_of_runs([run.id for run in page])
-            for run in page:
-                record = audit_record(run, names.of(run), artifacts.get(run.id, []))
-                if _matches(record, query):
-                    records.append(record)
-                    if len(records) >= query.limit:
-                        return records
+            # Filter on what the run itself says first: only the kept runs' artifacts are read.
+            kept = [
+                (run, deployment)
+                for run in page
+                if _matches(run, deployment := names.of(run), query)
+            ][: query.limit - len(records)]
+            artifacts = table_artifacts_of_runs([run.id for run, _ in kept])
+            records += [audit_record(run, name, artifacts.get(run.id, [])) for run, name in kept]
+            if len(records) >= query.limit:
+                return records
     return records
 
 
@@ -135,12 +138,12 @@ def audit_record(run: FlowRun, deployment: str, artifacts: list[TableArtifact]) 
 _ALERT_ORDER = {"Initiated": 0, "Completed": 1, "Failed": 2}
 
 
-def _matches(record: AuditRecord, query: AuditQuery) -> bool:
-    if query.deployment is not None and record.deployment != query.deployment:
+def _matches(run: FlowRun, deployment: str, query: AuditQuery) -> bool:
+    if query.deployment is not None and deployment != query.deployment:
         return False
-    if query.trigger_type is not None and record.trigger_type != query.trigger_type:
+    if query.trigger_type is not None and trigger_type(run) != query.trigger_type:
         return False
-    return query.user is None or record.triggered_by == query.user
+    return query.user is None or triggered_by(run) == query.user
 
 
 def _pages(client: SyncPrefectClient, query: AuditQuery) -> Iterator[list[FlowRun]]:
