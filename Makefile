@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: help install demo serve test lint bench clean
+.PHONY: help install demo serve test test-unit lint bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,14 +25,18 @@ demo: $(VENV)/.installed ## Export the bundled SQLite demo into ./demo-out in ev
 	$(BIN)/exports demo --out demo-out
 
 serve: $(VENV)/.installed ## Prefect server, work pool, prefect deploy --all and a worker (docs/schedules.md)
-	BIN=$(BIN) bash deployments/serve.sh
+	BIN=$(BIN) bash deployments/triggers/serve.sh
 
-test: install ## Run the whole test suite (starts PostgreSQL and a Prefect API itself)
-	$(BIN)/pytest
+test: install ## Run the whole test suite: the unit tier, then the rest (it starts its servers itself)
+	$(BIN)/pytest -m unit
+	$(BIN)/pytest -m "not unit"
+
+test-unit: install ## Only the unit tier: pure tests, no server, about 30 s
+	$(BIN)/pytest -m unit
 
 lint: install ## ruff lint and format check, mypy --strict
-	$(BIN)/ruff check flows blocks deployments tests bench
-	$(BIN)/ruff format --check flows blocks deployments tests bench README.md
+	$(BIN)/ruff check flows blocks deployments demo tests bench
+	$(BIN)/ruff format --check flows blocks deployments demo tests bench README.md
 	$(BIN)/mypy
 
 bench: install ## Export 2M PostgreSQL rows in every format against COPY (see docs/benchmarks.md)

@@ -113,8 +113,8 @@ def _child(spec: dict[str, Any]) -> None:
     elif kind == "flow":
         report.update(_child_flow(spec))
     elif kind == "baseline_engine":
-        import flows.deliver
-        import flows.extract  # noqa: F401
+        import flows.destinations.sink
+        import flows.sources.read  # noqa: F401
 
         report["work_s"] = 0.0
     elif kind == "baseline_prefect":
@@ -165,16 +165,17 @@ def _engine_run(spec: dict[str, Any], timer: _Timer | None = None) -> dict[str, 
     import uuid
 
     from flows.config import DestinationConfig, FormatOptions, SourceConfig
-    from flows.deliver import PartSink, publish
-    from flows.extract import inspect_source, read_for_format
-    from flows.stores import filesystem_for
-    from flows.targets import TargetContext
-    from flows.types import FILE_EXTENSIONS
+    from flows.destinations.publish import publish
+    from flows.destinations.sink import PartSink
+    from flows.destinations.targets import TargetContext
+    from flows.formats.registry import file_extension
+    from flows.sources.plan import inspect_source
+    from flows.sources.read import read_for_format
 
     timer = timer or _Timer()
     fmt = spec["fmt"]
     if spec.get("csv_block_bytes"):  # what-if runs only (--profile)
-        from flows import postgres
+        from flows.sources import postgres
 
         postgres.CSV_BLOCK_BYTES = int(spec["csv_block_bytes"])
     started = time.perf_counter()
@@ -188,7 +189,7 @@ def _engine_run(spec: dict[str, Any], timer: _Timer | None = None) -> dict[str, 
         deployment="adhoc",
         run_id=str(uuid.uuid4()),
         date=datetime.now(UTC),
-        ext=FILE_EXTENSIONS[fmt],
+        ext=file_extension(fmt),
     )
     sink: PartSink | None = None
     rows = 0
@@ -212,7 +213,7 @@ def _engine_run(spec: dict[str, Any], timer: _Timer | None = None) -> dict[str, 
             sink.abort()
         raise
     with timer.section("publish"):
-        files = publish(filesystem_for(destination), written)
+        files = publish(destination.store, destination.filesystem(), written, destination.scheme)
     return {
         "work_s": time.perf_counter() - started,
         "rows": rows,
@@ -301,8 +302,9 @@ def _child_profile(spec: dict[str, Any]) -> dict[str, Any]:
     PostgreSQL runs ahead of the writers, and the memory after each batch."""
     import pyarrow as pa
 
-    from flows import formats, postgres, render
-    from flows.deliver import PartSink, _CountingFile
+    from flows.destinations.sink import PartSink, _CountingFile
+    from flows.formats import parquet_writer, render
+    from flows.sources import postgres
 
     timer = _Timer()
     stream_class = getattr(postgres, "_CopyStream", None)
@@ -316,7 +318,7 @@ def _child_profile(spec: dict[str, Any]) -> dict[str, Any]:
     for name in ("_float_text", "_timestamp_text", "_json_strings", "xml_escape"):
         timer.wrap(render, name, f"    render.{name}")
     timer.wrap(_CountingFile, "write", "  file write (_CountingFile.write)")
-    timer.wrap(formats.pq.ParquetWriter, "write_batch", "  pq.ParquetWriter.write_batch")
+    timer.wrap(parquet_writer.pq.ParquetWriter, "write_batch", "  pq.ParquetWriter.write_batch")
 
     stream_bytes = [0]
     if stream_class is not None:
@@ -368,7 +370,7 @@ def _child_stages(spec: dict[str, Any]) -> dict[str, Any]:
     robust to other load on the machine, and comparable with COPY's own.
 
     1. psycopg `for data in copy` → file (the reference loop): client and server CPU;
-    2. flows.extract.read_batches alone (COPY + parse into Arrow), batches kept in memory;
+    2. flows.sources.read.read_batches alone (COPY + parse into Arrow), batches kept in memory;
     3. per format, from those batches: the writer's render per column, the row join, the
        file writes (Parquet: the whole write_batch).
     Server CPU is what the cluster's postmaster has reaped from its exited backends (only for
@@ -377,9 +379,11 @@ def _child_stages(spec: dict[str, Any]) -> dict[str, Any]:
     import psycopg
     import pyarrow as pa
 
-    from flows import formats, postgres, render
     from flows.config import FormatOptions, SourceConfig
-    from flows.extract import inspect_source, read_batches
+    from flows.formats import render, writers
+    from flows.sources import postgres
+    from flows.sources.plan import inspect_source
+    from flows.sources.read import read_batches
 
     plan = inspect_source(SourceConfig(url=spec["url"], table=spec["table"]))
     out: dict[str, Any] = {"rows": spec["rows"]}
@@ -441,8 +445,8 @@ def _child_stages(spec: dict[str, Any]) -> dict[str, Any]:
         target = Path(spec["out_dir"], f"stage.{fmt}")
         render_cpu = write_cpu = 0.0
         with open(target, "wb") as raw:
-            writer = formats.open_writer(fmt, raw, schema, FormatOptions())
-            text_writer = isinstance(writer, formats.TextWriter)
+            writer = writers.open_writer(fmt, raw, schema, FormatOptions())
+            text_writer = isinstance(writer, writers.TextWriter)
             for batch in held:
                 position[0] = 0
                 if text_writer:
@@ -974,12 +978,12 @@ def format_stages(stages: dict[str, Any]) -> str:
 
 
 def code_fingerprint() -> str:
-    """A hash of flows/*.py: the results say which code they measured."""
+    """A hash of flows/**/*.py: the results say which code they measured."""
     import hashlib
 
     digest = hashlib.sha256()
-    for path in sorted((REPO / "flows").glob("*.py")):
-        digest.update(path.name.encode())
+    for path in sorted((REPO / "flows").rglob("*.py")):
+        digest.update(str(path.relative_to(REPO)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -1081,7 +1085,7 @@ def main(argv: list[str] | None = None) -> int:
             print(flatness)
         if code_fingerprint() != fingerprint:
             machine["flows_changed_during_run"] = True
-            print("\nWARNING: flows/*.py changed while the bench ran; rerun for clean numbers")
+            print("\nWARNING: flows/ changed while the bench ran; rerun for clean numbers")
         save()
         print(f"\nresults: {result_path.relative_to(REPO)}")
     finally:

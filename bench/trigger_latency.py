@@ -56,7 +56,7 @@ def main() -> None:
                 serve = _start(["serve", "orders-api", "--limit", "1", *options], env, mode)
                 try:
                     _wait_ready()
-                    from deployments.api_keys import create_key
+                    from deployments.gateway.keys import create_key
 
                     key, _ = create_key(DEPLOYMENT, "bench")
                     _one_trigger(key)  # untimed: the runner is polling, the forkserver is up

@@ -89,3 +89,13 @@ class StatusAlerts(Block):
             "max_attempts": self.max_attempts,
             "max_total_s": self.max_total_s,
         }
+
+
+def load_alert_settings() -> StatusAlerts | None:
+    """The saved switch, or None when alerts were never set up."""
+    try:
+        block = StatusAlerts.load(ALERTS_BLOCK_NAME)
+    except ValueError:
+        return None
+    assert isinstance(block, StatusAlerts)
+    return block

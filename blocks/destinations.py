@@ -243,7 +243,7 @@ class AzureBlobCredentials(Block):
         return options
 
     def retry_options(self) -> dict[str, Any]:
-        """How the storage SDK retries one request (`flows.azure_blob.set_retry_policy`)."""
+        """How the storage SDK retries one request (`flows.destinations.azure.set_retry_policy`)."""
         return {"retries": self.retries, "backoff_s": self.retry_backoff_s}
 
 
@@ -308,8 +308,9 @@ class SftpCredentials(Block):
     )
 
     def filesystem_options(self) -> dict[str, Any]:
-        """Keyword arguments for `flows.sftp.SftpFileSystem` (fsspec's paramiko SFTPFileSystem:
-        paramiko's `SSHClient.connect` arguments, plus the host key settings).
+        """Keyword arguments for `flows.destinations.sftp_filesystem.SftpFileSystem` (fsspec's
+        paramiko SFTPFileSystem: paramiko's `SSHClient.connect` arguments, plus the host key
+        settings).
 
         With a password or a key only those are tried: the SSH agent and ~/.ssh keys of
         whoever runs the worker are left out, so the login does not depend on the machine.

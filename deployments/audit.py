@@ -2,7 +2,7 @@
 run history alone.
 
 What a record holds and where it comes from:
-- trigger_type, triggered_by: the run's tags or `auto_scheduled` (flows/origin.py).
+- trigger_type, triggered_by: the run's tags or `auto_scheduled` (flows/runs/tags.py).
 - deployment: the run's deployment, or the `deployment:<name>` tag `exports run` sets.
 - rows, bytes, files: the "Export result" table artifact the flow records when it completes.
 - alerts: the "Status alert `…`" table artifacts the alert hooks record.
@@ -30,13 +30,13 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort
 from pydantic import BaseModel, Field
 
-from flows.artifacts import TableArtifact, table_artifacts_of_runs
-from flows.export import RESULT_ARTIFACT_DESCRIPTION
-from flows.origin import TriggerType, tag_value, trigger_type, triggered_by
+from flows.alerts.hooks import ALERT_ARTIFACT_PREFIX
+from flows.runs.artifacts import TableArtifact, table_artifacts_of_runs
+from flows.runs.naming import EXPORT_FLOW
+from flows.runs.result import RESULT_ARTIFACT_DESCRIPTION
+from flows.runs.tags import TriggerType, tagged_deployment, trigger_type, triggered_by
 
-EXPORT_FLOW = "export"
 PAGE = 200  # the Prefect API's largest page
-ALERT_PREFIX = "Status alert `"
 ERROR_CHARS = 1000
 
 
@@ -118,12 +118,13 @@ def audit_record(run: FlowRun, deployment: str, artifacts: list[TableArtifact]) 
             record.rows = int(result["rows"])
             record.bytes = int(result["bytes"])
             record.files = [str(item) for item in result.get("files") or []]
-        elif table.description.startswith(ALERT_PREFIX) and table.rows:
+        elif table.description.startswith(ALERT_ARTIFACT_PREFIX) and table.rows:
             row = table.rows[0]
             http_status = row.get("http_status")
+            named = table.description[len(ALERT_ARTIFACT_PREFIX) : -1]
             record.alerts.append(
                 AlertRecord(
-                    status=str(row.get("status") or table.description[len(ALERT_PREFIX) : -1]),
+                    status=str(row.get("status") or named),
                     http_status=int(http_status) if http_status is not None else None,
                     attempts=int(row.get("attempts") or 0),
                 )
@@ -184,7 +185,7 @@ class _DeploymentNames:
     def of(self, run: FlowRun) -> str:
         deployment_id = run.deployment_id
         if deployment_id is None:  # `exports run` names it in a tag
-            return tag_value(run, "deployment:") or ""
+            return tagged_deployment(run.tags) or ""
         if deployment_id not in self._names:
             try:
                 self._names[deployment_id] = self._client.read_deployment(deployment_id).name

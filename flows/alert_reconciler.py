@@ -1,9 +1,11 @@
-"""Failed alerts for export runs that could not send their own (docs/crash-alerts.md).
+"""The `alert-reconciler` flow: Failed alerts for export runs that could not send their own
+(docs/crash-alerts.md).
 
-A run killed with its process cannot run `on_crashed`. Two Prefect automations close that
-hole: one marks an `export` run Crashed when its heartbeats stop, the other runs the
-`alert-reconciler` deployment for every Crashed `export` run. The reconciler sends the
-"Failed" alert unless the run already recorded one, so no run gets two.
+A run killed with its process cannot run `on_crashed`. Two Prefect automations
+(flows/alerts/automations.py) close that hole: one marks an `export` run Crashed when its
+heartbeats stop, the other runs the `alert-reconciler` deployment for every Crashed `export`
+run. The reconciler sends the "Failed" alert unless the run already recorded one, so no run
+gets two. It also sweeps for crashed or failed runs without a Failed alert.
 """
 
 from __future__ import annotations
@@ -16,13 +18,10 @@ from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, StateType
 
-from flows.alerts import alert_failed, failed_alert_recorded
+from flows.alerts.automations import RECONCILER_FLOW
+from flows.alerts.hooks import alert_failed, failed_alert_recorded
+from flows.runs.naming import EXPORT_FLOW
 
-EXPORT_FLOW = "export"
-RECONCILER_FLOW = "alert-reconciler"
-RECONCILER_DEPLOYMENT = f"{RECONCILER_FLOW}/alert-reconciler"
-ZOMBIE_AUTOMATION = "exports: crash export runs whose heartbeats stopped"
-CRASHED_AUTOMATION = "exports: Failed alert for crashed export runs"
 FINAL_FAILURES = (StateType.CRASHED, StateType.FAILED)
 
 
@@ -70,69 +69,3 @@ def _failed_export_runs(client: Any, since: datetime) -> list[FlowRun]:
         offset=0,
     )
     return runs
-
-
-def install_crash_automations(
-    reconciler_deployment_id: UUID, *, heartbeat_s: int = 30, delay_s: float = 45.0
-) -> None:
-    """Create (or replace) the two automations. `heartbeat_s` must match the exporting
-    processes' PREFECT_FLOWS_HEARTBEAT_FREQUENCY; a run is crashed after three missed ones.
-    `delay_s` lets a runner's own on_crashed alert be recorded before the reconciler looks."""
-    from prefect.automations import Automation
-    from prefect.events.actions import ChangeFlowRunState, RunDeployment
-    from prefect.events.schemas.automations import EventTrigger, Posture
-
-    heartbeat = "prefect.flow-run.heartbeat"
-    export_runs = {"prefect.resource.role": "flow", "prefect.resource.name": EXPORT_FLOW}
-    zombie = Automation(
-        name=ZOMBIE_AUTOMATION,
-        trigger=EventTrigger(
-            after={heartbeat},
-            expect={
-                heartbeat,
-                "prefect.flow-run.Completed",
-                "prefect.flow-run.Failed",
-                "prefect.flow-run.Cancelled",
-                "prefect.flow-run.Crashed",
-            },
-            match={"prefect.resource.id": ["prefect.flow-run.*"]},
-            match_related=export_runs,
-            for_each={"prefect.resource.id"},
-            posture=Posture.Proactive,
-            threshold=1,
-            within=timedelta(seconds=3 * heartbeat_s),
-        ),
-        actions=[
-            ChangeFlowRunState(
-                state=StateType.CRASHED,
-                message=f"no heartbeat for {3 * heartbeat_s} s: the process was lost",
-            )
-        ],
-    )
-    crashed = Automation(
-        name=CRASHED_AUTOMATION,
-        trigger=EventTrigger(
-            expect={"prefect.flow-run.Crashed"},
-            match={"prefect.resource.id": ["prefect.flow-run.*"]},
-            match_related=export_runs,
-            posture=Posture.Reactive,
-            threshold=1,
-        ),
-        actions=[
-            RunDeployment(
-                source="selected",
-                deployment_id=reconciler_deployment_id,
-                parameters={
-                    "flow_run_id": "{{ event.resource.id | replace('prefect.flow-run.', '') }}"
-                },
-                schedule_after=timedelta(seconds=delay_s),
-            )
-        ],
-    )
-    for automation in (zombie, crashed):
-        try:
-            existing: Any = Automation.read(name=automation.name)  # sync: no loop running
-            existing.delete()
-        except ValueError:
-            pass
-        automation.create()

@@ -6,13 +6,27 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from fsspec import AbstractFileSystem
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flows.destinations.registry import check_destination_url, store_for
+from flows.destinations.store import Store
+from flows.destinations.urls import url_scheme
 from flows.errors import ConfigurationError
-from flows.targets import url_scheme, validate_template
-from flows.types import EXPORT_FORMATS, Compression, ExportFormat
+from flows.formats.registry import EXPORT_FORMATS, Compression, ExportFormat
 from flows.zones import iana_zone
 
+# The `export` flow's parameters, in its signature's order (flows/export.py; a test checks it).
+EXPORT_PARAMETERS = (
+    "source",
+    "destination",
+    "format",
+    "name",
+    "partner",
+    "type",
+    "format_options",
+    "window",
+)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 DEFAULT_CHUNK_ROWS = 50_000
 
@@ -93,7 +107,7 @@ class DestinationConfig(_Model):
     @model_validator(mode="after")
     def _template_renders(self) -> DestinationConfig:
         try:
-            validate_template(self.url, split=self.max_file_mb is not None)
+            check_destination_url(self.url, split=self.max_file_mb is not None)
         except ConfigurationError as exc:
             raise ValueError(str(exc)) from None
         return self
@@ -101,6 +115,15 @@ class DestinationConfig(_Model):
     @property
     def scheme(self) -> str:
         return url_scheme(self.url)
+
+    @property
+    def store(self) -> Store:
+        """The store the files go to (flows/destinations/registry.py)."""
+        return store_for(self.url)
+
+    def filesystem(self) -> AbstractFileSystem:
+        """A fresh filesystem of the store, with the block's credentials or its environment."""
+        return self.store.filesystem(self.url, self.block)
 
 
 class FormatOptions(_Model):
@@ -149,7 +172,8 @@ class WindowConfig(_Model):
     """The time window an incremental export delivers: rows with since <= ts < until.
 
     Every field is optional: `since` comes from the deployment's schedule when not given,
-    `until` from the run's scheduled time (or its start). See flows/window.py for the rules.
+    `until` from the run's scheduled time (or its start). See flows/sources/window.py for the
+    rules.
     """
 
     since: datetime | None = Field(
@@ -238,13 +262,6 @@ class WindowConfig(_Model):
         return self
 
 
-class WindowBounds(_Model):
-    """The window a run delivered (aware UTC datetimes): rows with since <= ts < until."""
-
-    since: datetime
-    until: datetime
-
-
 def parse_format(value: str) -> ExportFormat:
     """The format named by `value`, or a ConfigurationError listing the choices."""
     lowered = value.strip().lower()
@@ -254,21 +271,3 @@ def parse_format(value: str) -> ExportFormat:
     raise ConfigurationError(
         f"format: `{value}` is not supported; use one of {', '.join(EXPORT_FORMATS)}"
     )
-
-
-class ExportResult(_Model):
-    """What one export run delivered (Contract 1); the flow's return value."""
-
-    export_request_id: str
-    name: str
-    format: ExportFormat
-    rows: int
-    bytes: int
-    files: list[str]
-    started: datetime
-    finished: datetime
-    window: WindowBounds | None = None
-
-    @property
-    def duration_s(self) -> float:
-        return (self.finished - self.started).total_seconds()

@@ -35,56 +35,6 @@ class TransientDeliveryError(DeliveryError, TransientExportError):
     """The destination timed out or answered with a retryable error."""
 
 
-# Failures the user must fix in source.url (wrong database, role, password, file).
-_PERMANENT_CONNECTION_WORDS = (
-    'database "',  # database "x" does not exist
-    'role "',
-    "authentication failed",
-    "no password supplied",
-    "password authentication",
-)
-_TRANSIENT_WORDS = (
-    "connection refused",
-    "could not connect",
-    "connection timed out",
-    "timeout expired",
-    "terminating connection",
-    "server closed the connection",
-    "connection is lost",
-    "connection was lost",
-    "consuming input failed",
-    "the database system is starting up",
-    "the database system is shutting down",
-    "connection to server",
-)
-
-
-def classify_source_failure(message: str, shown: str) -> SourceError:
-    """Turn a database error's first line into the error the user should see."""
-    lowered = message.lower()
-    if "not a database" in lowered or "unable to open database" in lowered:
-        return SourceConfigurationError(
-            f"source.url: `{shown}` is not a readable database ({message}); check the path "
-            "points at a SQLite database file"
-        )
-    if any(word in lowered for word in _PERMANENT_CONNECTION_WORDS) and (
-        "does not exist" in lowered
-        or "database" in lowered
-        or "password" in lowered
-        or "authentication" in lowered
-    ):
-        return SourceConfigurationError(
-            f"source.url: cannot use `{shown}` ({message}); check the database name, user "
-            "and password"
-        )
-    if any(word in lowered for word in _TRANSIENT_WORDS):
-        return TransientSourceError(
-            f"source `{shown}`: could not connect, or lost the connection ({message}); "
-            "check the database is running and reachable"
-        )
-    return SourceError(f"source `{shown}`: {message}")
-
-
 class SourceConfigurationError(ConfigurationError, SourceError):
     """The source's URL names a database, user or file that cannot be used."""
 
@@ -98,3 +48,9 @@ def first_line(exc: BaseException) -> str:
 def is_transient(exc: BaseException) -> bool:
     """True when a task that raised `exc` may succeed if run again."""
     return isinstance(exc, TransientExportError)
+
+
+def is_transient_status(code: int | None) -> bool:
+    """The one rule for HTTP answers worth sending again (stores, webhooks, alerts): 408
+    Request Timeout, 429 Too Many Requests and every 5xx."""
+    return code is not None and (code >= 500 or code in (408, 429))

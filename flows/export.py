@@ -3,51 +3,55 @@
     inspect_source → write_batches (extract → format → temporary files) → deliver_files → record
 
 For an http(s) destination `post_files` takes the place of `deliver_files`: it POSTs each
-spooled file to the URL, and is retried on transient failures (flows/http_post.py).
+spooled file to the URL, and is retried on transient failures (flows/destinations/http_post.py).
+
+The stages are subpackages: flows/sources (reading), flows/formats (writing), flows/destinations
+(stores and publishing), flows/runs (tags, names, the result) and flows/alerts (state hooks).
 
 Rows are never returned between tasks: `write_batches` streams them from the database into
 the writers, so memory follows `chunk_rows`, not the table size.
 """
 
 import gc
-import re
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import (
-    create_link_artifact,
-    create_progress_artifact,
-    create_table_artifact,
-    update_progress_artifact,
-)
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.context import FlowRunContext
-from prefect.runtime import deployment as runtime_deployment
 from prefect.runtime import flow_run as runtime_flow_run
 from pydantic import BeforeValidator
 
-from flows.alerts import alert_completed, alert_failed, alert_initiated
+from flows.alerts.hooks import alert_completed, alert_failed, alert_initiated
 from flows.config import (
     DestinationConfig,
-    ExportResult,
     FormatOptions,
     SourceConfig,
     WindowConfig,
     parse_format,
 )
-from flows.deliver import PartSink, WrittenFile, publish
+from flows.destinations.http_post import post_files as post_spooled_files
+from flows.destinations.http_post import remove_spools
+from flows.destinations.publish import publish
+from flows.destinations.registry import display_url
+from flows.destinations.sink import PartSink
+from flows.destinations.store import WrittenFile
+from flows.destinations.targets import TargetContext
 from flows.errors import ConfigurationError, is_transient
-from flows.extract import SourcePlan, inspect_source, read_for_format
-from flows.http_post import post_files as post_spooled_files
-from flows.http_post import remove_spools
-from flows.origin import trigger_type, triggered_by
-from flows.stores import filesystem_for, store_name
-from flows.targets import HTTP_SCHEMES, TargetContext, display_url, url_scheme
-from flows.types import FILE_EXTENSIONS, ExportFormat
-from flows.window import (
+from flows.formats.registry import ExportFormat, file_extension
+from flows.runs.naming import (
+    EXPORT_FLOW,
+    current_deployment,
+    current_run_date,
+    current_run_name,
+    export_name,
+)
+from flows.runs.result import ExportResult, record_result
+from flows.sources.plan import SourcePlan, inspect_source
+from flows.sources.read import read_for_format
+from flows.sources.window import (
     bind_values,
     check_window,
     describe_window,
@@ -57,8 +61,6 @@ from flows.window import (
 )
 
 PROGRESS_EVERY_S = 1.0
-RESULT_ARTIFACT_DESCRIPTION = "Export result (machine-readable)"
-RESULT_COLUMNS = ("export_request_id", "format", "rows", "bytes", "files", "started", "finished")
 
 
 def _format_value(value: object) -> object:
@@ -163,7 +165,7 @@ def deliver_files(
     label: str,  # noqa: ARG001 - names the task run
 ) -> list[str]:
     """Publish the temporary files at their final paths, all or nothing."""
-    return publish(filesystem_for(destination), files, destination.scheme)
+    return publish(destination.store, destination.filesystem(), files, destination.scheme)
 
 
 @task(
@@ -175,24 +177,17 @@ def post_files(
     destination: DestinationConfig,
     files: list[WrittenFile],
     context: TargetContext,
+    fmt: ExportFormat,
     label: str,  # noqa: ARG001 - names the task run
 ) -> list[str]:
     """POST each spooled file to the http(s) URL, in order; transient failures are retried
     here (as task retries, visible in the UI), without reading the database again."""
-    return post_spooled_files(destination, files, context, get_run_logger())
-
-
-def _run_name() -> str:
-    parameters = runtime_flow_run.parameters
-    source = parameters.get("source") or {}
-    table = source.get("table") if isinstance(source, dict) else getattr(source, "table", None)
-    name = parameters.get("name") or table or "query"
-    return f"export-{name}-{parameters.get('format', 'csv')}"
+    return post_spooled_files(destination, files, context, fmt, get_run_logger())
 
 
 @flow(
-    name="export",
-    flow_run_name=_run_name,
+    name=EXPORT_FLOW,
+    flow_run_name=current_run_name,
     log_prints=False,
     on_running=[alert_initiated],
     on_completion=[alert_completed],
@@ -222,13 +217,13 @@ def export(
         )
         ```
 
-    A query using `:since` / `:until` delivers the run's window (flows/window.py), e.g.
-    `WHERE created_at >= :since AND created_at < :until` with
+    A query using `:since` / `:until` delivers the run's window (flows/sources/window.py),
+    e.g. `WHERE created_at >= :since AND created_at < :until` with
     `window={"period": "P1D", "lookback": "PT15M"}`.
     """
     logger = get_run_logger()
     started = datetime.now(UTC)
-    export_name = name or source.table or "export"
+    name = export_name(name, source.table)
     options = format_options or FormatOptions()
     check_window(source, window, destination)
     uses = query_uses(source)
@@ -242,16 +237,16 @@ def export(
         since, until = in_zone(resolved, window)
         logger.info("window %s", describe_window(resolved))
     context = TargetContext(
-        export=export_name,
-        deployment=_deployment_name(),
+        export=name,
+        deployment=current_deployment(),
         run_id=str(runtime_flow_run.id or "local"),
-        date=_run_date(),
-        ext=FILE_EXTENSIONS[format],
+        date=current_run_date(),
+        ext=file_extension(format),
         since=since,
         until=until,
     )
-    partner = partner or store_name(url_scheme(destination.url))
-    plan = inspect_source_task(source, export_name)
+    partner = partner or destination.store.name
+    plan = inspect_source_task(source, name)
     logger.info(
         "exporting %s from %s (%s rows, %s reader) as %s to %s",
         plan.label,
@@ -262,17 +257,17 @@ def export(
         display_url(destination.url),
     )
     written = write_batches(plan, format, destination, options, context)
-    if url_scheme(destination.url) in HTTP_SCHEMES:
+    if destination.store.posts:
         try:
-            files = post_files(destination, written, context, export_name)
+            files = post_files(destination, written, context, format, name)
         finally:
             remove_spools(written)  # after the last attempt, whatever its outcome
     else:
-        files = deliver_files(destination, written, export_name)
+        files = deliver_files(destination, written, name)
     finished = datetime.now(UTC)
     result = ExportResult(
         export_request_id=context.run_id,
-        name=export_name,
+        name=name,
         format=format,
         rows=sum(item.rows for item in written),
         bytes=sum(item.bytes for item in written),
@@ -281,7 +276,7 @@ def export(
         finished=finished,
         window=resolved.bounds() if resolved is not None else None,
     )
-    _record(result, partner, type, plan)
+    record_result(result, partner, type, plan.display_url)
     logger.info(
         "exported %s rows (%s bytes) to %s in %.2f s",
         result.rows,
@@ -292,80 +287,11 @@ def export(
     return result
 
 
-def _record(result: ExportResult, partner: str, export_type: str | None, plan: SourcePlan) -> None:
-    """Leave the run's story in the Prefect UI: a summary table (with who started it, as the
-    audit log shows it) and a link to each file."""
-    key = _artifact_key(result.name)
-    context = FlowRunContext.get()
-    run = context.flow_run if context is not None else None
-    trigger, user = (trigger_type(run), triggered_by(run)) if run is not None else ("Run Now", "")
-    create_table_artifact(
-        key=f"{key}-summary",
-        table=[
-            {
-                "export": result.name,
-                "format": result.format,
-                "rows": result.rows,
-                "bytes": result.bytes,
-                "files": len(result.files),
-                "duration_s": round(result.duration_s, 3),
-                "source": plan.display_url,
-                "partner": partner,
-                "type": export_type or "",
-                "trigger": trigger,
-                "user": user,
-            }
-        ],
-        description=f"Export `{result.name}`: {result.rows} rows in {len(result.files)} file(s).",
-    )
-    # The same facts for machines (the gateway's run status, the audit log): one row whose
-    # columns are RESULT_COLUMNS, `files` the list of delivered URLs.
-    create_table_artifact(
-        table=[{column: _json_value(getattr(result, column)) for column in RESULT_COLUMNS}],
-        description=RESULT_ARTIFACT_DESCRIPTION,
-    )
-    for index, path in enumerate(result.files, start=1):
-        link = path if "://" in path else f"file://{path}"
-        create_link_artifact(
-            key=f"{key}-file-{index}",
-            link=link,
-            link_text=path.rsplit("/", 1)[-1],
-            description=f"Delivered file {index} of {len(result.files)}.",
-        )
-
-
-def _json_value(value: object) -> object:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
 def cast_uuid(value: Any) -> UUID:
     """Prefect's artifact helpers are sync-compatible; called from sync code they return UUIDs."""
     assert isinstance(value, UUID)
     return value
 
 
-def _artifact_key(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
-    return f"export-{slug or 'unnamed'}"
-
-
 def _percent(rows: int, total: int) -> float:
     return min(100.0, round(100.0 * rows / total, 1)) if total else 100.0
-
-
-def _deployment_name() -> str:
-    """The deployment that started the run; `exports run` names it in a tag."""
-    if runtime_deployment.name:
-        return str(runtime_deployment.name)
-    for tag in runtime_flow_run.tags or []:
-        if tag.startswith("deployment:"):
-            return str(tag).partition(":")[2]
-    return "adhoc"
-
-
-def _run_date() -> datetime:
-    """The run's scheduled time (its `{date}`), in UTC; now for ad-hoc runs."""
-    scheduled = runtime_flow_run.scheduled_start_time
-    if scheduled is None:
-        return datetime.now(UTC)
-    return datetime.fromtimestamp(scheduled.timestamp(), UTC)

@@ -1,6 +1,11 @@
-"""Session-wide real servers: a Prefect API (prefect_test_harness), PostgreSQL 15, S3 (moto),
-GCS (gcp-storage-emulator), Azure Blob (Azurite), SFTP (asyncssh); and `store`, each object
-store in turn with a fresh bucket on its server."""
+"""Session-wide real servers, each started by the first test that asks for it: a Prefect API
+(`prefect_api`, prefect_test_harness), PostgreSQL 15, S3 (moto), GCS (gcp-storage-emulator),
+Azure Blob (Azurite), SFTP (asyncssh); and `store`, each object store in turn with a fresh
+bucket on its server.
+
+Two tiers: tests marked `unit` (`pytest -m unit`) use none of these, and a test that did not
+ask for `prefect_api` gets no Prefect API at all (so it cannot start one by accident).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 
-from tests.destinations.stores import STORE_KEYS, StoreUnderTest, az_store, gcs_store, s3_store
+from tests.flows.destinations.stores import (
+    STORE_KEYS,
+    StoreUnderTest,
+    az_store,
+    gcs_store,
+    s3_store,
+)
 from tests.servers import (
     AzuriteServer,
     GcsServer,
@@ -27,12 +39,51 @@ from tests.servers import (
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DB = REPO_ROOT / "demo" / "demo.sqlite"
+# The fixtures that start a server; every other server fixture depends on one of them.
+SERVER_FIXTURES = frozenset({"prefect_api", "postgres", "s3", "gcs", "azurite", "sftp", "receiver"})
+# Where a test that did not ask for the Prefect API finds it: a closed port, so any call fails
+# at once (with no PREFECT_API_URL, Prefect would start a temporary server of its own).
+NO_PREFECT_API = "http://127.0.0.1:9/api"
 
 
-@pytest.fixture(scope="session", autouse=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A `unit` test starts nothing: using a server fixture is a mistake in the test."""
+    for item in items:
+        if item.get_closest_marker("unit") is None:
+            continue
+        servers = SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if servers:
+            raise pytest.UsageError(
+                f"{item.nodeid} is marked unit but uses {', '.join(sorted(servers))}"
+            )
+
+
+# Prefect API URLs a test gets only by asking for `prefect_api`: the session's temporary server
+# and whatever the environment set (a developer's server must not see the tests' runs).
+def _api_url() -> str:
+    return str(PREFECT_API_URL.value() or "")
+
+
+_SHARED_APIS: set[str] = {_api_url()}
+
+
+@pytest.fixture(scope="session")
 def prefect_api() -> Iterator[None]:
-    """One temporary Prefect server and database for the whole test session."""
+    """One temporary Prefect server and database for the whole test session, for the tests
+    that ask for it (`pytestmark = pytest.mark.usefixtures("prefect_api")`)."""
     with prefect_test_harness(server_startup_timeout=120):
+        _SHARED_APIS.add(_api_url())
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _no_unasked_prefect_api(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests that did not ask for `prefect_api` see none (unless they started a server of their
+    own): a test that needs it without saying so fails at once instead of starting one."""
+    if "prefect_api" in request.fixturenames or _api_url() not in _SHARED_APIS:
+        yield
+        return
+    with temporary_settings({PREFECT_API_URL: NO_PREFECT_API, PREFECT_CLIENT_MAX_RETRIES: 0}):
         yield
 
 
@@ -58,9 +109,7 @@ def pg_url(postgres: PostgresServer) -> Iterator[str]:
 
 @pytest.fixture
 def demo_db() -> Path:
-    assert DEMO_DB.is_file(), (
-        "demo/demo.sqlite is committed; rebuild with python -m deployments.demo"
-    )
+    assert DEMO_DB.is_file(), "demo/demo.sqlite is committed; rebuild with python -m demo.build"
     return DEMO_DB
 
 

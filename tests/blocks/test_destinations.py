@@ -16,6 +16,7 @@ from blocks import (
 )
 
 
+@pytest.mark.usefixtures("prefect_api")
 def test_s3_credentials_round_trip_and_hide_the_secret() -> None:
     S3Credentials(
         aws_access_key_id="AKIAEXAMPLE",
@@ -40,6 +41,7 @@ def test_s3_credentials_round_trip_and_hide_the_secret() -> None:
     }
 
 
+@pytest.mark.usefixtures("prefect_api")
 def test_gcs_credentials_round_trip_and_hide_the_key() -> None:
     key = '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----x"}'
     GcsCredentials(service_account_info=key, project="p", part_size_mb=4).save(
@@ -54,6 +56,7 @@ def test_gcs_credentials_round_trip_and_hide_the_key() -> None:
     }
 
 
+@pytest.mark.usefixtures("prefect_api")
 def test_azure_credentials_round_trip_and_hide_the_key() -> None:
     AzureBlobCredentials(
         account_name="acme", account_key="a2V5LXNlY3JldA==", part_size_mb=4, retries=5
@@ -68,6 +71,7 @@ def test_azure_credentials_round_trip_and_hide_the_key() -> None:
     assert loaded.retry_options() == {"retries": 5, "backoff_s": 15}
 
 
+@pytest.mark.unit
 def test_azure_sas_with_an_http_endpoint_becomes_a_connection_string() -> None:
     block = AzureBlobCredentials(
         account_name="devstoreaccount1",
@@ -93,12 +97,14 @@ def test_azure_sas_with_an_http_endpoint_becomes_a_connection_string() -> None:
          "an http:// blob_endpoint needs account_key or sas_token"),
     ],
 )  # fmt: skip
+@pytest.mark.unit
 def test_azure_credentials_name_what_is_wrong(fields: dict[str, str], message: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)) as raised:
         AzureBlobCredentials(**fields)  # type: ignore[arg-type]
     assert "AccountKey=k" not in str(raised.value), "the input (secrets) is shown"
 
 
+@pytest.mark.usefixtures("prefect_api")
 def test_sftp_credentials_round_trip_and_hide_the_secrets() -> None:
     import asyncssh
     import paramiko
@@ -134,6 +140,7 @@ def test_sftp_credentials_round_trip_and_hide_the_secrets() -> None:
     }
 
 
+@pytest.mark.unit
 def test_sftp_credentials_defaults_leave_the_ssh_environment_on() -> None:
     assert SftpCredentials(username="u").filesystem_options() == {
         "timeout": 30.0,
@@ -150,6 +157,7 @@ def test_sftp_credentials_defaults_leave_the_ssh_environment_on() -> None:
         ("encrypted", "wrong-phrase", "private_key_passphrase is wrong"),
     ],
 )
+@pytest.mark.unit
 def test_sftp_private_key_errors_name_the_field_not_the_key(
     key: str, passphrase: str | None, expected: str
 ) -> None:
@@ -165,6 +173,7 @@ def test_sftp_private_key_errors_name_the_field_not_the_key(
     assert key.splitlines()[1] not in str(caught.value)
 
 
+@pytest.mark.usefixtures("prefect_api")
 def test_http_post_target_round_trip_and_hide_the_authorization() -> None:
     HttpPostTarget(
         authorization="Bearer very-secret-token",
@@ -186,6 +195,7 @@ def test_http_post_target_round_trip_and_hide_the_authorization() -> None:
     assert loaded.user_agent.startswith("prefect-exports/")
 
 
+@pytest.mark.unit
 def test_http_post_target_keeps_authorization_out_of_plain_headers() -> None:
     with pytest.raises(ValidationError, match="headers: `authorization` cannot be set here"):
         HttpPostTarget(headers={"authorization": "Bearer leaked"})

@@ -20,7 +20,12 @@ from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL
 
-from deployments.key_secrets import SECRETS_BLOCK, SECRETS_ENV, forget_secrets, init_secret
+from deployments.gateway.master_secrets import (
+    SECRETS_BLOCK,
+    SECRETS_ENV,
+    forget_secrets,
+    init_secret,
+)
 from tests.conftest import DEMO_DB, REPO_ROOT
 from tests.servers import free_port
 
@@ -44,7 +49,9 @@ def api_parameters(folder: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def master_secret() -> str:
+def master_secret(
+    prefect_api: None,  # noqa: ARG001 - needs the API started
+) -> str:
     """The Secret block of the master secrets, saved once for the session."""
     import os
 
@@ -59,7 +66,10 @@ def master_secret() -> str:
 
 
 @pytest.fixture(scope="session")
-def idle_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def idle_deployment(
+    tmp_path_factory: pytest.TempPathFactory,
+    prefect_api: None,  # noqa: ARG001 - needs the API started
+) -> Iterator[str]:
     """`export/orders-api` registered without a runner; its runs are deleted afterwards."""
     from flows.export import export
 

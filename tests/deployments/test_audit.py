@@ -26,12 +26,14 @@ from prefect.flow_engine import run_flow
 from typer.testing import CliRunner
 
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
-from deployments.api_keys import create_key
-from deployments.cli import app
+from deployments.cli.app import app
+from deployments.gateway.keys import create_key
 from flows.export import export
 from tests.conftest import DEMO_DB
 from tests.deployments.conftest import Gateway, api_parameters, auth
 from tests.servers import WebhookReceiver
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
 
 API_USER = "audit-ana"
 SINCE, UNTIL = "2023-01-01T00:00:00Z", "2023-02-01T00:00:00Z"

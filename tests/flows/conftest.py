@@ -21,10 +21,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from deployments.demo import demo_customers, demo_orders
-from flows.config import ExportResult
+from demo.build import demo_customers, demo_orders
 from flows.export import export
-from flows.types import FILE_EXTENSIONS, ExportFormat
+from flows.formats.registry import ExportFormat, file_extension
+from flows.runs.result import ExportResult
 
 TEXT_FORMATS: tuple[ExportFormat, ...] = ("csv", "json", "jsonl", "xml")
 ALL_FORMATS: tuple[ExportFormat, ...] = (*TEXT_FORMATS, "parquet")
@@ -65,7 +65,10 @@ RunExport = Callable[..., Exported]
 
 
 @pytest.fixture
-def run_export(tmp_path: Path) -> RunExport:
+def run_export(
+    tmp_path: Path,
+    prefect_api: None,  # noqa: ARG001 - needs the API started
+) -> RunExport:
     """Run the real `export` flow into a fresh folder and check its ExportResult.
 
     Call as run_export(source, fmt, rows=N, name=..., format_options=...). The result must
@@ -90,7 +93,7 @@ def run_export(tmp_path: Path) -> RunExport:
             format_options=format_options,
         )
         expected_name = name or source.get("table") or "export"
-        path = folder / f"{expected_name}.{FILE_EXTENSIONS[fmt]}"
+        path = folder / f"{expected_name}.{file_extension(fmt)}"
         assert isinstance(result, ExportResult)
         assert result.format == fmt
         assert result.files == [str(path)]
@@ -430,7 +433,7 @@ def sqlite_measurements(tmp_path: Path) -> SqliteSource:
 
 
 def demo_dataset(table: str) -> Dataset:
-    """The committed demo table `orders` or `customers`, as deployments.demo describes it."""
+    """The committed demo table `orders` or `customers`, as demo/build.py describes it."""
     rows = demo_orders() if table == "orders" else demo_customers()
     columns = list(rows[0])
     kinds = [kind_of_values([row[c] for row in rows]) for c in columns]

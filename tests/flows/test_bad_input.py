@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from flows.config import DestinationConfig, FormatOptions, SourceConfig, parse_format
 from flows.errors import ConfigurationError, TransientExportError
 from flows.export import export
-from flows.types import EXPORT_FORMATS
+from flows.formats.registry import EXPORT_FORMATS
 from tests.servers import PostgresServer
 
 TOKENS = ("{export}", "{deployment}", "{run_id}", "{date}", "{ext}", "{part}")
@@ -107,6 +107,7 @@ def pg_tables(pg_url: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 class TestFormatMessage:
     def test_unknown_format_names_value_and_choices(self) -> None:
         with pytest.raises(ConfigurationError) as caught:
@@ -122,6 +123,7 @@ class TestFormatMessage:
         assert parse_format(spelling) == spelling.strip().lower()
 
 
+@pytest.mark.unit
 class TestDestinationMessages:
     def test_bad_url_scheme(self) -> None:
         message = _validation_message(DestinationConfig, {"url": "ftp://host/out/{export}.csv"})
@@ -145,6 +147,7 @@ class TestDestinationMessages:
         _assert_names(message, "destination.url", "out/{export}/", ("{ext}",))
 
 
+@pytest.mark.unit
 class TestSourceMessages:
     @pytest.mark.parametrize(
         "values",
@@ -176,6 +179,7 @@ class TestSourceMessages:
         _assert_names(message, "source.table", values["table"], ("schema.name", "`query`"))
 
 
+@pytest.mark.unit
 class TestFormatOptionMessages:
     @pytest.mark.parametrize("delimiter", [";;", '"', ""])
     def test_bad_delimiter(self, delimiter: str) -> None:
@@ -192,6 +196,7 @@ class TestFormatOptionMessages:
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("prefect_api")
 class TestFlowRejectsBadParameters:
     """Parameter validation: Prefect raises ParameterTypeError before the flow body runs."""
 
@@ -268,6 +273,7 @@ class TestFlowRejectsBadParameters:
         assert _files_in(out) == []
 
 
+@pytest.mark.usefixtures("prefect_api")
 class TestFlowRejectsBadSource:
     """Problems only the database can reveal: found by inspect_source, before any writing."""
 
@@ -335,6 +341,7 @@ def _assert_missing_parameter(message: str, name: str) -> None:
     assert re.search(rf"`:?{name}`", message), f"message does not show `:{name}`: {message!r}"
 
 
+@pytest.mark.usefixtures("prefect_api")
 @pytest.mark.postgres
 class TestFlowRejectsBadPostgresSource:
     def _fail(self, out: Path, source: dict[str, Any]) -> ConfigurationError:

@@ -27,8 +27,10 @@ from prefect.states import State
 
 from flows.errors import SourceError, TransientSourceError
 from flows.export import export
-from flows.types import EXPORT_FORMATS
+from flows.formats.registry import EXPORT_FORMATS
 from tests.servers import start_postgres
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
 
 # Rows that stream at once (about 10 MB of COPY text: more than the parser's 4 MiB block,
 # so whole chunks reach the temporary file), then one row that blocks for a minute.

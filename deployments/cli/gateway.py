@@ -1,0 +1,41 @@
+"""`exports gateway`: serve the API gateway (deployments/gateway/app.py) with uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from deployments.cli.console import fail
+
+app = typer.Typer()
+
+
+@app.command()
+def gateway(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8787,
+    concurrent_creates: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Runs created on the Prefect API at once; a burst queues behind them. "
+            "The default, 2, suits a SQLite-backed server; raise it for PostgreSQL.",
+        ),
+    ] = None,
+) -> None:
+    """Serve the API gateway: POST /v1/exports/trigger with an API key starts its export."""
+    import uvicorn
+    from prefect.settings import PREFECT_API_URL
+
+    from deployments.gateway.app import app, limit_creates
+
+    if not PREFECT_API_URL.value():
+        raise fail(
+            "PREFECT_API_URL is not set; point it at the Prefect server the runs go to, "
+            "e.g. http://127.0.0.1:4200/api"
+        )
+    if concurrent_creates is not None:
+        limit_creates(concurrent_creates)
+    # uvicorn's access log shows method, path and query, never headers: keys stay out of it.
+    uvicorn.run(app, host=host, port=port, server_header=False)

@@ -1,0 +1,88 @@
+"""`exports run` and `exports demo`: exports run now, in this process ("Run Now" triggers)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from prefect import tags
+
+from deployments.cli.console import DebugOption, FileOption, cli_user, fail, print_table
+from deployments.triggers.project import DEFAULT_PROJECT_FILE, apply_overrides, find_deployment
+from flows.config import DestinationConfig, SourceConfig
+from flows.formats.registry import EXPORT_FORMATS
+from flows.parameters import validate_export_parameters
+from flows.runs.naming import EXPORT_FLOW
+from flows.runs.result import ExportResult
+from flows.runs.tags import run_now_tags
+
+app = typer.Typer()
+DEMO_TABLES = ("orders", "customers")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the demo files.")] = Path("demo-out"),
+    debug: DebugOption = False,  # noqa: ARG001 - read by the error handler
+) -> None:
+    """Export the bundled SQLite demo (orders, customers) into OUT in every format."""
+    from demo.build import ensure_demo_db
+    from flows.export import export  # imported here: the other commands need no pyarrow
+
+    database = ensure_demo_db()
+    results: list[ExportResult] = []
+    with tags(*run_now_tags(cli_user())):  # the audit log's Run Now and user
+        for table in DEMO_TABLES:
+            for fmt in EXPORT_FORMATS:
+                results.append(
+                    export(
+                        source=SourceConfig(url=f"sqlite:///{database}", table=table),
+                        destination=DestinationConfig(url=str(out.resolve() / "{export}.{ext}")),
+                        format=fmt,
+                        name=table,
+                        type="Demo",
+                    )
+                )
+    _print_results(results)
+
+
+@app.command()
+def run(
+    deployment: Annotated[str, typer.Argument(help="Name of a deployment in prefect.yaml.")],
+    file: FileOption = DEFAULT_PROJECT_FILE,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a parameter: key=value or source.chunk_rows=1000."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the ExportResult as JSON.")
+    ] = False,
+    debug: DebugOption = False,  # noqa: ARG001 - read by the error handler
+) -> None:
+    """Run a deployment's export now, in this process (a "Run Now" trigger)."""
+    spec = find_deployment(deployment, file)
+    parameters = apply_overrides(spec.parameters, set_ or [])
+    try:
+        flow = spec.load_flow()
+    except (ImportError, AttributeError) as exc:
+        raise fail(str(exc)) from exc
+    if getattr(flow, "name", None) == EXPORT_FLOW:
+        parameters = validate_export_parameters(parameters)
+    with tags(*run_now_tags(cli_user(), deployment=spec.name)):
+        result = flow(**parameters)
+    if as_json and isinstance(result, ExportResult):
+        typer.echo(result.model_dump_json(indent=2))
+    elif isinstance(result, ExportResult):
+        _print_results([result])
+    else:
+        typer.echo(json.dumps(result, default=str, indent=2))
+
+
+def _print_results(results: list[ExportResult]) -> None:
+    rows: list[tuple[str, ...]] = [("file", "format", "rows", "bytes")]
+    for result in results:
+        for path in result.files:
+            rows.append((path, result.format, str(result.rows), str(result.bytes)))
+    print_table(rows, right_aligned={2, 3})

@@ -1,0 +1,107 @@
+"""What an export run delivered, read back from the Prefect API: its status document and its
+files (the gateway's GET /v1/exports/runs/{id} and /file).
+
+The status is the run's audit record (deployments/audit.py): rows, bytes and files from the
+"Export result" table artifact the flow records, times and errors from the run and its state.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from prefect.client.schemas.objects import FlowRun
+from pydantic import BaseModel, Field, ValidationError
+
+from deployments.audit import audit_record
+from flows.config import DestinationConfig
+from flows.formats.registry import media_type
+from flows.runs.artifacts import table_artifacts
+from flows.runs.naming import DEFAULT_EXPORT_NAME
+
+CHUNK_BYTES = 1024 * 1024
+
+
+class NoFile(LookupError):
+    """The run has no file to hand out (the message says why; it names no credential)."""
+
+
+class RunStatus(BaseModel):
+    """GET /v1/exports/runs/{id}."""
+
+    export_request_id: str
+    deployment: str
+    status: str = Field(description="Scheduled, Pending, Running, Completed, Failed, Crashed …")
+    final: bool = Field(description="Whether the run has finished (completed or not).")
+    rows: int | None = None
+    bytes: int | None = None
+    files: list[str] = Field(default_factory=list)
+    started: datetime | None = None
+    finished: datetime | None = None
+    error: str | None = None
+
+
+def read_status(run: FlowRun, deployment: str) -> RunStatus:
+    """The run's status; rows, bytes and files once completed; the error's first line if it
+    ended otherwise (read as the audit log reads it)."""
+    record = audit_record(run, deployment, table_artifacts(run.id, limit=50))
+    state = run.state
+    return RunStatus(
+        **record.model_dump(include=set(RunStatus.model_fields) - {"final"}),
+        final=bool(state is not None and state.is_final()),
+    )
+
+
+@dataclass
+class DeliveredFile:
+    """One delivered file, open for reading: iterate `chunks()` once."""
+
+    name: str
+    media_type: str
+    size: int | None
+    handle: Any
+
+    def chunks(self) -> Iterator[bytes]:
+        try:
+            while chunk := self.handle.read(CHUNK_BYTES):
+                yield chunk
+        finally:
+            self.handle.close()
+
+    @property
+    def content_disposition(self) -> str:
+        fallback = self.name.encode("ascii", "replace").decode()
+        fallback = fallback.replace('"', "_").replace("?", "_").replace("\\", "_")
+        return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(self.name, safe='')}"
+
+
+def open_delivered(run: FlowRun, status: RunStatus, part: int = 1) -> DeliveredFile:
+    """Open part `part` (from 1) of a completed run's files through fsspec, with the run's
+    own destination (its block or the store's environment).
+
+    Raises:
+        NoFile: no such part, an HTTP destination, or the file is gone.
+    """
+    if part > len(status.files):
+        raise NoFile(f"the run delivered {len(status.files)} file(s), no part {part}")
+    try:
+        destination = DestinationConfig.model_validate(run.parameters.get("destination"))
+    except ValidationError:
+        raise NoFile("the run's destination cannot be read back") from None
+    if destination.store.posts:
+        raise NoFile("the run POSTed its file to an HTTP receiver; there is nothing to download")
+    path = status.files[part - 1]
+    fs = destination.filesystem()
+    try:
+        size = fs.size(path)
+        handle = fs.open(path, "rb")
+    except FileNotFoundError:
+        raise NoFile("the delivered file is no longer there") from None
+    fmt = str(run.parameters.get("format") or "csv").lower()
+    media = media_type(fmt, destination.compression)
+    name = posixpath.basename(path.rstrip("/")) or DEFAULT_EXPORT_NAME
+    return DeliveredFile(name, media, size if isinstance(size, int) else None, handle)

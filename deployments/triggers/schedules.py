@@ -1,0 +1,55 @@
+"""The next run times of a deployment's schedules, computed with Prefect's server-side schedule
+classes (the ones its scheduler creates runs with), so the times listed are the times that
+run, daylight-saving changes included."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+from prefect.server.schemas import schedules as server_schedules
+
+from deployments.triggers.check import Schedule
+from flows.alerts.frequency import describe_schedule
+
+
+def next_runs(schedules: list[Schedule], count: int, start: dt.datetime) -> list[dict[str, str]]:
+    """The first `count` run times at or after `start` of all `schedules`, merged in time order.
+
+    Each is {"local": ISO with offset, "utc": ISO with Z, "timezone", "schedule": words}.
+    """
+    found: list[tuple[dt.datetime, str, str]] = []
+    for item in schedules:
+        zone = item.timezone or "UTC"
+        words = describe_schedule(item)
+        for when in asyncio.run(_server_schedule(item).get_dates(count, start)):
+            found.append((dt.datetime.fromtimestamp(when.timestamp(), dt.UTC), zone, words))
+    found.sort(key=lambda run: run[0])
+    return [
+        {
+            "local": when.astimezone(ZoneInfo(zone)).isoformat(),
+            "utc": when.isoformat().replace("+00:00", "Z"),
+            "timezone": zone,
+            "schedule": words,
+        }
+        for when, zone, words in found[:count]
+    ]
+
+
+def _server_schedule(
+    item: Schedule,
+) -> (
+    server_schedules.CronSchedule
+    | server_schedules.IntervalSchedule
+    | server_schedules.RRuleSchedule
+):
+    """The server's twin of a deploy-time schedule: the class Prefect's scheduler uses."""
+    fields: dict[str, Any] = item.model_dump()
+    if isinstance(item, CronSchedule):
+        return server_schedules.CronSchedule.model_validate(fields)
+    if isinstance(item, IntervalSchedule):
+        return server_schedules.IntervalSchedule.model_validate(fields)
+    return server_schedules.RRuleSchedule.model_validate(fields)

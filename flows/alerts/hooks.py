@@ -1,0 +1,141 @@
+"""Status alerts (Contract 5): the export flow's state hooks POST Initiated, Completed and Failed
+to the webhook of the `status-alerts` block, read when the state changes.
+
+An alert never changes the export's state: delivery is retried within a bounded time
+(flows/alerts/webhook.py), and its outcome (HTTP status, attempts, last error) is logged on the
+run and kept as an artifact, which the audit log and the alert reconciler read back.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import ArtifactCreate
+from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.logging.loggers import flow_run_logger
+
+from blocks.alerts import load_alert_settings
+from flows.alerts.payload import AlertStatus, alert_payload, frequency_of
+from flows.alerts.webhook import AlertOutcome, send_alert
+from flows.errors import first_line
+from flows.runs.artifacts import table_artifacts
+
+ALERT_ARTIFACT_PREFIX = "Status alert `"
+
+
+def alert_artifact_description(status: str) -> str:
+    """The description of the table artifact that records one alert, e.g. Status alert `Failed`."""
+    return f"{ALERT_ARTIFACT_PREFIX}{status}`"
+
+
+def _alert(flow: Any, flow_run: FlowRun, state: State, status: AlertStatus) -> None:
+    """Send one alert for a state change and record what became of it; never raises (a
+    hook that raised would only add noise to the run, and must not change its state)."""
+    logger = flow_run_logger(flow_run, flow)
+    try:
+        settings = load_alert_settings()
+        if settings is None or not settings.enabled:
+            return
+        extras = _extras(state, status)
+        moment = state.timestamp if state.timestamp else datetime.now(UTC)
+        payload = alert_payload(
+            flow_run,
+            status,
+            settings,
+            moment=moment,
+            frequency=frequency_of(flow_run),
+            extras=extras,
+        )
+        outcome = send_alert(settings, payload)
+        _record(flow_run, outcome)
+    except Exception as exc:  # noqa: BLE001 - an alert must never fail the export
+        logger.warning("status alert %s not sent: %s", status, first_line(exc))
+        return
+    if outcome.delivered:
+        logger.info(
+            "status alert %s delivered (HTTP %s, %s attempt(s))",
+            status,
+            outcome.http_status,
+            outcome.attempts,
+        )
+    else:
+        logger.warning(
+            "status alert %s NOT delivered after %s attempt(s): %s",
+            status,
+            outcome.attempts,
+            outcome.error,
+        )
+
+
+def _extras(state: State, status: AlertStatus) -> dict[str, Any]:
+    """Rows and Files of a completed export; the one-line Error of a failed one."""
+    if status == "Completed":
+        result = state.result(raise_on_failure=False)
+        rows = getattr(result, "rows", None)
+        files = getattr(result, "files", None)
+        return {"Rows": rows, "Files": files} if rows is not None else {}
+    if status == "Failed":
+        result = None
+        try:
+            result = state.result(raise_on_failure=False)
+        except Exception:  # noqa: BLE001 - a crashed run may have no result at all
+            pass
+        if isinstance(result, BaseException):
+            return {"Error": first_line(result)}
+        return {"Error": (state.message or state.name or "failed").splitlines()[0]}
+    return {}
+
+
+def _record(flow_run: FlowRun, outcome: AlertOutcome) -> None:
+    """Keep the outcome on the run (Prefect UI, and the audit log reads it back)."""
+    row = {
+        "status": outcome.status,
+        "http_status": outcome.http_status,
+        "attempts": outcome.attempts,
+        "error": outcome.error or "",
+    }
+    with get_client(sync_client=True) as client:
+        client.create_artifact(
+            ArtifactCreate(
+                type="table",
+                data=[row],
+                description=alert_artifact_description(outcome.status),
+                flow_run_id=flow_run.id,
+            )
+        )
+
+
+def failed_alert_recorded(flow_run_id: UUID) -> bool:
+    """Whether the run already has its Failed alert's outcome artifact (sent or not)."""
+    recorded = alert_artifact_description("Failed")
+    return any(table.description == recorded for table in table_artifacts(flow_run_id))
+
+
+def alert_initiated(flow: Any, flow_run: FlowRun, state: State) -> None:
+    """on_running: once per flow run, not again when the flow is retried (the run's state
+    history, not the `run_count` of the hook's copy of the run, which may lag behind)."""
+    if _times_running(flow_run) > 1:
+        return
+    _alert(flow, flow_run, state, "Initiated")
+
+
+def _times_running(flow_run: FlowRun) -> int:
+    try:
+        with get_client(sync_client=True) as client:
+            states = client.read_flow_run_states(flow_run.id)
+    except Exception:  # noqa: BLE001 - when in doubt, send the alert
+        return 1
+    return sum(1 for item in states if item.type == StateType.RUNNING)
+
+
+def alert_completed(flow: Any, flow_run: FlowRun, state: State) -> None:
+    """on_completion."""
+    _alert(flow, flow_run, state, "Completed")
+
+
+def alert_failed(flow: Any, flow_run: FlowRun, state: State) -> None:
+    """on_failure and on_crashed."""
+    _alert(flow, flow_run, state, "Failed")

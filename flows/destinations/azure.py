@@ -1,0 +1,117 @@
+"""Azure Blob Storage, through adlfs: blocks of `part_size_mb` staged to the temporary blob and
+committed at its end, published by Copy Blob and a delete. Without a block,
+AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME with a key, SAS token or identity.
+
+What adlfs leaves to us: a server-side copy that is waited for, dropping the blocks of an upload
+that failed, and the storage SDK's retry policy. adlfs's `copy` only starts the copy (Copy Blob
+may finish later on the service), and deleting the temporary blob before it has finished would
+abort it. Publishing must know it is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import fsspec
+from fsspec import AbstractFileSystem
+from fsspec.asyn import sync
+from prefect.blocks.core import Block
+
+from blocks.destinations import AzureBlobCredentials
+from flows.destinations.store import MIB, ObjectStore, quietly
+
+COPY_POLL_S = 0.5
+COPY_TIMEOUT_S = 15 * 60
+
+
+class AzureBlob(ObjectStore):
+    name = "Azure Blob Storage"
+    schemes = ("az", "abfs")
+    protocol = "az"
+    container = "container"
+    block_types = (AzureBlobCredentials,)
+    # Blocks of 8 MiB (adlfs's own default is 50 MiB, held in memory before it is sent).
+    default_options = {"blocksize": 8 * MIB}
+    check_hint = (
+        "check the container exists and that the key, SAS token or identity may write there"
+    )
+
+    def connect(self, url: str, options: dict[str, Any], block: Block | None) -> AbstractFileSystem:  # noqa: ARG002 - the interface of every store
+        fs = fsspec.filesystem("az", skip_instance_cache=True, **options)
+        if isinstance(block, AzureBlobCredentials):
+            set_retry_policy(fs, **block.retry_options())
+        return fs
+
+    def copy(self, fs: AbstractFileSystem, source: str, target: str) -> None:
+        copy_blob(fs, source, target)
+
+    def remove_temporary(self, fs: AbstractFileSystem, path: str) -> None:
+        quietly(discard_staged_blocks, fs, path)  # also drops blocks never committed
+
+    def sdk_transient(self, exc: BaseException) -> bool:
+        """azure-core's errors for a request that got no (complete) answer."""
+        from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+
+        return isinstance(exc, ServiceRequestError | ServiceResponseError)
+
+
+class CopyFailedError(OSError):
+    """The service ended a copy in another state than `success`."""
+
+
+def copy_blob(fs: AbstractFileSystem, source: str, target: str) -> None:
+    """Copy `source` to `target` within the account and return when the copy has succeeded."""
+    sync(fs.loop, _copy_and_wait, fs, source, target)
+
+
+async def _copy_and_wait(fs: Any, source: str, target: str) -> None:
+    source_container, source_blob, _ = fs.split_path(source)
+    target_container, target_blob, _ = fs.split_path(target)
+    service = fs.service_client
+    async with (
+        service.get_blob_client(source_container, source_blob) as source_client,
+        service.get_blob_client(target_container, target_blob) as target_client,
+    ):
+        started = await target_client.start_copy_from_url(source_client.url)
+        status = started.get("copy_status")
+        waited = 0.0
+        while status == "pending" and waited < COPY_TIMEOUT_S:
+            await asyncio.sleep(COPY_POLL_S)
+            waited += COPY_POLL_S
+            status = (await target_client.get_blob_properties()).copy.status
+    if status != "success":
+        raise CopyFailedError(f"Copy Blob to `{target}` ended as `{status}`")
+    fs.invalidate_cache(target_container)
+
+
+def discard_staged_blocks(fs: AbstractFileSystem, path: str) -> None:
+    """Drop the blocks an unfinished upload staged. Azure keeps uncommitted blocks for a week
+    (billed, and listed as an uncommitted blob); committing an empty block list discards them,
+    and deleting the empty blob that makes leaves nothing."""
+    sync(fs.loop, _commit_nothing_and_delete, fs, path)
+
+
+async def _commit_nothing_and_delete(fs: Any, path: str) -> None:
+    container, blob, _ = fs.split_path(path)
+    async with fs.service_client.get_blob_client(container, blob) as client:
+        await client.commit_block_list([])
+        await client.delete_blob()
+    fs.invalidate_cache(container)
+
+
+def set_retry_policy(fs: AbstractFileSystem, *, retries: int, backoff_s: float) -> None:
+    """Set how often, and after how long, the SDK retries one failed request (timeouts,
+    408, 429, 5xx). adlfs builds its client without retry options; every container and blob
+    client it derives shares this one policy object.
+
+    The SDK waits `initial_backoff + increment_base ** n` (± jitter) before retry n: with
+    15 s (its default) that is about 15, 18 and 24 s; shorter first waits scale it down."""
+    policy = fs.service_client._config.retry_policy
+    policy.total_retries = policy.connect_retries = retries
+    policy.read_retries = policy.status_retries = retries
+    policy.initial_backoff = backoff_s
+    policy.increment_base = policy.random_jitter_range = min(3.0, backoff_s / 5)
+
+
+AZURE_BLOB = AzureBlob()

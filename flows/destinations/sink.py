@@ -1,0 +1,195 @@
+"""Writing an export's files: batches stream through the format's writer into a temporary file
+next to each target, cut into numbered parts of at most `max_file_mb`.
+
+Nothing is published here (flows/destinations/publish.py does that, all or nothing); a failed
+write removes every temporary file it made. For an HTTP receiver the temporary file is a local
+spool file, which flows/destinations/http_post.py POSTs.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+from fsspec import AbstractFileSystem
+
+from flows.config import DestinationConfig, FormatOptions
+from flows.destinations.store import MIB, Store, WrittenFile, discard_upload
+from flows.destinations.targets import TargetContext
+from flows.errors import ExportError
+from flows.formats.registry import ExportFormat
+from flows.formats.writers import BatchWriter, open_writer
+
+GZIP_LEVEL = 6
+# Room kept for a document's closing bytes (XML root, JSON bracket) inside the size limit.
+_FOOTER_ALLOWANCE = 64
+
+
+@dataclass
+class _OpenPart:
+    raw: BinaryIO
+    counter: _CountingFile
+    stream: BinaryIO
+    writer: BatchWriter
+    final_path: str
+    temp_path: str
+
+
+class _CountingFile(io.RawIOBase):
+    """Counts the bytes that reach the destination file (after compression)."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner = inner
+        self.count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        written = self.inner.write(data)
+        size = len(data) if written is None else written
+        self.count += size
+        return size
+
+    def tell(self) -> int:
+        return self.count
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+
+@dataclass
+class PartSink:
+    """Streams batches into one file, or numbered parts of at most `max_file_mb` each."""
+
+    destination: DestinationConfig
+    fmt: ExportFormat
+    schema: pa.Schema
+    options: FormatOptions
+    context: TargetContext
+    store: Store
+    fs: AbstractFileSystem
+    written: list[WrittenFile] = field(default_factory=list)
+    _part: _OpenPart | None = None
+
+    @classmethod
+    def open(
+        cls,
+        destination: DestinationConfig,
+        fmt: ExportFormat,
+        schema: pa.Schema,
+        options: FormatOptions,
+        context: TargetContext,
+    ) -> PartSink:
+        return cls(
+            destination, fmt, schema, options, context, destination.store, destination.filesystem()
+        )
+
+    @property
+    def _limit(self) -> int | None:
+        mb = self.destination.max_file_mb
+        return None if mb is None else int(mb * MIB)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Write a batch, starting new parts whenever the current one is full."""
+        offset = 0
+        while offset < batch.num_rows:
+            part = self._part or self._open_part()
+            remaining = batch.slice(offset)
+            budget = self._budget(part)
+            with self._store_errors(part.final_path):
+                count = part.writer.write(remaining, budget)
+            offset += count
+            if budget is not None and (count < remaining.num_rows or self._full(part)):
+                self._close_part()
+
+    def finish(self) -> list[WrittenFile]:
+        """Close the last part (creating an empty document if there were no rows)."""
+        if self._part is None and not self.written:
+            self._open_part()
+        if self._part is not None:
+            self._close_part()
+        return list(self.written)
+
+    @contextmanager
+    def _store_errors(self, path: str) -> Iterator[None]:
+        """The store's own exceptions (s3fs, botocore, OSError) become typed errors."""
+        try:
+            yield
+        except ExportError:
+            raise
+        except Exception as exc:
+            shown = self.store.shown(self.fs, path, self.destination.scheme)
+            raise self.store.failure(exc, shown) from exc
+
+    def abort(self) -> None:
+        """Remove every temporary file this sink created."""
+        if self._part is not None:
+            if self.store.discards_uploads:
+                discard_upload(self._part.raw)
+            for stream in (self._part.stream, self._part.counter):
+                try:
+                    stream.close()
+                except Exception:  # noqa: BLE001 - the file is being thrown away
+                    pass
+            self.written.append(WrittenFile("", self._part.temp_path, 0, 0))
+            self._part = None
+        for item in self.written:
+            self.store.remove_temporary(self.fs, item.temp_path)
+        self.written.clear()
+
+    def _budget(self, part: _OpenPart) -> int | None:
+        if self._limit is None:
+            return None
+        return max(self._limit - part.writer.bytes - _FOOTER_ALLOWANCE, 0)
+
+    def _full(self, part: _OpenPart) -> bool:
+        return self._limit is not None and part.writer.bytes + _FOOTER_ALLOWANCE >= self._limit
+
+    def _open_part(self) -> _OpenPart:
+        number = len(self.written) + 1
+        final_path, temp_path = self.store.part_paths(
+            self.fs,
+            self.destination.url,
+            self.context,
+            number,
+            split=self.destination.max_file_mb is not None,
+            gzip=self.destination.compression == "gzip",
+        )
+        with self._store_errors(final_path):
+            self.store.prepare(self.fs, final_path, self.context.run_id, first=number == 1)
+            raw = self.fs.open(temp_path, "wb")
+        return self._start_part(raw, final_path, temp_path)
+
+    def _start_part(self, raw: BinaryIO, final_path: str, temp_path: str) -> _OpenPart:
+        counter = _CountingFile(raw)
+        stream: BinaryIO = counter  # type: ignore[assignment]
+        if self.destination.compression == "gzip":
+            stream = gzip.GzipFile(  # type: ignore[assignment]
+                filename="", mode="wb", fileobj=counter, compresslevel=GZIP_LEVEL, mtime=0
+            )
+        writer = open_writer(self.fmt, stream, self.schema, self.options)
+        self._part = _OpenPart(raw, counter, stream, writer, final_path, temp_path)
+        return self._part
+
+    def _close_part(self) -> None:
+        part = self._part
+        assert part is not None
+        self._part = None
+        try:
+            with self._store_errors(part.final_path):
+                part.writer.close()
+                if self.destination.compression == "gzip":
+                    part.stream.close()  # writes the gzip trailer; the raw file stays open
+                part.raw.close()
+        except Exception:
+            self.written.append(WrittenFile(part.final_path, part.temp_path, 0, 0))
+            raise
+        self.written.append(
+            WrittenFile(part.final_path, part.temp_path, part.writer.rows, part.counter.count)
+        )

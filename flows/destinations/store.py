@@ -1,0 +1,252 @@
+"""What a store is to the pipe: one class per store says what its URL scheme means and how files
+reach it. Each store is a module of its own (local, s3, gcs, azure, sftp, http_post) holding a
+subclass of `Store` or `ObjectStore`; flows/destinations/registry.py lists them.
+
+Bytes go to a hidden temporary file next to the target (`temporary_path`) and are published
+under the final name only when every part is complete: a rename where the store has one, a
+server-side copy and a delete on object stores, a POST for HTTP receivers.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, BinaryIO, ClassVar, TypeVar
+
+import fsspec
+from fsspec import AbstractFileSystem
+from prefect.blocks.core import Block
+
+from flows.destinations.failures import is_transient_failure
+from flows.destinations.targets import TargetContext, render_target, with_part_token
+from flows.destinations.urls import url_scheme, without_secrets
+from flows.errors import ConfigurationError, DeliveryError, TransientDeliveryError, first_line
+
+MIB = 1024 * 1024
+BlockT = TypeVar("BlockT", bound=Block)
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """One finished file at its temporary path, waiting to be published."""
+
+    final_path: str
+    temp_path: str
+    rows: int
+    bytes: int
+
+
+class Store:
+    """A store with folders where publishing is a rename (the local folder, SFTP).
+
+    Subclasses set the class attributes and override what their store does differently.
+    """
+
+    name: ClassVar[str]  # in messages, and the alerts' default Partner
+    schemes: ClassVar[tuple[str, ...]]  # the URL schemes it serves
+    protocol: ClassVar[str]  # the fsspec protocol it writes through
+    block_types: ClassVar[tuple[type[Block], ...]] = ()  # what destination.block may name
+    default_options: ClassVar[dict[str, Any]] = {}  # fsspec options before the block's
+    posts: ClassVar[bool] = False  # published by an HTTP POST of a local spool file
+    # Uploads thrown away with `discard()` rather than closed: closing an object store upload
+    # would publish it, closing an SFTP upload checks that every byte arrived.
+    discards_uploads: ClassVar[bool] = False
+    retry_hint: ClassVar[str] = (
+        "the store did not answer or answered with a server error (retried; check the store "
+        "is reachable)"
+    )
+    check_hint: ClassVar[str] = (
+        "check the bucket or folder exists and that the credentials may write there"
+    )
+
+    # -- configuration -------------------------------------------------------------------
+
+    def check_url(self, template: str) -> None:
+        """The store's own rules for a destination URL, checked before the run starts."""
+
+    def display_url(self, url: str) -> str:
+        """The form of a destination URL that may be logged and reported."""
+        return without_secrets(url)
+
+    def filesystem(self, url: str, block_name: str | None) -> AbstractFileSystem:
+        """A fresh filesystem for `url` (not fsspec's cached instance: the credentials of
+        another run, or an older environment, must not leak in), with the saved block's
+        credentials, or else the store's own environment."""
+        options = dict(self.default_options)
+        block = self.load_block(block_name) if block_name else None
+        if block is not None:
+            options.update(_block_options(block, block_name or ""))
+        return self.connect(url, options, block)
+
+    def connect(self, url: str, options: dict[str, Any], block: Block | None) -> AbstractFileSystem:  # noqa: ARG002 - the interface of every store
+        return fsspec.filesystem(self.protocol, skip_instance_cache=True, **options)
+
+    def load_block(self, name: str) -> Block:
+        return load_block(self.block_types[0], name)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def part_paths(
+        self,
+        fs: AbstractFileSystem,
+        template: str,
+        context: TargetContext,
+        number: int,
+        *,
+        split: bool,
+        gzip: bool,
+    ) -> tuple[str, str]:
+        """(final path, temporary path) of part `number`: parts are numbered before the
+        extension unless the template has `{part}`, and gzip files end in `.gz`."""
+        if split:
+            template = with_part_token(template)
+        final_url = render_target(template, context, part=number)
+        if gzip and not final_url.endswith(".gz"):
+            final_url += ".gz"
+        final_path = _strip_protocol(fs, final_url)
+        return final_path, temporary_path(final_path, context.run_id)
+
+    def prepare(self, fs: AbstractFileSystem, final_path: str, run_id: str, *, first: bool) -> None:  # noqa: ARG002 - the interface of every store
+        """Before a part is written: its folder exists, and this run's temporary files left by
+        an earlier attempt (one whose connection to a server was lost) are gone."""
+        fs.makedirs(posixpath.dirname(final_path) or ".", exist_ok=True)
+        _remove_leftovers(fs, final_path, run_id)
+
+    def remove_temporary(self, fs: AbstractFileSystem, path: str) -> None:
+        """Throw a temporary file away after a failure; never raises."""
+        remove_quietly(fs, path)
+
+    # -- publishing ----------------------------------------------------------------------
+
+    def place(self, fs: AbstractFileSystem, temp_path: str, final_path: str) -> None:
+        """Publish one finished file: a rename, replacing the file of an earlier run."""
+        fs.mv(temp_path, final_path)
+
+    def clear_after_place(self, fs: AbstractFileSystem, temp_path: str) -> None:
+        """What is left of the temporary file once it is placed: nothing after a rename."""
+
+    def shown(self, fs: AbstractFileSystem, path: str, scheme: str) -> str:  # noqa: ARG002 - the interface of every store
+        """How a delivered file is reported: the store's URL of it."""
+        return str(fs.unstrip_protocol(path))
+
+    # -- failures ------------------------------------------------------------------------
+
+    @property
+    def writes_to(self) -> str:
+        """Where the bytes go, as messages name it."""
+        return self.name
+
+    def sdk_transient(self, exc: BaseException) -> bool:  # noqa: ARG002 - stores with an SDK override it
+        """Whether `exc` is one of the store's SDK errors for a lost or refused connection."""
+        return False
+
+    def failure(self, exc: BaseException, target: str) -> DeliveryError:
+        """A typed error naming the store and the target: transient ones are retried by the
+        task, permanent ones (no such bucket, access denied, bad credentials) fail at once."""
+        text = first_line(exc)
+        where = f"cannot deliver `{target}` to {self.writes_to}: {text}"
+        if is_transient_failure(exc, self.sdk_transient):
+            return TransientDeliveryError(f"{where}; {self.retry_hint}")
+        return DeliveryError(f"{where}; {self.check_hint}")
+
+
+class ObjectStore(Store):
+    """A store without folders (S3, GCS, Azure Blob): nothing to create before writing (making
+    a folder would create a bucket), uploads are discarded rather than closed on failure, and
+    publishing is a server-side copy, then a delete of the temporary object."""
+
+    container: ClassVar[str] = "bucket"  # what the store calls the top of a path
+    discards_uploads = True
+
+    def prepare(self, fs: AbstractFileSystem, final_path: str, run_id: str, *, first: bool) -> None:  # noqa: ARG002 - the interface of every store
+        """Fail before any byte is written when the bucket is missing (never create it)."""
+        bucket = final_path.split("/", 1)[0]
+        if first and not fs.exists(bucket):
+            raise DeliveryError(
+                f"destination: {self.container} `{bucket}` does not exist in {self.name} (or "
+                "these credentials may not see it); create it or fix destination.url"
+            )
+
+    def place(self, fs: AbstractFileSystem, temp_path: str, final_path: str) -> None:
+        self.copy(fs, temp_path, final_path)
+
+    def copy(self, fs: AbstractFileSystem, source: str, target: str) -> None:
+        """A server-side copy (gcsfs's `mv` would first try a slow moveTo)."""
+        fs.copy(source, target)
+
+    def clear_after_place(self, fs: AbstractFileSystem, temp_path: str) -> None:
+        fs.rm(temp_path)
+
+    def shown(self, fs: AbstractFileSystem, path: str, scheme: str) -> str:  # noqa: ARG002 - the interface of every store
+        """As the user wrote it: az:// or abfs://, gs:// or gcs://."""
+        return f"{scheme}://{path}"
+
+
+def load_block(block_type: type[BlockT], name: str) -> BlockT:
+    """The saved block `name` of `block_type`, or a message saying how to save one."""
+    try:
+        return block_type.load(name)  # type: ignore[return-value]
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"destination.block: no saved {block_type.__name__} block named `{name}`; "
+            f"save one first, e.g. {block_type.__name__}(...).save({name!r})"
+        ) from exc
+
+
+def _block_options(block: Block, name: str) -> dict[str, Any]:
+    try:
+        options: dict[str, Any] = block.filesystem_options()  # type: ignore[attr-defined]
+    except ValueError as exc:  # e.g. a private key that cannot be read
+        raise ConfigurationError(f"destination.block `{name}`: {exc}") from exc
+    return options
+
+
+def temporary_path(final_path: str, run_id: str) -> str:
+    """A hidden sibling of the final path, unique to this run."""
+    folder, name = posixpath.split(final_path)
+    token = f"{run_id[:8]}-{uuid.uuid4().hex[:8]}"
+    return posixpath.join(folder, f".{name}.{token}.tmp")
+
+
+def _remove_leftovers(fs: AbstractFileSystem, final_path: str, run_id: str) -> None:
+    """Remove this run's temporary files for `final_path` left by an earlier attempt."""
+    folder, name = posixpath.split(final_path)
+    prefix = f".{name}.{run_id[:8]}-"
+    for path in fs.ls(folder or ".", detail=False):
+        base = posixpath.basename(str(path))
+        if base.startswith(prefix) and base.endswith(".tmp"):
+            remove_quietly(fs, str(path))
+
+
+def _strip_protocol(fs: AbstractFileSystem, url: str) -> str:
+    if url_scheme(url) == "local":
+        url = "file://" + url.partition("://")[2]
+    return str(fs._strip_protocol(url))
+
+
+def discard_upload(raw: BinaryIO) -> None:
+    """Abort an upload (an object store's multipart parts are dropped) instead of completing
+    it; closing would publish the unfinished temporary object first."""
+    try:
+        raw.discard()  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - the upload is being thrown away
+        pass
+    raw.closed = True  # type: ignore[misc]  # fsspec files flush on close and on __del__
+
+
+def quietly(action: Callable[..., object], *args: Any) -> None:
+    """Run a clean-up step; its failure must not hide the error being handled."""
+    try:
+        action(*args)
+    except Exception:  # noqa: BLE001 - cleanup must not hide the original error
+        pass
+
+
+def remove_quietly(fs: AbstractFileSystem, path: str) -> None:
+    try:
+        if path and fs.exists(path):
+            fs.rm(path)
+    except Exception:  # noqa: BLE001 - cleanup must not hide the original error
+        pass

@@ -1,0 +1,52 @@
+"""The export formats: each one's name, file extension, media type and writer, registered once.
+
+Adding a format is one entry in FORMATS (and its name in ExportFormat) plus its writer module.
+Writers are named by import path and loaded when a file is written, so what only needs a
+format's facts (validating parameters, naming files, the gateway's Content-Type) does not load
+pyarrow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+ExportFormat = Literal["csv", "json", "jsonl", "xml", "parquet"]
+Compression = Literal["none", "gzip"]
+GZIP_MEDIA_TYPE = "application/gzip"
+
+
+@dataclass(frozen=True)
+class Format:
+    """What the rest of the pipe knows about a format."""
+
+    extension: str  # `{ext}` in file names
+    media_type: str  # Content-Type of an HTTP POST and of the gateway's download
+    writer: str  # "module:Class" of its BatchWriter (flows/formats/writers.py)
+
+
+FORMATS: dict[ExportFormat, Format] = {
+    "csv": Format("csv", "text/csv; charset=utf-8", "flows.formats.csv_writer:CsvWriter"),
+    "json": Format("json", "application/json", "flows.formats.json_writer:JsonArrayWriter"),
+    "jsonl": Format("jsonl", "application/x-ndjson", "flows.formats.json_writer:JsonLinesWriter"),
+    "xml": Format("xml", "application/xml", "flows.formats.xml_writer:XmlWriter"),
+    "parquet": Format(
+        "parquet",
+        "application/vnd.apache.parquet",
+        "flows.formats.parquet_writer:ParquetWriter",
+    ),
+}
+EXPORT_FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
+
+
+def file_extension(fmt: ExportFormat) -> str:
+    return FORMATS[fmt].extension
+
+
+def media_type(fmt: str, compression: str = "none") -> str:
+    """Content-Type of a file: by format, or application/gzip for a gzip file (the body is
+    the .gz file itself, not a Content-Encoding of the document)."""
+    if compression == "gzip":
+        return GZIP_MEDIA_TYPE
+    known: dict[str, str] = {name: item.media_type for name, item in FORMATS.items()}
+    return known.get(fmt, "application/octet-stream")

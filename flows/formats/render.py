@@ -1,0 +1,222 @@
+"""Vectorised rendering of Arrow columns into the text every format writes.
+
+Each function turns one column of a record batch into one Arrow string array with Arrow
+compute kernels, so the cost per row stays in C++ and the text is the same whichever
+source the rows came from. The canonical text of a value is Python's: `repr` for floats,
+`isoformat()` for dates, times and timestamps, exact digits for decimals, `true`/`false`,
+base64 for bytes — the forms dicttoxml and json.dumps produce.
+"""
+
+from __future__ import annotations
+
+import base64
+import decimal
+import json
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flows.formats.columns import Kind
+
+_TEXT_KINDS: frozenset[Kind] = frozenset({"str", "json"})
+# Arrow's shortest float text equals repr() when it has a fraction and no exponent
+# (and is not below 1e-4, where repr switches to an exponent) ...
+_REPR_SAFE_FLOAT = r"^-?(?:[1-9][0-9]*\.[0-9]+|0\.(?:[1-9]|0[1-9]|00[1-9]|000[1-9])[0-9]*)$"
+# ... and, with ".0" appended, when it is an integer of up to 16 digits.
+_INTEGRAL_FLOAT = r"^-?[0-9]{1,16}$"
+_JSON_CONTROL = r"[\x00-\x1f]"
+_JSON_KERNEL_ESCAPES = (("\\", "\\\\"), ('"', '\\"'))
+_JSON_NUMBER = r"^-?[0-9]+(?:\.[0-9]+)?(?:E[-+]?[0-9]+)?$"
+# Plain decimal text that str(Decimal) writes differently: six or more zeros after the point
+# (an adjusted exponent below -6 switches to E notation, e.g. 0.0000001 → 1E-7).
+_DECIMAL_NEEDS_PYTHON = r"^-?0\.000000"
+_XML_ESCAPES = (("&", "&amp;"), ('"', "&quot;"), ("'", "&apos;"), ("<", "&lt;"), (">", "&gt;"))
+# Characters XML 1.0 forbids; each is written as U+FFFD (see README, "How values are written").
+XML_FORBIDDEN = "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
+_XML_FORBIDDEN_RE2 = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{FFFE}\x{FFFF}]"
+XML_REPLACEMENT = "\ufffd"
+XML_TYPE_NAMES: dict[Kind, str] = {
+    "int": "int",
+    "float": "float",
+    "decimal": "number",
+    "bool": "bool",
+}
+_NON_FINITE_JSON = {"nan": '"NaN"', "inf": '"Infinity"', "-inf": '"-Infinity"'}
+
+
+def text(array: pa.Array, kind: Kind) -> pa.Array:
+    """The canonical text of every value; NULL stays NULL."""
+    if pa.types.is_null(array.type):
+        return pa.nulls(len(array), pa.string())
+    if kind == "decimal" and pa.types.is_string(array.type):
+        return _decimal_text(array)
+    if kind in _TEXT_KINDS or kind == "uuid":
+        return _as_string(array)
+    if kind == "float":
+        return _float_text(array)
+    if kind == "bytes":
+        return pa.array(
+            [None if v is None else base64.b64encode(v).decode("ascii") for v in array.to_pylist()],
+            pa.string(),
+        )
+    if kind == "time":
+        return pc.replace_substring(pc.cast(array, pa.string()), ".000000", "")
+    if kind in ("timestamp", "timestamptz"):
+        return _timestamp_text(array, with_offset=kind == "timestamptz")
+    return pc.cast(array, pa.string())
+
+
+def csv_cells(array: pa.Array, kind: Kind, delimiter: str) -> pa.Array:
+    """CSV fields: quoted (RFC 4180) when they hold the delimiter, a quote or a line break,
+    and when they are the empty string, so an empty string never reads back as NULL."""
+    values = text(array, kind)
+    if kind not in _TEXT_KINDS and kind != "bytes" and delimiter not in _NON_TEXT_CHARS:
+        return values  # numbers, booleans and dates cannot hold a quote or the delimiter
+    needs_quotes = pc.or_(
+        pc.match_substring_regex(values, "[" + re.escape(delimiter) + '"\r\n]'),
+        pc.equal(values, ""),
+    )
+    if not pc.any(needs_quotes).as_py():
+        return values
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
+    return pc.if_else(needs_quotes, quoted, values)
+
+
+# Characters that the text of a non-text kind can contain.
+_NON_TEXT_CHARS = frozenset("0123456789abcdef-+.:ETtrulsnij")
+
+
+def json_values(array: pa.Array, kind: Kind) -> pa.Array:
+    """JSON values (as json.dumps writes them, UTF-8 kept); NULL becomes null."""
+    if kind == "json":
+        values = _as_string(array)
+    elif kind == "uuid":  # hex digits and dashes: nothing to escape
+        values = pc.binary_join_element_wise('"', _as_string(array), '"', "")
+    elif kind in ("int", "bool"):
+        values = text(array, kind)
+    elif kind == "float":
+        values = _float_text(array)
+        if not pc.all(pc.fill_null(pc.is_finite(array), True)).as_py():
+            for raw, rendered in _NON_FINITE_JSON.items():
+                values = pc.if_else(pc.equal(values, raw), rendered, values)
+    elif kind == "decimal":
+        values = text(array, kind)
+        if pa.types.is_string(array.type):  # exact text may hold NaN / Infinity
+            numeric = pc.match_substring_regex(values, _JSON_NUMBER)
+            values = pc.if_else(pc.fill_null(numeric, True), values, _json_strings(values))
+    else:
+        values = _json_strings(text(array, kind))
+    return pc.fill_null(values, "null")
+
+
+def _json_strings(values: pa.Array) -> pa.Array:
+    """JSON string literals. Kernels escape quotes and backslashes; the rare values holding
+    control characters (one scan finds them) are written by json.dumps itself."""
+    controls = pc.fill_null(pc.match_substring_regex(values, _JSON_CONTROL), False)
+    with_controls = pc.filter(values, controls).to_pylist() if pc.any(controls).as_py() else []
+    for raw, escaped in _JSON_KERNEL_ESCAPES:
+        if _contains(values, re.escape(raw)):
+            values = pc.replace_substring(values, raw, escaped)
+    quoted = pc.binary_join_element_wise('"', values, '"', "")
+    if not with_controls:
+        return quoted
+    dumped = pa.array([json.dumps(value, ensure_ascii=False) for value in with_controls])
+    return pc.replace_with_mask(quoted, controls, dumped)
+
+
+def xml_elements(
+    array: pa.Array, kind: Kind, open_tag: str, close_tag: str, null_element: str
+) -> pa.Array:
+    """One XML element per value, escaped as dicttoxml escapes; NULL becomes `null_element`."""
+    values = text(array, kind)
+    if kind in _TEXT_KINDS or kind == "decimal":
+        values = xml_escape(values)
+    return pc.fill_null(pc.binary_join_element_wise(open_tag, values, close_tag, ""), null_element)
+
+
+def xml_escape(values: pa.Array) -> pa.Array:
+    """Escape & " ' < > like dicttoxml, and replace characters XML 1.0 forbids."""
+    if pc.any(pc.match_substring_regex(values, _XML_FORBIDDEN_RE2)).as_py():
+        values = pc.replace_substring_regex(values, _XML_FORBIDDEN_RE2, XML_REPLACEMENT)
+    if _contains(values, "[&<>\"']"):
+        for raw, escaped in _XML_ESCAPES:  # "&" first
+            if _contains(values, "[" + raw + "]"):
+                values = pc.replace_substring(values, raw, escaped)
+    return values
+
+
+def _contains(values: pa.Array, pattern: str) -> bool:
+    """Whether any value matches: a scan costs a fraction of a replace, which copies."""
+    return bool(pc.any(pc.match_substring_regex(values, pattern)).as_py())
+
+
+def concat(parts: list[pa.Array | str]) -> pa.Array:
+    """Concatenate columns and literal strings element-wise (NULLs as empty)."""
+    return pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
+
+
+def string_bytes(array: pa.Array, start: int = 0, stop: int | None = None) -> memoryview:
+    """The UTF-8 bytes of rows [start, stop) of a NULL-free string array, without copying."""
+    stop = len(array) if stop is None else stop
+    if stop <= start:
+        return memoryview(b"")
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)
+    first = int(offsets[array.offset + start])
+    last = int(offsets[array.offset + stop])
+    return memoryview(array.buffers()[2])[first:last]
+
+
+def row_ends(array: pa.Array) -> np.ndarray:
+    """Cumulative byte length of each row of a string array (for exact size-based splits)."""
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)
+    window = offsets[array.offset : array.offset + len(array) + 1].astype(np.int64)
+    ends: np.ndarray = window[1:] - window[0]
+    return ends
+
+
+def _as_string(array: pa.Array) -> pa.Array:
+    return array if array.type == pa.string() else pc.cast(array, pa.string())
+
+
+def _decimal_text(array: pa.Array) -> pa.Array:
+    """Exact decimal text in str(Decimal)'s form, the same as Arrow's decimal128 text."""
+    values = _as_string(array)
+    odd = pc.fill_null(pc.match_substring_regex(values, _DECIMAL_NEEDS_PYTHON), False)
+    if pc.any(odd).as_py():
+        picked = pc.filter(values, odd).to_pylist()
+        values = pc.replace_with_mask(
+            values, odd, pa.array([str(decimal.Decimal(v)) for v in picked], pa.string())
+        )
+    return values
+
+
+def _float_text(array: pa.Array) -> pa.Array:
+    doubles = pc.cast(array, pa.float64())
+    values = pc.cast(doubles, pa.string())
+    safe = pc.fill_null(pc.match_substring_regex(values, _REPR_SAFE_FLOAT), True)
+    integral = pc.fill_null(pc.match_substring_regex(values, _INTEGRAL_FLOAT), False)
+    values = pc.if_else(integral, pc.binary_join_element_wise(values, ".0", ""), values)
+    other = pc.invert(pc.or_(safe, integral))
+    if pc.any(other).as_py():  # exponents, nan, inf: let Python write them
+        picked = pc.filter(doubles, other).to_pylist()
+        values = pc.replace_with_mask(values, other, pa.array([repr(v) for v in picked]))
+    return values
+
+
+def _timestamp_text(array: pa.Array, *, with_offset: bool) -> pa.Array:
+    micros = array.type.unit == "us"
+    naive = pa.timestamp(array.type.unit)
+    # Timestamps are stored as UTC instants; dropping the zone keeps the UTC wall time and
+    # avoids Arrow's per-value time-zone lookup.
+    plain = pa.Array.from_buffers(
+        naive, len(array), array.buffers(), array.null_count, array.offset
+    )
+    if not micros:
+        plain = pc.cast(plain, pa.timestamp("us"), safe=False)
+    values = pc.replace_substring(pc.cast(plain, pa.string()), " ", "T", max_replacements=1)
+    values = pc.replace_substring(values, ".000000", "")
+    if with_offset:
+        values = pc.binary_join_element_wise(values, "+00:00", "")
+    return values

@@ -1,0 +1,73 @@
+"""XML in dicttoxml's document layout, written as a stream (dicttoxml itself is far too slow)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import BinaryIO
+
+import dicttoxml
+import pyarrow as pa
+
+from flows.config import FormatOptions
+from flows.formats import render
+from flows.formats.columns import Kind
+from flows.formats.writers import TextWriter, kinds_of
+
+logging.getLogger("dicttoxml").setLevel(logging.WARNING)  # it logs every call at INFO
+XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8" ?>'
+
+
+class XmlWriter(TextWriter):
+    """dicttoxml's document layout for a list of row dicts, written as a stream.
+
+    Element names come from dicttoxml itself (`make_valid_xml_name`), once per column, so a
+    column that is not a valid XML name becomes `<key name="...">` exactly as dicttoxml does.
+    """
+
+    def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
+        self._tags: dict[tuple[int, Kind], tuple[str, str, str]] = {}
+        super().__init__(file, schema, options)
+
+    def _tag(self, index: int, kind: Kind) -> tuple[str, str, str]:
+        key = (index, kind)
+        if key not in self._tags:
+            name = self.schema.names[index]
+            self._tags[key] = _xml_tags(name, kind, self.options.xml_type_attributes)
+        return self._tags[key]
+
+    def header(self) -> str:
+        return f"{XML_DECLARATION}<{self.options.xml_root}>"
+
+    def footer(self) -> str:
+        return f"</{self.options.xml_root}>"
+
+    def render(self, batch: pa.RecordBatch) -> pa.Array:
+        item = self.options.xml_item
+        type_attr = ' type="dict"' if self.options.xml_type_attributes else ""
+        parts: list[pa.Array | str] = [f"<{item}{type_attr}>"]
+        for index, kind in enumerate(kinds_of(batch)):
+            open_tag, close_tag, null_element = self._tag(index, kind)
+            parts.append(
+                render.xml_elements(batch.column(index), kind, open_tag, close_tag, null_element)
+            )
+        parts.append(f"</{item}>")
+        return render.concat(parts)
+
+
+def _xml_tags(column: str, kind: Kind, type_attributes: bool) -> tuple[str, str, str]:
+    """(open tag, close tag, NULL element) for one column, named the way dicttoxml names it."""
+    safe_column = _replace_xml_forbidden(column)
+    name, attrs = dicttoxml.make_valid_xml_name(safe_column, {})
+    attrs = dict(attrs)
+    null_attrs = dict(attrs)
+    if type_attributes:
+        attrs["type"] = render.XML_TYPE_NAMES.get(kind, "str")
+        null_attrs["type"] = "null"
+    open_tag = f"<{name}{dicttoxml.make_attrstring(attrs)}>"
+    null_element = f"<{name}{dicttoxml.make_attrstring(null_attrs)}></{name}>"
+    return open_tag, f"</{name}>", null_element
+
+
+def _replace_xml_forbidden(value: str) -> str:
+    return re.sub(render.XML_FORBIDDEN, render.XML_REPLACEMENT, value)

@@ -1,0 +1,94 @@
+"""What one export run delivered (Contract 1's ExportResult), and how the run records it in the
+Prefect UI: a summary table, a machine-readable result table and a link per file. The audit log
+and the gateway's run status read the result table back (flows/runs/artifacts.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect.artifacts import create_link_artifact, create_table_artifact
+from prefect.context import FlowRunContext
+from pydantic import BaseModel, ConfigDict
+
+from flows.formats.registry import ExportFormat
+from flows.runs.naming import artifact_key
+from flows.runs.tags import trigger_type, triggered_by
+
+RESULT_ARTIFACT_DESCRIPTION = "Export result (machine-readable)"
+RESULT_COLUMNS = ("export_request_id", "format", "rows", "bytes", "files", "started", "finished")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WindowBounds(_Model):
+    """The window a run delivered (aware UTC datetimes): rows with since <= ts < until."""
+
+    since: datetime
+    until: datetime
+
+
+class ExportResult(_Model):
+    """What one export run delivered (Contract 1); the flow's return value."""
+
+    export_request_id: str
+    name: str
+    format: ExportFormat
+    rows: int
+    bytes: int
+    files: list[str]
+    started: datetime
+    finished: datetime
+    window: WindowBounds | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return (self.finished - self.started).total_seconds()
+
+
+def record_result(result: ExportResult, partner: str, export_type: str | None, source: str) -> None:
+    """Leave the run's story in the Prefect UI: a summary table (with who started it, as the
+    audit log shows it) and a link to each file. `source` is the database as it may be shown."""
+    key = artifact_key(result.name)
+    context = FlowRunContext.get()
+    run = context.flow_run if context is not None else None
+    trigger, user = (trigger_type(run), triggered_by(run)) if run is not None else ("Run Now", "")
+    create_table_artifact(
+        key=f"{key}-summary",
+        table=[
+            {
+                "export": result.name,
+                "format": result.format,
+                "rows": result.rows,
+                "bytes": result.bytes,
+                "files": len(result.files),
+                "duration_s": round(result.duration_s, 3),
+                "source": source,
+                "partner": partner,
+                "type": export_type or "",
+                "trigger": trigger,
+                "user": user,
+            }
+        ],
+        description=f"Export `{result.name}`: {result.rows} rows in {len(result.files)} file(s).",
+    )
+    # The same facts for machines (the gateway's run status, the audit log): one row whose
+    # columns are RESULT_COLUMNS, `files` the list of delivered URLs.
+    create_table_artifact(
+        table=[{column: _json_value(getattr(result, column)) for column in RESULT_COLUMNS}],
+        description=RESULT_ARTIFACT_DESCRIPTION,
+    )
+    for index, path in enumerate(result.files, start=1):
+        link = path if "://" in path else f"file://{path}"
+        create_link_artifact(
+            key=f"{key}-file-{index}",
+            link=link,
+            link_text=path.rsplit("/", 1)[-1],
+            description=f"Delivered file {index} of {len(result.files)}.",
+        )
+
+
+def _json_value(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value

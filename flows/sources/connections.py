@@ -1,0 +1,80 @@
+"""Connecting to a source database: its URL (from the parameters or a saved SqlSource block),
+the form of it that may be logged, and a SQLAlchemy engine with clear errors for bad URLs."""
+
+from __future__ import annotations
+
+import os
+from typing import cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from flows.config import SourceConfig
+from flows.errors import ConfigurationError
+
+
+def resolve_url(source: SourceConfig) -> str:
+    """The SQLAlchemy URL of the source, from the config or its saved block."""
+    if source.url is not None:
+        return normalise_url(source.url)
+    from blocks.sources import SqlSource
+
+    try:
+        block = cast(SqlSource, SqlSource.load(str(source.block)))
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"source.block: no saved SqlSource block named `{source.block}`; "
+            "create it with SqlSource(url=...).save(name)"
+        ) from exc
+    return normalise_url(block.url.get_secret_value())
+
+
+def normalise_url(url: str) -> str:
+    """Use psycopg 3 for plain postgresql:// URLs (it is the driver we install)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def display_url(url: str) -> str:
+    """The URL with its password hidden: the only form that is logged."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid URL>"
+
+
+def create_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(
+            f"source.url: `{display_url(url)}` is not a SQLAlchemy URL; use e.g. "
+            "sqlite:///path/to.db or postgresql://user:pass@host/db"
+        ) from exc
+    _check_sqlite_file(parsed)
+    try:
+        return sa.create_engine(parsed, pool_pre_ping=False)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise ConfigurationError(
+            f"source.url: no driver for `{parsed.drivername}`; install its DB-API package "
+            "or use postgresql://, sqlite:// or mysql+pymysql://"
+        ) from exc
+
+
+def _check_sqlite_file(url: URL) -> None:
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    if url.database.startswith("file:"):
+        return
+    if not os.path.isfile(url.database):
+        raise ConfigurationError(
+            f"source.url: SQLite database `{url.database}` does not exist "
+            f"(relative to {os.getcwd()}); check the path"
+        )
+
+
+def is_psycopg(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"

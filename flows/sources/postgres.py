@@ -1,0 +1,417 @@
+"""PostgreSQL fast path: COPY (query) TO STDOUT, as Arrow batches or as finished rows.
+
+COPY is the fastest way out of PostgreSQL (see docs/benchmarks.md). `copy_batches`: the
+server formats the rows as CSV, pyarrow's C++ CSV reader types them by the column types
+PostgreSQL reports, and the writers render from those batches, so no Python runs per row.
+`copy_rows`: the rows are already the output (flows/sources/pg_render.py) and only move to the file.
+"""
+
+from __future__ import annotations
+
+import io
+import queue
+import select
+import threading
+from array import array as int_array
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+from psycopg import pq
+from psycopg.types.string import TextLoader
+from sqlalchemy.dialects import postgresql
+
+from flows.errors import ConfigurationError, SourceError, TransientSourceError, first_line
+from flows.formats.columns import decimal_field, kind_of, make_field
+from flows.sources.failures import source_failure
+
+# Session settings that make COPY's text unambiguous for the CSV parser.
+SESSION_SETTINGS = (
+    "SET TimeZone = 'UTC'",
+    "SET DateStyle = 'ISO, YMD'",
+    "SET IntervalStyle = 'postgres'",
+    "SET extra_float_digits = 1",
+    "SET client_encoding = 'UTF8'",
+)
+CSV_BLOCK_BYTES = 1024 * 1024  # larger blocks parse no faster and hold more memory
+BLOCK_BYTES = 4 * 1024 * 1024  # COPY data joined per queued block
+HANDOFF_BYTES = 1024 * 1024  # a smaller block is handed on only when the server is slow
+QUEUED_BLOCKS = 4  # at most this many blocks wait for the parser
+WAIT_S = 0.5  # socket wait between checks for a stop request
+_READ_SIZE = 1024 * 1024
+
+# PostgreSQL type OIDs → (kind, Arrow type used to parse COPY's CSV text).
+_OID_FIELDS: dict[int, tuple[str, pa.DataType]] = {
+    16: ("bool", pa.bool_()),
+    20: ("int", pa.int64()),
+    21: ("int", pa.int16()),
+    23: ("int", pa.int32()),
+    26: ("int", pa.int64()),  # oid
+    700: ("float", pa.float64()),  # float4: parsed from its shortest text, e.g. 0.1
+    701: ("float", pa.float64()),
+    17: ("bytes", pa.string()),  # hex text \x..., decoded after parsing
+    2950: ("uuid", pa.string()),
+    114: ("json", pa.string()),
+    3802: ("json", pa.string()),
+    1082: ("date", pa.date32()),
+    1083: ("time", pa.time64("us")),
+    1114: ("timestamp", pa.timestamp("us")),
+    1184: ("timestamptz", pa.timestamp("us", tz="UTC")),
+}
+_NUMERIC_OID = 1700
+# float4 is read from its shortest text (0.1, not 0.10000000149011612), as COPY reads it.
+_TEXT_LOADED_OIDS = frozenset({700})
+
+
+class Described(NamedTuple):
+    """A query's columns as PostgreSQL reports them."""
+
+    fields: list[pa.Field]
+    text_oids: tuple[int, ...]  # types a row reader must take as the server's text
+    type_oids: tuple[int, ...]  # each column's type
+
+
+def describe(conn: sa.Connection, sql: str, params: dict[str, Any]) -> Described:
+    """Fields for the query's columns, from the types PostgreSQL reports for it, and the type
+    OIDs whose values a row reader must take as the server's text (as COPY does)."""
+    statement, values = _psycopg_statement(sql, params)
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    with raw.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM ({statement}) AS _export_probe LIMIT 0", values)
+        columns = cursor.description or []
+    fields = [_field(column) for column in columns]
+    text_oids = {  # numeric needs none: psycopg's Decimal is exact and str() matches
+        column.type_code
+        for column, field in zip(columns, fields, strict=True)
+        if column.type_code in _TEXT_LOADED_OIDS or kind_of(field) in ("str", "uuid", "json")
+    }
+    type_oids = tuple(column.type_code for column in columns)
+    return Described(fields, tuple(sorted(text_oids)), type_oids)
+
+
+def prepare_connection(conn: sa.Connection, text_oids: Sequence[int]) -> None:
+    """Give a row-reading connection COPY's session settings and text forms."""
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    for setting in SESSION_SETTINGS:
+        raw.execute(setting)
+    for oid in text_oids:
+        raw.adapters.register_loader(oid, TextLoader)
+
+
+def _field(column: psycopg.Column) -> pa.Field:
+    if column.type_code == _NUMERIC_OID:
+        return decimal_field(column.name, column.precision, column.scale)
+    kind, arrow_type = _OID_FIELDS.get(column.type_code, ("str", pa.string()))
+    if kind == "bytes":
+        return make_field(column.name, "bytes")
+    return make_field(column.name, kind, arrow_type)  # type: ignore[arg-type]
+
+
+def copy_batches(
+    url: str,
+    sql: str,
+    params: dict[str, Any],
+    fields: Sequence[pa.Field | None],
+    chunk_rows: int,
+    shown: str,
+) -> Iterator[pa.RecordBatch]:
+    """Stream the query through COPY as record batches of at most `chunk_rows` rows."""
+    schema = pa.schema([f for f in fields if f is not None])
+    with _copy_session(url, sql, params, "FORMAT csv", shown, row_lengths=False) as stream:
+        empty = True
+        for batch in _rebatch(_parse(stream, schema, shown), chunk_rows):
+            empty = False
+            yield batch
+        if empty:  # no rows: the writers still need the columns
+            yield pa.RecordBatch.from_pylist([], schema=schema)
+
+
+def copy_rows(
+    url: str, sql: str, params: dict[str, Any], copy_options: str, shown: str
+) -> Iterator[pa.Array]:
+    """COPY's output as it comes, one string array of whole rows (each with its line
+    break) per block of about BLOCK_BYTES, so a writer can still split files between rows."""
+    with _copy_session(url, sql, params, copy_options, shown, row_lengths=True) as stream:
+        for data, lengths in stream.row_blocks():
+            offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+            np.cumsum(np.frombuffer(lengths, dtype=np.int32), out=offsets[1:])
+            yield pa.StringArray.from_buffers(
+                len(lengths), pa.py_buffer(offsets), pa.py_buffer(data)
+            )
+
+
+@contextmanager
+def _copy_session(
+    url: str, sql: str, params: dict[str, Any], copy_options: str, shown: str, *, row_lengths: bool
+) -> Iterator[_CopyStream]:
+    """A COPY (query) TO STDOUT running on its own connection, with our session settings;
+    driver errors become the export's typed errors."""
+    statement, values = _psycopg_statement(sql, params)
+    engine = sa.create_engine(url)
+    try:
+        conn = engine.raw_connection()
+    except (sa.exc.DBAPIError, psycopg.Error) as exc:
+        engine.dispose()
+        raise source_failure(exc, shown) from exc
+    try:
+        raw = conn.driver_connection
+        assert isinstance(raw, psycopg.Connection)
+        for setting in SESSION_SETTINGS:
+            raw.execute(setting)
+        copy_sql = f"COPY ({statement}) TO STDOUT ({copy_options})"
+        query = psycopg.ClientCursor(raw).mogrify(copy_sql, values)  # COPY takes no $n params
+        stream = _CopyStream(raw, query, row_lengths=row_lengths)
+        try:
+            yield stream
+        finally:
+            stream.close()
+    except psycopg.Error as exc:
+        error = source_failure(exc, shown)
+        lost = isinstance(exc, psycopg.OperationalError) and not isinstance(
+            error, ConfigurationError
+        )
+        if lost or isinstance(error, TransientSourceError):
+            raise TransientSourceError(
+                f"source `{shown}`: the connection was lost while reading ({first_line(exc)}); "
+                "check the database is running, then run the export again"
+            ) from exc
+        raise error from exc
+    finally:
+        try:
+            conn.invalidate()  # never hand a half-read COPY connection back to a pool
+        finally:
+            engine.dispose()
+
+
+class _CopyStream(io.RawIOBase):
+    """A readable file over COPY's data, filled by a background thread.
+
+    libpq hands COPY data over one row per call. A thread drives libpq directly (psycopg's
+    per-row Copy iterator costs more than the parsing), joins rows into blocks and queues at
+    most QUEUED_BLOCKS of them, so the server keeps streaming while the caller parses and
+    renders, and memory stays bounded. libpq's blocking calls release the GIL.
+    """
+
+    def __init__(self, raw: psycopg.Connection, query: str, *, row_lengths: bool) -> None:
+        self._pg = raw.pgconn
+        self._row_lengths = row_lengths  # queue (data, lengths) pairs instead of bytes
+        self._queue: queue.Queue[Any] = queue.Queue(QUEUED_BLOCKS)
+        self._pending = b""
+        self._done = False
+        self._stop = threading.Event()
+        self._pg.send_query(query.encode())
+        result = self._pg.get_result()
+        if result is None or result.status != pq.ExecStatus.COPY_OUT:
+            message = result.get_error_message() if result is not None else b""
+            self._drain()
+            raise psycopg.DatabaseError(_decode(message) or "COPY did not start")
+        self._thread = threading.Thread(target=self._pump, name="copy-reader", daemon=True)
+        self._thread.start()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes: what is buffered, or the next block (waits for one)."""
+        if size is None or size < 0:
+            size = _READ_SIZE
+        parts = [self._pending] if self._pending else []
+        held = len(self._pending)
+        while held < size and not self._done:
+            if held and self._queue.empty():
+                break  # a short read keeps rows flowing when the query is slow
+            item = self._next()
+            if item is not None:
+                parts.append(item)
+                held += len(item)
+        block = b"".join(parts)
+        self._pending = block[size:]
+        return block[:size]
+
+    def row_blocks(self) -> Iterator[tuple[bytes, int_array[int]]]:
+        """Blocks of whole rows with each row's length (with `row_lengths=True`)."""
+        while not self._done:
+            item = self._next()
+            if item is not None:
+                yield item
+
+    def _next(self) -> Any:
+        """The next queued block; None at the end (then `_done`); raises the reader's error."""
+        item = self._queue.get()
+        if item is None or isinstance(item, BaseException):
+            self._done = True
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        """Stop the reader thread (the caller closes the connection if COPY is unfinished)."""
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                self._thread.join(0.05)
+        super().close()
+
+    def _pump(self) -> None:
+        parts: list[bytes] = []
+        lengths = int_array("i")
+        held = 0
+        try:
+            while not self._stop.is_set():
+                count, data = self._pg.get_copy_data(1)  # non-blocking
+                if count > 0:
+                    parts.append(bytes(data))
+                    if self._row_lengths:
+                        lengths.append(count)
+                    held += count
+                    if held < BLOCK_BYTES:
+                        continue
+                elif count == 0:  # nothing more arrived yet
+                    if held < HANDOFF_BYTES:
+                        ready, _, _ = select.select([self._pg.socket], [], [], WAIT_S)
+                        self._pg.consume_input()
+                        if ready or not parts:
+                            continue
+                        # A slow query: hand on the rows we have rather than sit on them.
+                elif count == -1:
+                    break
+                else:
+                    raise psycopg.OperationalError(_decode(self._pg.get_error_message()))
+                self._hand_on(parts, lengths)
+                parts, lengths, held = [], int_array("i"), 0
+            else:
+                return
+            if parts:
+                self._hand_on(parts, lengths)
+            self._finish()
+            self._put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+            self._put(exc)
+
+    def _hand_on(self, parts: list[bytes], lengths: int_array[int]) -> None:
+        block = b"".join(parts)
+        self._put((block, lengths) if self._row_lengths else block)
+
+    def _put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _finish(self) -> None:
+        result = self._pg.get_result()
+        self._drain()
+        if result is not None and result.status != pq.ExecStatus.COMMAND_OK:
+            raise psycopg.DatabaseError(_decode(result.get_error_message()))
+
+    def _drain(self) -> None:
+        while self._pg.get_result() is not None:
+            pass
+
+
+def _decode(message: str | bytes) -> str:
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", errors="replace")
+    return message.strip()
+
+
+def _parse(stream: _CopyStream, schema: pa.Schema, shown: str) -> Iterator[pa.RecordBatch]:
+    names = [f"c{index}" for index in range(len(schema))]
+    column_types = {  # bytea arrives as \x + hex text, decoded in _finish_batch
+        name: pa.string() if pa.types.is_binary(field.type) else field.type
+        for name, field in zip(names, schema, strict=True)
+    }
+    try:
+        reader = pacsv.open_csv(
+            stream,
+            # One parsing thread: the COPY thread already overlaps I/O with parsing, and
+            # pyarrow's own read-ahead would hold many blocks at once.
+            read_options=pacsv.ReadOptions(
+                column_names=names, block_size=CSV_BLOCK_BYTES, use_threads=False
+            ),
+            # A one-column row holding NULL is an empty line: keep it.
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=column_types,
+                true_values=["t"],
+                false_values=["f"],
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        if "Empty CSV file" in str(exc):
+            return
+        raise _parse_error(exc, schema, shown) from exc
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as exc:
+            raise _parse_error(exc, schema, shown) from exc
+        yield _finish_batch(batch, schema)
+
+
+def _finish_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    arrays = []
+    for array, field in zip(batch.columns, schema, strict=True):
+        if pa.types.is_binary(field.type):  # bytea arrives as \x followed by hex
+            array = pa.array(
+                [None if v is None else bytes.fromhex(v[2:]) for v in array.to_pylist()],
+                pa.binary(),
+            )
+        elif array.type != field.type:
+            array = pc.cast(array, field.type)
+        arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Regroup the parser's byte-sized blocks into chunks of `rows` rows."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= rows:
+            combined = pa.concat_batches(pending) if len(pending) > 1 else pending[0]
+            yield combined.slice(0, rows)
+            rest = combined.slice(rows)
+            pending = [rest] if rest.num_rows else []
+            held = rest.num_rows
+    if held:
+        yield pa.concat_batches(pending) if len(pending) > 1 else pending[0]
+
+
+def _psycopg_statement(sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Turn `:name` bind parameters into psycopg's %(name)s form (and escape bare %)."""
+    dialect = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+    compiled = sa.text(sql).compile(dialect=dialect)
+    values = {key: params[key] for key in compiled.params if key in params}
+    return compiled.string, values
+
+
+def _parse_error(exc: pa.ArrowInvalid, schema: pa.Schema, shown: str) -> SourceError:
+    return SourceError(
+        f"source `{shown}`: a value could not be read as its column type ({first_line(exc)}); "
+        f"CAST that column to text in a `query` (columns: {', '.join(schema.names)})"
+    )

@@ -1,0 +1,120 @@
+"""Reading a source as a stream of record batches of at most `chunk_rows` rows.
+
+Two readers feed the same Arrow batches: PostgreSQL's COPY protocol (flows/sources/postgres.py,
+the fast path) and SQLAlchemy with a server-side cursor (any other database, or on request).
+For CSV and JSON from PostgreSQL the server renders the rows itself
+(flows/sources/pg_render.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from flows.config import FormatOptions
+from flows.errors import SourceError, first_line
+from flows.formats.columns import is_undetermined, rendered_rows
+from flows.formats.registry import ExportFormat
+from flows.sources import pg_render, postgres
+from flows.sources.connections import create_engine, is_psycopg
+from flows.sources.failures import source_failure
+from flows.sources.plan import SourcePlan, reflect_table
+from flows.sources.values import infer_fields, rows_to_batch
+
+# How much the SQLAlchemy reader holds back while a column's type is unknown (only NULLs so
+# far, in a query without declared types). Past it, such a column is written as text.
+HOLD_BYTES = 64 * 1024 * 1024
+
+
+def read_for_format(
+    plan: SourcePlan, fmt: ExportFormat, options: FormatOptions
+) -> Generator[pa.RecordBatch, None, None]:
+    """What a writer of `fmt` is fed: from PostgreSQL, the finished CSV or JSON rows that
+    COPY writes with our canonical text (flows/sources/pg_render.py); else typed batches."""
+    if plan.reader == "postgres_copy":
+        query = pg_render.server_rendered(plan.sql, plan.declared, plan.type_oids, fmt, options)
+        if query is not None:
+            yield from _server_rendered(plan, query)
+            return
+    yield from read_batches(plan)
+
+
+def _server_rendered(plan: SourcePlan, query: pg_render.RenderedQuery) -> Iterator[pa.RecordBatch]:
+    blocks = postgres.copy_rows(
+        plan.url, query.select, plan.params, query.copy_options, plan.display_url
+    )
+    empty = True
+    for rows in blocks:
+        empty = False
+        yield rendered_rows(rows, query.rows_format, plan.column_names)
+    if empty:
+        yield rendered_rows(pa.array([], pa.string()), query.rows_format, plan.column_names)
+
+
+def read_batches(plan: SourcePlan) -> Iterator[pa.RecordBatch]:
+    """Stream the source as record batches of at most `chunk_rows` rows."""
+    if plan.reader == "postgres_copy":
+        yield from postgres.copy_batches(
+            plan.url, plan.sql, plan.params, plan.declared, plan.chunk_rows, plan.display_url
+        )
+        return
+    yield from _sqlalchemy_batches(plan)
+
+
+def _sqlalchemy_batches(plan: SourcePlan) -> Iterator[pa.RecordBatch]:
+    engine = create_engine(plan.url)
+    fields = list(plan.declared)
+    yielded = False
+    try:
+        with engine.connect() as conn:
+            statement: sa.Executable = sa.text(plan.sql)
+            if is_psycopg(engine):
+                # Same session and same text forms as COPY, so both readers agree.
+                postgres.prepare_connection(conn, plan.text_oids)
+            elif plan.table is not None:
+                # A reflected table's select applies SQLAlchemy's type processing (SQLite
+                # keeps datetimes, decimals and booleans as text or numbers).
+                table = reflect_table(conn, plan.table, plan.display_url, json_as_text=True)
+                statement = sa.select(table)
+            options = conn.execution_options(stream_results=True, yield_per=plan.chunk_rows)
+            result = options.execute(statement, plan.params)
+            held: list[pa.RecordBatch] = []
+            for rows in result.partitions(plan.chunk_rows):
+                # Columns with only NULLs so far settle their type on their first value;
+                # chunks are held back (boundedly) until every column has one.
+                fields = infer_fields(plan.column_names, fields, rows)
+                held.append(rows_to_batch(rows, pa.schema(fields)))
+                if _settled(fields) or sum(b.nbytes for b in held) >= HOLD_BYTES:
+                    yield from _conformed(held, pa.schema(fields))
+                    held, yielded = [], True
+            if held:
+                yield from _conformed(held, pa.schema(fields))
+                yielded = True
+    except DBAPIError as exc:
+        raise source_failure(exc, plan.display_url) from exc
+    except SQLAlchemyError as exc:
+        raise SourceError(f"source `{plan.display_url}`: {first_line(exc)}") from exc
+    finally:
+        engine.dispose()
+    if not yielded:  # no rows at all: still describe the columns
+        yield rows_to_batch([], pa.schema(infer_fields(plan.column_names, fields, [])))
+
+
+def _settled(fields: list[pa.Field | None]) -> bool:
+    return not any(field is None or is_undetermined(field) for field in fields)
+
+
+def _conformed(batches: list[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Give held batches the latest schema: their all-NULL columns take the settled type."""
+    for batch in batches:
+        if batch.schema.equals(schema):
+            yield batch
+            continue
+        arrays = [
+            pa.nulls(batch.num_rows, field.type) if pa.types.is_null(column.type) else column
+            for column, field in zip(batch.columns, schema, strict=True)
+        ]
+        yield pa.RecordBatch.from_arrays(arrays, schema=schema)

@@ -1,0 +1,147 @@
+"""The `exports` CLI, run through typer's CliRunner against the real flow and Prefect API."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from lxml import etree
+from typer.testing import CliRunner
+
+from deployments.cli.app import app
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _in_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """prefect.yaml and its relative demo paths are read from the project folder."""
+    monkeypatch.chdir(REPO_ROOT)
+
+
+class TestRun:
+    def test_json_prints_the_export_result(self, tmp_path: Path) -> None:
+        target = tmp_path / "{deployment}" / "{export}-{run_id}.{ext}"
+        result = runner.invoke(
+            app, ["run", "demo-orders", "--set", f"destination.url={target}", "--json"]
+        )
+        assert result.exit_code == 0, result.stderr
+        payload = json.loads(result.stdout)
+        assert set(payload) >= {
+            "export_request_id",
+            "rows",
+            "bytes",
+            "files",
+            "format",
+            "started",
+            "finished",
+        }
+        assert payload["rows"] == 1000 and payload["format"] == "csv"
+        [path] = payload["files"]
+        delivered = Path(path)
+        assert delivered.parent == tmp_path / "demo-orders"
+        assert delivered.name == f"orders-{payload['export_request_id']}.csv"
+        assert delivered.stat().st_size == payload["bytes"]
+        with delivered.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+        assert len(rows) == 1 + 1000 and rows[0][0] == "order_id"
+
+    def test_set_overrides_format_and_nested_params(self, tmp_path: Path) -> None:
+        target = tmp_path / "{export}.{ext}"
+        result = runner.invoke(
+            app,
+            [
+                "run",
+                "demo-paid-orders-jsonl",
+                "--set",
+                f"destination.url={target}",
+                "--set",
+                "source.params.min_amount=5000",
+                "--set",
+                "format=xml",
+                "--json",
+            ],
+        )
+        assert result.exit_code == 0, result.stderr
+        payload = json.loads(result.stdout)
+        [path] = payload["files"]
+        assert path.endswith("paid-orders.xml.gz")
+        import gzip
+
+        root = etree.fromstring(gzip.decompress(Path(path).read_bytes()))
+        amounts = [float(item.findtext("amount")) for item in root]
+        assert len(amounts) == payload["rows"] > 0
+        assert min(amounts) >= 5000
+
+    @pytest.mark.parametrize(
+        ("args", "code", "message"),
+        [
+            (
+                ["--set", "format=xls"],
+                1,
+                "format: `xls` is not supported; use one of csv, json, jsonl, xml, parquet",
+            ),
+            (["--set", "destination.url=ftp://host/x.csv"], 1, "destination.url: scheme `ftp://`"),
+            (
+                ["--set", "destination.url=out/{nope}.csv"],
+                1,
+                "destination.url: unknown token `{nope}`",
+            ),
+            (
+                ["--set", "source.table=missing_table"],
+                1,
+                "source.table: table `missing_table` not found",
+            ),
+            (["--set", "source.chunk_rows=0"], 1, "source.chunk_rows"),
+            (["--set", "format"], 2, "--set: `format` is not key=value"),
+        ],
+    )
+    def test_bad_input_is_one_line_on_stderr(
+        self, tmp_path: Path, args: list[str], code: int, message: str
+    ) -> None:
+        before = set(tmp_path.rglob("*"))
+        result = runner.invoke(
+            app,
+            ["run", "demo-orders", "--set", f"destination.url={tmp_path}/x.{{ext}}", *args],
+        )
+        assert result.exit_code == code
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert message in lines[0]
+        assert set(tmp_path.rglob("*")) == before, "nothing may be written"
+
+    def test_unknown_deployment_is_a_usage_error(self) -> None:
+        result = runner.invoke(app, ["run", "no-such-export"])
+        assert result.exit_code == 2
+        assert "no deployment named `no-such-export`" in result.stderr
+        assert "demo-orders" in result.stderr
+
+
+class TestDemo:
+    def test_writes_every_format_for_both_tables(self, tmp_path: Path) -> None:
+        result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
+        assert result.exit_code == 0, result.stderr
+        names = sorted(path.name for path in tmp_path.iterdir())
+        assert names == sorted(
+            f"{table}.{ext}"
+            for table in ("orders", "customers")
+            for ext in ("csv", "json", "jsonl", "xml", "parquet")
+        )
+        assert "orders.parquet" in result.stdout and "rows" in result.stdout
+        assert pq.read_table(tmp_path / "orders.parquet").num_rows == 1000
+        assert len(json.loads((tmp_path / "customers.json").read_text(encoding="utf-8"))) == 50
+        lines = (tmp_path / "orders.jsonl").read_text(encoding="utf-8").splitlines()
+        assert len(lines) == 1000 and all(json.loads(line)["order_id"] for line in lines)
+        root = etree.parse(str(tmp_path / "orders.xml")).getroot()
+        assert root.tag == "root" and len(root) == 1000
+        rows = list(
+            csv.reader(io.StringIO((tmp_path / "customers.csv").read_text("utf-8"), newline=""))
+        )
+        assert len(rows) == 51

@@ -1,0 +1,426 @@
+"""The API gateway end to end: `exports gateway` (uvicorn) in a subprocess, the `export` flow
+served by a Prefect runner in another, keys made with the CLI, requests sent with httpx."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.flow_engine import run_flow
+from typer.testing import CliRunner
+
+from deployments.cli.app import app
+from deployments.gateway.keys import create_key, revoke_key
+from deployments.gateway.master_secrets import SECRETS_ENV, forget_secrets
+from flows.export import export
+from tests.conftest import DEMO_DB, REPO_ROOT
+from tests.deployments.conftest import (
+    Gateway,
+    api_parameters,
+    auth,
+    stop_process,
+    subprocess_env,
+)
+from tests.flows.destinations.stores import StoreUnderTest
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+SERVED = "export/api-served"
+SERVE_SCRIPT = """
+import json, sys
+from prefect import serve
+from flows.export import export
+
+serve(
+    export.to_deployment(name="api-served", parameters=json.loads(sys.argv[1])),
+    print_starting_message=False,
+)
+"""
+SINCE, UNTIL = "2023-01-01T00:00:00Z", "2023-02-01T00:00:00Z"
+ISSUED: list[str] = []  # every key these tests made: none may appear in logs or runs
+RUN_IDS: list[str] = []  # runs of the served deployment
+
+
+@dataclass(frozen=True)
+class Served:
+    deployment_id: str
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """`export/api-served` (prefect.yaml's orders-api, delivering to a tmp folder), served
+    by a runner subprocess."""
+    folder = tmp_path_factory.mktemp("api-served")
+    log_path = folder / "runner.log"
+    with log_path.open("wb") as log:
+        runner = subprocess.Popen(
+            [sys.executable, "-c", SERVE_SCRIPT, json.dumps(api_parameters(folder))],
+            cwd=REPO_ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 90
+            with get_client(sync_client=True) as client:
+                while True:
+                    assert runner.poll() is None, log_path.read_text()
+                    try:
+                        found = client.read_deployment_by_name(SERVED)
+                        break
+                    except Exception:  # noqa: BLE001 - not registered yet
+                        assert time.monotonic() < deadline, log_path.read_text()
+                        time.sleep(0.5)
+            yield Served(str(found.id), log_path)
+        finally:
+            stop_process(runner)
+
+
+def cli_key(deployment: str, user: str) -> str:
+    made = CliRunner().invoke(app, ["keys", "create", deployment, "--user", user, "--json"])
+    assert made.exit_code == 0, made.output
+    token = str(json.loads(made.stdout)["key"])
+    ISSUED.append(token)
+    return token
+
+
+def module_key(deployment: str, user: str, **options: Any) -> tuple[str, str]:
+    token, record = create_key(deployment, user, **options)
+    ISSUED.append(token)
+    return token, record.key_id
+
+
+# The window's bounds as SQLAlchemy binds them to SQLite (text compared with text).
+WINDOW_BOUNDS = ("2023-01-01 00:00:00.000000", "2023-02-01 00:00:00.000000")
+COMPARED = ("order_id", "customer_id", "amount", "status")
+
+
+def source_rows() -> list[tuple[Any, ...]]:
+    """The rows of the window, read from the demo database by sqlite3 itself."""
+    with closing(sqlite3.connect(DEMO_DB)) as conn:
+        return conn.execute(
+            f"SELECT {', '.join(COMPARED)} FROM orders WHERE ordered_at >= ? AND ordered_at < ? "
+            "ORDER BY order_id",
+            WINDOW_BOUNDS,
+        ).fetchall()
+
+
+def exported_rows(text: str) -> list[tuple[Any, ...]]:
+    return [tuple(json.loads(line)[name] for name in COMPARED) for line in text.splitlines()]
+
+
+def poll_completed(gateway: Gateway, status_url: str, token: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 180
+    while True:
+        answer = httpx.get(status_url, headers=auth(token), timeout=30)
+        assert answer.status_code == 200, answer.text
+        status: dict[str, Any] = answer.json()
+        if status["final"]:
+            assert status["status"] == "Completed", (status, gateway.log.read_text()[-3000:])
+            return status
+        assert time.monotonic() < deadline, status
+        time.sleep(1)
+
+
+def test_trigger_poll_and_download(served: Served, gateway: Gateway) -> None:  # noqa: ARG001
+    token = cli_key(SERVED, "alice")
+    body = {"parameters": {"window": {"since": SINCE, "until": UNTIL}}}
+    answer = httpx.post(f"{gateway.url}/v1/exports/trigger", json=body, headers=auth(token))
+    assert answer.status_code == 202, answer.text
+    accepted = answer.json()
+    assert set(accepted) == {"export_request_id", "deployment", "status_url", "file_url"}
+    assert accepted["deployment"] == SERVED
+    assert answer.headers["location"] == accepted["status_url"]
+    RUN_IDS.append(accepted["export_request_id"])
+
+    status = poll_completed(gateway, accepted["status_url"], token)
+    expected = source_rows()
+    assert len(expected) > 10
+    assert status["rows"] == len(expected) and len(status["files"]) == 1
+    assert status["started"] and status["finished"] and status["error"] is None
+
+    download = httpx.get(accepted["file_url"], headers=auth(token), timeout=30)
+    assert download.status_code == 200
+    assert download.headers["content-type"] == "application/x-ndjson"
+    name = Path(status["files"][0]).name
+    assert f'filename="{name}"' in download.headers["content-disposition"]
+    assert len(download.content) == status["bytes"]
+    assert exported_rows(download.text) == expected
+    first = json.loads(download.text.splitlines()[0])
+    assert set(first) == {"order_id", "customer_id", "ordered_at", "amount", "status"}
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(uuid.UUID(accepted["export_request_id"]))
+    assert {"trigger:api", "user:alice"} <= set(run.tags)
+    assert run.parameters["window"] == {
+        "period": "P1D", "timezone": "UTC", "since": SINCE, "until": UNTIL,
+    }  # fmt: skip
+
+
+def test_wait_answers_with_the_file(served: Served, gateway: Gateway) -> None:  # noqa: ARG001
+    token = cli_key(SERVED, "bert")
+    body = {"parameters": {"window": {"since": SINCE, "until": UNTIL}}}
+    answer = httpx.post(
+        f"{gateway.url}/v1/exports/trigger?wait=150", json=body, headers=auth(token), timeout=200
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/x-ndjson"
+    RUN_IDS.append(answer.headers["x-export-request-id"])
+    assert exported_rows(answer.text) == source_rows()
+
+    # Not done within the wait: 202 as without it.
+    quick = httpx.post(f"{gateway.url}/v1/exports/trigger?wait=1", headers=auth(token))
+    assert quick.status_code == 202, quick.text
+    RUN_IDS.append(quick.json()["export_request_id"])
+
+
+def test_a_file_in_an_object_store_downloads_through_the_gateway(
+    gateway: Gateway, idle_deployment: str, store: StoreUnderTest
+) -> None:
+    """S3, GCS and Azure Blob: the gateway streams the file with the run's own block."""
+    token, _ = module_key(idle_deployment, "olga")
+    destination = {
+        "url": store.url("api/{export}-{run_id}.{ext}"),
+        "block": store.save_block(f"gateway-{store.key}"),
+    }
+    body = {"parameters": {"window": {"since": SINCE, "until": UNTIL}}}
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(idle_deployment)
+        run = client.create_flow_run_from_deployment(
+            deployment.id, parameters={**body["parameters"], "destination": destination}
+        )
+    # The run executed as a runner's child executes it (what is tested here is the download).
+    state = run_flow(export, flow_run=run, parameters=run.parameters, return_type="state")
+    assert state.is_completed(), state
+
+    status = httpx.get(f"{gateway.url}/v1/exports/runs/{run.id}", headers=auth(token)).json()
+    [path] = status["files"]
+    assert path == store.url(f"api/orders-{run.id}.jsonl")
+    download = httpx.get(
+        f"{gateway.url}/v1/exports/runs/{run.id}/file", headers=auth(token), timeout=60
+    )
+    assert download.status_code == 200, download.text
+    assert download.headers["content-type"] == "application/x-ndjson"
+    stored = store.read(f"api/orders-{run.id}.jsonl")
+    assert download.content == stored and len(stored) == status["bytes"]
+    assert exported_rows(download.text) == source_rows()
+    assert not store.secret or store.secret not in gateway.log.read_text()
+
+
+def test_a_failed_export_is_424_with_its_status(
+    served: Served,  # noqa: ARG001
+    gateway: Gateway,
+) -> None:
+    token = cli_key(SERVED, "cara")
+    trigger = f"{gateway.url}/v1/exports/trigger"
+    # since and until reversed: refused before a run is made
+    body = {"parameters": {"window": {"since": UNTIL, "until": SINCE}}}
+    refused = httpx.post(trigger, json=body, headers=auth(token))
+    assert refused.status_code == 422 and "window.since" in refused.json()["detail"]
+    # since in the future, until = now: only the run can tell, and it fails
+    body = {"parameters": {"window": {"since": "2999-01-01T00:00:00Z"}}}
+    answer = httpx.post(f"{trigger}?wait=150", json=body, headers=auth(token), timeout=200)
+    assert answer.status_code == 424, answer.text
+    status = answer.json()
+    RUN_IDS.append(status["export_request_id"])
+    assert status["status"] == "Failed" and status["final"] and status["rows"] is None
+    assert "window" in status["error"], status
+    again = httpx.get(f"{gateway.url}/v1/exports/runs/{status['export_request_id']}",
+                      headers=auth(token))  # fmt: skip
+    assert again.json() == status
+    file = httpx.get(f"{gateway.url}/v1/exports/runs/{status['export_request_id']}/file",
+                     headers=auth(token))  # fmt: skip
+    assert file.status_code == 404 and "Failed" in file.json()["detail"]
+
+
+def test_refused_keys_get_one_fixed_401(
+    gateway: Gateway, idle_deployment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good, _ = module_key(idle_deployment, "dave")
+    revoked, revoked_id = module_key(idle_deployment, "dave")
+    revoke_key(revoked_id)
+    expired, _ = module_key(idle_deployment, "dave", expires_in_days=-1)
+    with monkeypatch.context() as patched:
+        patched.setenv(SECRETS_ENV, Fernet.generate_key().decode())
+        other_secret, _ = module_key(idle_deployment, "dave")
+    forget_secrets()
+    middle = len(good) // 2
+    flipped = good[:middle] + ("A" if good[middle] != "A" else "B") + good[middle + 1 :]
+    headers: dict[str, dict[str, str]] = {
+        "no header": {},
+        "not bearer": {"Authorization": f"Basic {good}"},
+        "garbage": auth("garbage"),
+        "empty": {"Authorization": "Bearer"},
+        "flipped": auth(flipped),
+        "other secret": auth(other_secret),
+        "revoked": auth(revoked),
+        "expired": auth(expired),
+    }
+    bodies = set()
+    for case, header in headers.items():
+        for method, path in (
+            ("POST", "/v1/exports/trigger"),
+            ("GET", f"/v1/exports/runs/{uuid.uuid4()}"),
+            ("GET", f"/v1/exports/runs/{uuid.uuid4()}/file"),
+            ("GET", "/v1/exports/runs/not-a-uuid"),
+        ):
+            answer = httpx.request(method, gateway.url + path, headers=header)
+            assert answer.status_code == 401, (case, path, answer.text)
+            assert answer.headers["www-authenticate"] == "Bearer", case
+            bodies.add(answer.content)
+    assert bodies == {b'{"detail":"missing or invalid API key"}'}
+    ok = httpx.get(f"{gateway.url}/v1/exports/runs/{uuid.uuid4()}", headers=auth(good))
+    assert ok.status_code == 404, ok.text
+
+
+def test_a_key_sees_only_its_own_deployment(
+    served: Served,  # noqa: ARG001
+    gateway: Gateway,
+    idle_deployment: str,
+) -> None:
+    assert RUN_IDS, "runs of the served deployment come from the tests above"
+    other, _ = module_key(idle_deployment, "erin")
+    foreign = httpx.get(f"{gateway.url}/v1/exports/runs/{RUN_IDS[0]}", headers=auth(other))
+    missing = httpx.get(f"{gateway.url}/v1/exports/runs/{uuid.uuid4()}", headers=auth(other))
+    assert foreign.status_code == missing.status_code == 404
+    assert foreign.content == missing.content
+    file = httpx.get(f"{gateway.url}/v1/exports/runs/{RUN_IDS[0]}/file", headers=auth(other))
+    assert file.status_code == 404 and file.content == missing.content
+
+
+def test_bad_input_is_never_a_5xx(gateway: Gateway, idle_deployment: str) -> None:
+    token, _ = module_key(idle_deployment, "fay")
+    trigger = f"{gateway.url}/v1/exports/trigger"
+    cases = [
+        httpx.get(f"{gateway.url}/v1/exports/runs/not-a-uuid", headers=auth(token)),
+        httpx.get(f"{gateway.url}/v1/exports/runs/{uuid.uuid4()}/file?part=0", headers=auth(token)),
+        httpx.post(f"{trigger}?wait=301", headers=auth(token)),
+        httpx.post(f"{trigger}?wait=soon", headers=auth(token)),
+        httpx.post(trigger, content=b"{not json", headers=auth(token)),
+        httpx.post(trigger, json={"parameters": {"source": {"table": "x"}}}, headers=auth(token)),
+        httpx.post(
+            trigger, json={"parameters": {"window": {"since": "yesterday"}}}, headers=auth(token)
+        ),  # fmt: skip
+        httpx.post(trigger, json={"extra": 1}, headers=auth(token)),
+        httpx.post(trigger, headers={**auth(token), "Idempotency-Key": "x" * 300}),
+    ]
+    for answer in cases:
+        assert answer.status_code == 422, (answer.request.url, answer.text)
+    big = httpx.post(trigger, content=b"{" + b" " * 70_000 + b"}", headers=auth(token))
+    assert big.status_code == 413, big.text
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(100):
+            yield b" " * 1024
+
+    streamed = httpx.post(trigger, content=chunks(), headers=auth(token))
+    assert streamed.status_code == 413, streamed.text
+
+
+def count_runs(deployment: str) -> int:
+    with get_client(sync_client=True) as client:
+        found = client.read_deployment_by_name(deployment)
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=200,
+            offset=0,
+        )
+    return len(runs)
+
+
+async def _trigger_all(url: str, token: str, idempotency_keys: list[str]) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=100)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        return await asyncio.gather(
+            *(
+                client.post(
+                    f"{url}/v1/exports/trigger", headers={**auth(token), "Idempotency-Key": key}
+                )
+                for key in idempotency_keys
+            )
+        )
+
+
+def test_concurrent_triggers_and_idempotency(gateway: Gateway, idle_deployment: str) -> None:
+    """On the deployment no runner serves: the runs stay Scheduled (deleted afterwards)."""
+    token, _ = module_key(idle_deployment, "gus")
+    before = count_runs(idle_deployment)
+    distinct = asyncio.run(_trigger_all(gateway.url, token, [f"d-{i}" for i in range(50)]))
+    assert [answer.status_code for answer in distinct] == [202] * 50, distinct[0].text
+    assert len({answer.json()["export_request_id"] for answer in distinct}) == 50
+    assert count_runs(idle_deployment) == before + 50
+
+    same = asyncio.run(_trigger_all(gateway.url, token, ["same"] * 10))
+    assert [answer.status_code for answer in same] == [202] * 10
+    assert len({answer.json()["export_request_id"] for answer in same}) == 1
+    assert count_runs(idle_deployment) == before + 51
+
+    # The same Idempotency-Key from another key is another run.
+    other, _ = module_key(idle_deployment, "gus")
+    [again] = asyncio.run(_trigger_all(gateway.url, other, ["same"]))
+    assert again.json()["export_request_id"] != same[0].json()["export_request_id"]
+
+
+def test_a_paused_trigger_is_409(gateway: Gateway, idle_deployment: str) -> None:
+    token, _ = module_key(idle_deployment, "hank")
+    with get_client(sync_client=True) as client:
+        deployment_id = client.read_deployment_by_name(idle_deployment).id
+        client.pause_deployment(deployment_id)
+    try:
+        answer = httpx.post(f"{gateway.url}/v1/exports/trigger", headers=auth(token))
+    finally:
+        with get_client(sync_client=True) as client:
+            client.resume_deployment(deployment_id)
+    assert answer.status_code == 409 and "paused" in answer.json()["detail"]
+
+
+def test_openapi_and_health(gateway: Gateway) -> None:
+    assert httpx.get(f"{gateway.url}/healthz").json() == {"status": "ok"}
+    document = httpx.get(f"{gateway.url}/openapi.json").json()
+    assert {"/v1/exports/trigger", "/v1/exports/runs/{run_id}",
+            "/v1/exports/runs/{run_id}/file"} <= set(document["paths"])  # fmt: skip
+    schemas = document["components"]["schemas"]
+    assert set(schemas["WindowOverride"]["properties"]) == {"since", "until", "lookback"}
+
+
+def test_no_key_in_logs_parameters_or_tags(served: Served, gateway: Gateway) -> None:
+    """Last: every key these tests made, against everything the runs and servers kept."""
+    assert ISSUED and RUN_IDS
+    secrets = [*ISSUED, *(token.removeprefix("pex_") for token in ISSUED)]
+    time.sleep(2)  # the last log lines reach the files and the API
+    texts = {"gateway log": gateway.log.read_text(), "runner log": served.log.read_text()}
+    assert "POST /v1/exports/trigger" in texts["gateway log"], "uvicorn's access log is on"
+    assert "refused a key" in texts["gateway log"]
+    with get_client(sync_client=True) as client:
+        logs = client.request(
+            "POST",
+            "/logs/filter",
+            json={"logs": {"flow_run_id": {"any_": RUN_IDS}}, "sort": "TIMESTAMP_ASC",
+                  "limit": 200, "offset": 0},
+        ).json()  # fmt: skip
+        assert logs, "the served runs logged to the API"
+        texts["flow run logs"] = json.dumps(logs)
+        for run_id in RUN_IDS:
+            run = client.read_flow_run(uuid.UUID(run_id))
+            texts[f"run {run_id}"] = json.dumps(
+                {"parameters": run.parameters, "tags": run.tags, "name": run.name,
+                 "idempotency_key": run.idempotency_key}, default=str,
+            )  # fmt: skip
+    for where, text in texts.items():
+        for secret in secrets:
+            assert secret not in text, f"a key in the {where}"

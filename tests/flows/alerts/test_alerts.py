@@ -1,0 +1,242 @@
+"""Status alerts (Contract 5) against a real HTTP receiver on loopback and the test Prefect API:
+what reached the webhook, in which order, with which keys, formats and signature."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from typer.testing import CliRunner
+
+from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
+from deployments.cli.app import app
+from flows.alerts.payload import alert_time
+from flows.alerts.webhook import signature
+from flows.export import export
+from flows.runs.artifacts import table_artifacts
+from tests.servers import WebhookReceiver, free_port
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+CONTRACT_KEYS = ["Export Request Id", "Partner", "Type", "Status", "Frequency", "Date and Time"]
+DATE_AND_TIME = re.compile(r"^\d{2}/\d{2}/\d{4} (?:[1-9]|1[0-2]):[0-5]\d:[0-5]\d (?:AM|PM)$")
+
+
+@pytest.fixture
+def alerts(receiver: WebhookReceiver) -> Iterator[WebhookReceiver]:
+    """Alerts on, to the receiver; off again afterwards (the switch is global)."""
+    StatusAlerts(enabled=True, url=f"{receiver.url}/alerts", timezone="America/New_York").save(
+        ALERTS_BLOCK_NAME, overwrite=True
+    )
+    yield receiver
+    StatusAlerts().save(ALERTS_BLOCK_NAME, overwrite=True)
+
+
+def bodies(receiver: WebhookReceiver) -> list[dict[str, Any]]:
+    return [json.loads(request.body) for request in receiver.requests]
+
+
+def orders(demo_db: Path, folder: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "source": {"url": f"sqlite:///{demo_db}", "table": "orders"},
+        "destination": {"url": f"{folder}/{{export}}.{{ext}}"},
+        "type": "Orders",
+        **extra,
+    }
+
+
+def parse_alert_time(text: str, zone: str) -> datetime:
+    return datetime.strptime(text, "%d/%m/%Y %I:%M:%S %p").replace(tzinfo=ZoneInfo(zone))
+
+
+def alert_artifacts(flow_run_id: str) -> list[dict[str, Any]]:
+    """The alert outcomes recorded on a run (table artifacts), oldest first."""
+    tables = reversed(table_artifacts(flow_run_id, limit=50))
+    return [t.rows[0] for t in tables if t.description.startswith("Status alert") and t.rows]
+
+
+def test_alert_time_format_and_zone() -> None:
+    moment = datetime(2023, 7, 25, 14, 50, 52, tzinfo=UTC)
+    assert alert_time(moment, "Europe/Berlin") == "25/07/2023 4:50:52 PM"
+    assert alert_time(moment, "UTC") == "25/07/2023 2:50:52 PM"
+    assert alert_time(datetime(2023, 1, 5, 0, 5, 9, tzinfo=UTC), "UTC") == "05/01/2023 12:05:09 AM"
+    assert alert_time(datetime(2023, 1, 5, 12, 0, 0, tzinfo=UTC), "UTC") == "05/01/2023 12:00:00 PM"
+
+
+def test_a_successful_export_sends_initiated_then_completed(
+    alerts: WebhookReceiver, demo_db: Path, tmp_path: Path
+) -> None:
+    before = datetime.now(UTC)
+    result = export(**orders(demo_db, tmp_path))
+    sent = bodies(alerts)
+    assert [body["Status"] for body in sent] == ["Initiated", "Completed"]
+    for body in sent:
+        assert list(body)[:6] == CONTRACT_KEYS
+        assert body["Export Request Id"] == result.export_request_id
+        assert body["Partner"] == "Local folder" and body["Type"] == "Orders"
+        assert body["Frequency"] == "One Time" and body["Trigger"] == "Run Now"
+        assert DATE_AND_TIME.match(body["Date and Time"]), body["Date and Time"]
+        # New York wall-clock time: the same instant as now, give or take the run.
+        moment = parse_alert_time(body["Date and Time"], "America/New_York")
+        assert before - timedelta(seconds=2) <= moment <= datetime.now(UTC) + timedelta(seconds=2)
+    assert sent[1]["Rows"] == 1000 and sent[1]["Files"] == result.files
+    for request in alerts.requests:
+        assert request.path == "/alerts" and request.header("Content-Type") == "application/json"
+        assert request.header("X-Exports-Signature") is None
+    assert [row["status"] for row in alert_artifacts(result.export_request_id)] == [
+        "Initiated",
+        "Completed",
+    ]
+
+
+def test_a_failing_export_sends_initiated_then_failed_with_the_error(
+    alerts: WebhookReceiver, demo_db: Path, tmp_path: Path
+) -> None:
+    parameters = orders(demo_db, tmp_path)
+    parameters["source"]["table"] = "no_such_table"
+    state = export(**parameters, return_state=True)
+    assert state.is_failed()
+    sent = bodies(alerts)
+    assert [body["Status"] for body in sent] == ["Initiated", "Failed"]
+    assert list(sent[1])[:6] == CONTRACT_KEYS
+    assert "no_such_table" in sent[1]["Error"] and "\n" not in sent[1]["Error"]
+
+
+def test_a_retried_flow_sends_one_initiated(
+    alerts: WebhookReceiver, demo_db: Path, tmp_path: Path
+) -> None:
+    parameters = orders(demo_db, tmp_path)
+    parameters["source"]["table"] = "no_such_table"
+    retried = export.with_options(retries=2, retry_delay_seconds=0)
+    state = retried(**parameters, return_state=True)
+    assert state.is_failed()
+    assert [body["Status"] for body in bodies(alerts)] == ["Initiated", "Failed"]
+
+
+def test_500_500_200_is_delivered_on_the_third_attempt(
+    alerts: WebhookReceiver, demo_db: Path, tmp_path: Path
+) -> None:
+    alerts.answer(500, 500)
+    result = export(**orders(demo_db, tmp_path))
+    assert [(json.loads(r.body)["Status"], r.status) for r in alerts.requests] == [
+        ("Initiated", 500),
+        ("Initiated", 500),
+        ("Initiated", 200),
+        ("Completed", 200),
+    ]
+    outcomes = alert_artifacts(result.export_request_id)
+    assert outcomes[0] == {"status": "Initiated", "http_status": 200, "attempts": 3, "error": ""}
+
+
+def test_a_4xx_is_not_retried(alerts: WebhookReceiver, demo_db: Path, tmp_path: Path) -> None:
+    alerts.answer(404)
+    result = export(**orders(demo_db, tmp_path))
+    assert [r.status for r in alerts.requests] == [404, 200]
+    outcome = alert_artifacts(result.export_request_id)[0]
+    assert outcome["http_status"] == 404 and outcome["attempts"] == 1
+    assert "404" in outcome["error"]
+
+
+def test_a_dead_receiver_does_not_fail_the_export(
+    demo_db: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    StatusAlerts(
+        enabled=True, url=f"http://127.0.0.1:{free_port()}/gone", max_attempts=3, max_total_s=5
+    ).save(ALERTS_BLOCK_NAME, overwrite=True)
+    try:
+        state = export(**orders(demo_db, tmp_path), return_state=True)
+    finally:
+        StatusAlerts().save(ALERTS_BLOCK_NAME, overwrite=True)
+    assert state.is_completed()
+    outcomes = alert_artifacts(str(state.state_details.flow_run_id))
+    assert [row["status"] for row in outcomes] == ["Initiated", "Completed"]
+    for row in outcomes:
+        assert row["http_status"] is None and row["attempts"] == 3
+        assert "ConnectError" in row["error"]
+    warnings = [r.getMessage() for r in caplog.records if "NOT delivered" in r.getMessage()]
+    assert len(warnings) == 2 and "ConnectError" in warnings[0]
+
+
+def test_the_signature_verifies_with_the_secret_only(
+    receiver: WebhookReceiver, demo_db: Path, tmp_path: Path
+) -> None:
+    StatusAlerts(enabled=True, url=receiver.url, secret="s3cret-for-alerts").save(
+        ALERTS_BLOCK_NAME, overwrite=True
+    )
+    try:
+        export(**orders(demo_db, tmp_path))
+    finally:
+        StatusAlerts().save(ALERTS_BLOCK_NAME, overwrite=True)
+    assert len(receiver.requests) == 2
+    for request in receiver.requests:
+        header = request.header("X-Exports-Signature") or ""
+        # What a receiver does: HMAC-SHA256 of the raw body with the shared secret.
+        expected = hmac.new(b"s3cret-for-alerts", request.body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(header, f"sha256={expected}")
+        assert header != signature(request.body, "another-secret")
+        assert b"s3cret-for-alerts" not in request.body
+
+
+def test_no_block_or_disabled_sends_nothing(
+    receiver: WebhookReceiver, demo_db: Path, tmp_path: Path
+) -> None:
+    StatusAlerts(url=receiver.url).save(ALERTS_BLOCK_NAME, overwrite=True)  # not enabled
+    export(**orders(demo_db, tmp_path))
+    assert receiver.requests == []
+
+
+class TestCli:
+    def test_enable_show_test_disable(self, receiver: WebhookReceiver) -> None:
+        runner = CliRunner()
+        try:
+            done = runner.invoke(
+                app,
+                ["alerts", "enable", "--url", f"{receiver.url}/hook", "--secret", "abc123",
+                 "--timezone", "Europe/Berlin"],
+            )  # fmt: skip
+            assert done.exit_code == 0, done.output
+            assert "note: deploy `alert-reconciler/alert-reconciler`" in done.output
+            shown = json.loads(runner.invoke(app, ["alerts", "show", "--json"]).output)
+            assert shown["enabled"] is True and shown["url"] == f"{receiver.url}/hook"
+            assert shown["secret"] == "set" and shown["timezone"] == "Europe/Berlin"
+            tested = runner.invoke(app, ["alerts", "test"])
+            assert tested.exit_code == 0 and "HTTP 200" in tested.output
+            body = json.loads(receiver.requests[-1].body)
+            assert body["Test"] is True and list(body)[:6] == CONTRACT_KEYS
+            header = receiver.requests[-1].header("X-Exports-Signature")
+            assert header == signature(receiver.requests[-1].body, "abc123")
+            assert runner.invoke(app, ["alerts", "disable"]).exit_code == 0
+            shown = json.loads(runner.invoke(app, ["alerts", "show", "--json"]).output)
+            assert shown["enabled"] is False and shown["secret"] == "set"
+        finally:
+            StatusAlerts().save(ALERTS_BLOCK_NAME, overwrite=True)
+
+    def test_bad_options_name_what_to_change(self) -> None:
+        runner = CliRunner()
+        done = runner.invoke(app, ["alerts", "enable", "--url", "ftp://x/y"])
+        assert done.exit_code == 2
+        assert "--url: url `ftp://x/y` must be an http:// or https:// URL" in done.output
+        done = runner.invoke(
+            app, ["alerts", "enable", "--url", "https://x.example/y", "--timezone", "Mars/Base"]
+        )
+        assert done.exit_code == 2 and "--timezone: `Mars/Base` is not an IANA time zone" in (
+            done.output
+        )
+
+    def test_test_reports_a_dead_webhook(self) -> None:
+        StatusAlerts(
+            enabled=True, url=f"http://127.0.0.1:{free_port()}/", max_attempts=2, max_total_s=3
+        ).save(ALERTS_BLOCK_NAME, overwrite=True)
+        try:
+            done = CliRunner().invoke(app, ["alerts", "test"])
+        finally:
+            StatusAlerts().save(ALERTS_BLOCK_NAME, overwrite=True)
+        assert done.exit_code == 1 and "not delivered after 2 attempt(s)" in done.output
