@@ -26,9 +26,16 @@ EXPORT_PARAMETERS = (
     "type",
     "format_options",
     "window",
+    "runner",
 )
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 DEFAULT_CHUNK_ROWS = 50_000
+MAX_PARTITIONS = 64
+
+
+def _is_postgres(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
 
 
 class _Model(BaseModel):
@@ -69,6 +76,30 @@ class SourceConfig(_Model):
             "are counted and queries are not (counting runs the query twice)."
         ),
     )
+    partitions: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_PARTITIONS,
+        description=(
+            "Split the read into this many ranges that run at once (1 to 64), each a task run "
+            "writing its own parts. A PostgreSQL table is split by block ranges; anything else "
+            "needs partition_by."
+        ),
+    )
+    partition_by: str | None = Field(
+        default=None,
+        description=(
+            "Column whose range is split between the partitions (integer, numeric, date or "
+            "timestamp); its NULLs get a partition of their own."
+        ),
+    )
+    bounds: tuple[Any, Any] | None = Field(
+        default=None,
+        description=(
+            "[low, high] of partition_by to split, instead of the column's min and max; rows "
+            "outside go to the first or last partition."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_of_each(self) -> SourceConfig:
@@ -83,7 +114,29 @@ class SourceConfig(_Model):
             )
         if self.params and self.query is None:
             raise ValueError("source.params: bind parameters need a `query`")
+        self._check_partitions()
         return self
+
+    def _check_partitions(self) -> None:
+        if self.partition_by is not None and not _COLUMN.match(self.partition_by):
+            raise ValueError(
+                f"source.partition_by: `{self.partition_by}` is not a column name; use the "
+                "name of an integer, numeric, date or timestamp column of the table or query"
+            )
+        if self.bounds is not None and self.partition_by is None:
+            raise ValueError("source.bounds: bounds are values of source.partition_by; set it")
+        if self.partitions > 1 and self.partition_by is None:
+            if self.query is not None:
+                raise ValueError(
+                    f"source.partitions: {self.partitions} partitions of a query need "
+                    "source.partition_by, a column to split its rows by (integer, numeric, date "
+                    "or timestamp)"
+                )
+            if self.url is not None and not _is_postgres(self.url):
+                raise ValueError(
+                    "source.partitions: only a PostgreSQL table is split without a key; set "
+                    "source.partition_by, a column to split the table's rows by"
+                )
 
 
 class DestinationConfig(_Model):
@@ -103,6 +156,14 @@ class DestinationConfig(_Model):
     max_file_mb: float | None = Field(
         default=None, gt=0, description="Split the output into numbered parts of about this size."
     )
+    manifest: bool = Field(
+        default=False,
+        description=(
+            "Write a JSON manifest next to the files once every one is published: the files "
+            "with their rows, bytes and sha256, the columns, the snapshot or window. Its "
+            "presence means the set is complete."
+        ),
+    )
 
     @model_validator(mode="after")
     def _template_renders(self) -> DestinationConfig:
@@ -110,6 +171,12 @@ class DestinationConfig(_Model):
             check_destination_url(self.url, split=self.max_file_mb is not None)
         except ConfigurationError as exc:
             raise ValueError(str(exc)) from None
+        if self.manifest and self.store.posts:
+            raise ValueError(
+                "destination.manifest: an HTTP receiver gets each file as a POST, with "
+                "X-Export-Part / X-Export-Parts; a manifest is written next to files in a "
+                "folder or a bucket"
+            )
         return self
 
     @property
@@ -166,6 +233,29 @@ class FormatOptions(_Model):
     @property
     def newline(self) -> str:
         return "\r\n" if self.line_terminator == "crlf" else "\n"
+
+
+class RunnerConfig(_Model):
+    """Where the partitions of a split read run. Without it: Prefect's thread pool in the
+    flow's process."""
+
+    dask: str = Field(
+        description=(
+            "A dask.distributed scheduler, tcp://HOST:8786 (its workers need this project "
+            "installed and the destination reachable), or `local` for a cluster of worker "
+            "processes on this machine."
+        ),
+    )
+
+    @field_validator("dask")
+    @classmethod
+    def _scheduler(cls, value: str) -> str:
+        if value != "local" and not re.match(r"^(tcp|tls|inproc|ucx|ws|wss)://[^/]+$", value):
+            raise ValueError(
+                f"runner.dask: `{value}` is not a scheduler address; write tcp://HOST:8786, or "
+                "`local` for worker processes on this machine"
+            )
+        return value
 
 
 class WindowConfig(_Model):
@@ -260,6 +350,31 @@ class WindowConfig(_Model):
                 f"`{self.until.isoformat()}`; the window is since <= ts < until"
             )
         return self
+
+
+def check_runner(runner: RunnerConfig | None, destination: DestinationConfig) -> None:
+    """What a Dask cluster needs of the destination: its workers write the parts themselves,
+    each on its own machine.
+
+    Raises:
+        ConfigurationError: a relative local path, or an HTTP receiver (whose parts are sent
+            from the flow's process, which cannot read the workers' spool files).
+    """
+    if runner is None:
+        return
+    if destination.store.posts:
+        raise ConfigurationError(
+            "runner.dask: an HTTP destination is POSTed from the flow's process, which cannot "
+            "read the parts Dask workers spool on their machines; remove `runner` or deliver "
+            "to a store"
+        )
+    path = destination.url.partition("://")[2] if "://" in destination.url else destination.url
+    if destination.store.protocol == "file" and not path.startswith("/"):
+        raise ConfigurationError(
+            f"runner.dask: destination.url `{destination.url}` is a relative local path, "
+            "which each Dask worker would resolve in its own folder; use an absolute path on a "
+            "filesystem every worker mounts, or an object store"
+        )
 
 
 def parse_format(value: str) -> ExportFormat:

@@ -2,8 +2,12 @@
 
     inspect_source → write_batches (extract → format → temporary files) → deliver_files → record
 
+A split read (`source.partitions`) plans its ranges once, inside the snapshot they all read,
+and runs one `write_partition` task per range on Prefect's thread pool or a Dask cluster
+(`runner`); the parts are numbered in range order and published together, all or nothing.
 For an http(s) destination `post_files` takes the place of `deliver_files`: it POSTs each
 spooled file to the URL, and is retried on transient failures (flows/destinations/http_post.py).
+With `destination.manifest`, `write_manifest` describes the published set last.
 
 The stages are subpackages: flows/sources (reading), flows/formats (writing), flows/destinations
 (stores and publishing), flows/runs (tags, names, the result) and flows/alerts (state hooks).
@@ -12,15 +16,10 @@ Rows are never returned between tasks: `write_batches` streams them from the dat
 the writers, so memory follows `chunk_rows`, not the table size.
 """
 
-import gc
-import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from uuid import UUID
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run as runtime_flow_run
 from pydantic import BeforeValidator
 
@@ -28,19 +27,22 @@ from flows.alerts.hooks import alert_completed, alert_failed, alert_initiated
 from flows.config import (
     DestinationConfig,
     FormatOptions,
+    RunnerConfig,
     SourceConfig,
     WindowConfig,
+    check_runner,
     parse_format,
 )
-from flows.destinations.http_post import post_files as post_spooled_files
 from flows.destinations.http_post import remove_spools
-from flows.destinations.publish import publish
+from flows.destinations.manifest import manifest_document
+from flows.destinations.publish import number_parts
 from flows.destinations.registry import display_url
-from flows.destinations.sink import PartSink
 from flows.destinations.store import WrittenFile
 from flows.destinations.targets import TargetContext
-from flows.errors import ConfigurationError, is_transient
+from flows.errors import ConfigurationError, ExportError
+from flows.formats.columns import kind_of
 from flows.formats.registry import ExportFormat, file_extension
+from flows.runners import partition_runner
 from flows.runs.naming import (
     EXPORT_FLOW,
     current_deployment,
@@ -49,8 +51,7 @@ from flows.runs.naming import (
     export_name,
 )
 from flows.runs.result import ExportResult, record_result
-from flows.sources.plan import SourcePlan, inspect_source
-from flows.sources.read import read_for_format
+from flows.sources.plan import SourcePlan, planned_partitions
 from flows.sources.window import (
     bind_values,
     check_window,
@@ -59,8 +60,14 @@ from flows.sources.window import (
     query_uses,
     resolve_window,
 )
-
-PROGRESS_EVERY_S = 1.0
+from flows.tasks import (
+    deliver_files,
+    inspect_source_task,
+    post_files,
+    write_batches,
+    write_manifest,
+    write_partition,
+)
 
 
 def _format_value(value: object) -> object:
@@ -74,115 +81,6 @@ def _format_value(value: object) -> object:
 
 
 FormatParameter = Annotated[ExportFormat, BeforeValidator(_format_value)]
-
-
-def _retry_transient(_task: Any, _task_run: Any, state: Any) -> bool:
-    """Retry only failures that may pass on their own (lost connections, timeouts)."""
-    try:
-        state.result()
-    except Exception as exc:  # noqa: BLE001 - classifying the task's own failure
-        return is_transient(exc)
-    return False
-
-
-# Tasks that talk to a database or a store: transient failures get two more attempts, and no
-# result is cached (every run reads and writes afresh).
-RETRY_TRANSIENT: dict[str, Any] = {
-    "retries": 2,
-    "retry_delay_seconds": [2, 10],
-    "retry_condition_fn": _retry_transient,
-    "cache_policy": NO_CACHE,
-}
-
-
-@task(
-    name="inspect_source",
-    task_run_name="inspect-{label}",
-    **RETRY_TRANSIENT,
-)
-def inspect_source_task(
-    source: SourceConfig,
-    label: str,  # noqa: ARG001 - names the task run
-) -> SourcePlan:
-    """Connect, check the table or query and learn its columns, before anything is written."""
-    return inspect_source(source)
-
-
-@task(
-    name="write_batches",
-    task_run_name="write-{plan.label}-{fmt}",
-    **RETRY_TRANSIENT,
-)
-def write_batches(
-    plan: SourcePlan,
-    fmt: ExportFormat,
-    destination: DestinationConfig,
-    options: FormatOptions,
-    context: TargetContext,
-) -> list[WrittenFile]:
-    """Stream rows from the source through the format writer into temporary files."""
-    logger = get_run_logger()
-    gc.collect()  # an earlier run's upload buffers, if this process ran one (see below)
-    progress_id = cast_uuid(
-        create_progress_artifact(
-            progress=0.0, description=f"{context.export}: rows written of {plan.row_count or '?'}"
-        )
-    )
-    sink: PartSink | None = None
-    rows = 0
-    last_update = time.monotonic()
-    batches = read_for_format(plan, fmt, options)
-    try:
-        for batch in batches:
-            if sink is None:
-                sink = PartSink.open(destination, fmt, batch.schema, options, context)
-            sink.write(batch)
-            rows += batch.num_rows
-            logger.debug("wrote chunk of %s rows (%s so far)", batch.num_rows, rows)
-            if plan.row_count and time.monotonic() - last_update >= PROGRESS_EVERY_S:
-                update_progress_artifact(progress_id, _percent(rows, plan.row_count))
-                last_update = time.monotonic()
-        assert sink is not None, "the reader yields at least one (possibly empty) batch"
-        written = sink.finish()
-    except BaseException:
-        if sink is not None:
-            sink.abort()
-        raise
-    finally:
-        batches.close()  # stops the COPY reader thread now, not whenever it is collected
-        # The store clients' upload buffers (a part each) sit in reference cycles that the
-        # collector's object-count thresholds rarely reach; free them before the next run.
-        del sink
-        gc.collect()
-    update_progress_artifact(progress_id, 100.0)
-    return written
-
-
-@task(name="deliver_files", task_run_name="deliver-{label}", cache_policy=NO_CACHE)
-def deliver_files(
-    destination: DestinationConfig,
-    files: list[WrittenFile],
-    label: str,  # noqa: ARG001 - names the task run
-) -> list[str]:
-    """Publish the temporary files at their final paths, all or nothing."""
-    return publish(destination.store, destination.filesystem(), files, destination.scheme)
-
-
-@task(
-    name="post_files",
-    task_run_name="post-{label}",
-    **RETRY_TRANSIENT,
-)
-def post_files(
-    destination: DestinationConfig,
-    files: list[WrittenFile],
-    context: TargetContext,
-    fmt: ExportFormat,
-    label: str,  # noqa: ARG001 - names the task run
-) -> list[str]:
-    """POST each spooled file to the http(s) URL, in order; transient failures are retried
-    here (as task retries, visible in the UI), without reading the database again."""
-    return post_spooled_files(destination, files, context, fmt, get_run_logger())
 
 
 @flow(
@@ -203,6 +101,7 @@ def export(
     type: str | None = None,
     format_options: FormatOptions | None = None,
     window: WindowConfig | None = None,
+    runner: RunnerConfig | None = None,
 ) -> ExportResult:
     """Export a table or query to a file in one of five formats.
 
@@ -226,6 +125,7 @@ def export(
     name = export_name(name, source.table)
     options = format_options or FormatOptions()
     check_window(source, window, destination)
+    check_runner(runner, destination)
     uses = query_uses(source)
     resolved = resolve_window(window, uses)
     since: datetime | None = None
@@ -256,7 +156,13 @@ def export(
         format,
         display_url(destination.url),
     )
-    written = write_batches(plan, format, destination, options, context)
+    snapshot: str | None = None
+    if source.partitions > 1:
+        written, snapshot = _write_partitions(
+            plan, source, format, destination, options, context, runner
+        )
+    else:
+        written = write_batches(plan, format, destination, options, context)
     if destination.store.posts:
         try:
             files = post_files(destination, written, context, format, name)
@@ -265,6 +171,22 @@ def export(
     else:
         files = deliver_files(destination, written, name)
     finished = datetime.now(UTC)
+    manifest = None
+    if destination.manifest:
+        document = manifest_document(
+            export_request_id=context.run_id,
+            export=name,
+            fmt=format,
+            compression=destination.compression,
+            columns=_columns(plan),
+            files=written,
+            urls=files,
+            snapshot=snapshot,
+            window=resolved.bounds().model_dump(mode="json") if resolved is not None else None,
+            started=started,
+            finished=finished,
+        )
+        manifest = write_manifest(destination, document, context, name)
     result = ExportResult(
         export_request_id=context.run_id,
         name=name,
@@ -275,6 +197,7 @@ def export(
         started=started,
         finished=finished,
         window=resolved.bounds() if resolved is not None else None,
+        manifest=manifest,
     )
     record_result(result, partner, type, plan.display_url)
     logger.info(
@@ -287,11 +210,75 @@ def export(
     return result
 
 
-def cast_uuid(value: Any) -> UUID:
-    """Prefect's artifact helpers are sync-compatible; called from sync code they return UUIDs."""
-    assert isinstance(value, UUID)
-    return value
+def _write_partitions(
+    plan: SourcePlan,
+    source: SourceConfig,
+    fmt: ExportFormat,
+    destination: DestinationConfig,
+    options: FormatOptions,
+    context: TargetContext,
+    runner: RunnerConfig | None,
+) -> tuple[list[WrittenFile], str | None]:
+    """Plan the ranges (logged), write each as a task run of its own, and number the parts in
+    range order. If any partition fails after its retries, every partition's temporary files
+    are removed and the run fails naming it: no part of an incomplete set is published."""
+    logger = get_run_logger()
+    with planned_partitions(plan, source) as planned:
+        count = len(planned.partitions)
+        for partition in planned.partitions:
+            logger.info("partition %s of %s: %s", partition.number, count, partition.describe())
+        if planned.snapshot is not None:
+            logger.info("every partition reads snapshot %s", planned.snapshot)
+        with partition_runner(runner, count) as task_runner:
+            futures = [
+                task_runner.submit(
+                    write_partition,
+                    {
+                        "plan": plan.for_partition(partition, planned.snapshot),
+                        "fmt": fmt,
+                        "destination": destination,
+                        "options": options,
+                        "context": context,
+                    },
+                )
+                for partition in planned.partitions
+            ]
+            outcomes = [_outcome(future) for future in futures]
+    written = [item for outcome in outcomes if isinstance(outcome, list) for item in outcome]
+    failures = [
+        (partition, outcome)
+        for partition, outcome in zip(planned.partitions, outcomes, strict=True)
+        if isinstance(outcome, BaseException)
+    ]
+    if failures:
+        store, fs = destination.store, destination.filesystem()
+        for item in written:
+            store.remove_temporary(fs, item.temp_path)
+        partition, error = failures[0]
+        where = f"partition {partition.number} of {count} ({partition.describe()})"
+        if isinstance(error, ExportError):
+            raise type(error)(f"{where}: {error}") from error
+        raise error
+    if not written:  # every range was empty: one empty document, as an unsplit read writes
+        return write_batches(plan, fmt, destination, options, context), planned.snapshot
+    store, fs = destination.store, destination.filesystem()
+    gzip = destination.compression == "gzip"
+    return number_parts(store, fs, written, destination.url, context, gzip=gzip), planned.snapshot
 
 
-def _percent(rows: int, total: int) -> float:
-    return min(100.0, round(100.0 * rows / total, 1)) if total else 100.0
+def _outcome(future: Any) -> list[WrittenFile] | BaseException:
+    """The partition's files, or the error it failed with after its retries."""
+    try:
+        files: list[WrittenFile] = future.result()
+    except BaseException as exc:  # noqa: BLE001 - every partition is waited for first
+        return exc
+    return files
+
+
+def _columns(plan: SourcePlan) -> list[tuple[str, str]]:
+    """Each column and its type as the source names it (its kind where the source says none)."""
+    types = plan.source_types or ("",) * len(plan.column_names)
+    return [
+        (name, source_type or (kind_of(field) if field is not None else ""))
+        for name, source_type, field in zip(plan.column_names, types, plan.declared, strict=True)
+    ]

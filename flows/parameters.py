@@ -14,8 +14,10 @@ from flows.config import (
     EXPORT_PARAMETERS,
     DestinationConfig,
     FormatOptions,
+    RunnerConfig,
     SourceConfig,
     WindowConfig,
+    check_runner,
     parse_format,
 )
 from flows.errors import ConfigurationError
@@ -36,6 +38,7 @@ def validate_export_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
         "destination": DestinationConfig,
         "format_options": FormatOptions,
         "window": WindowConfig,
+        "runner": RunnerConfig,
     }
     for key, model in models.items():
         if key not in parameters:
@@ -53,6 +56,7 @@ def validate_export_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     source, destination = validated["source"], validated["destination"]
     if isinstance(source, SourceConfig) and isinstance(destination, DestinationConfig):
         check_window(source, validated.get("window"), destination)
+        check_runner(validated.get("runner"), destination)
     return validated
 
 

@@ -6,11 +6,13 @@ were already published by this run are removed again if a later part fails to pu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 from fsspec import AbstractFileSystem
 
 from flows.destinations.store import Store, WrittenFile, remove_quietly
+from flows.destinations.targets import TargetContext
 from flows.errors import DeliveryError
 
 
@@ -35,3 +37,23 @@ def publish(
             raise
         raise store.failure(exc, store.shown(fs, item.final_path, scheme)) from exc
     return [store.shown(fs, path, scheme) for path in published]
+
+
+def number_parts(
+    store: Store,
+    fs: AbstractFileSystem,
+    files: Sequence[WrittenFile],
+    template: str,
+    context: TargetContext,
+    *,
+    gzip: bool,
+) -> list[WrittenFile]:
+    """The final names of a split read's parts, given in range order: part 1 holds the
+    lowest range (their temporary files keep the names they were written under)."""
+    return [
+        replace(
+            item,
+            final_path=store.part_paths(fs, template, context, number, split=True, gzip=gzip)[0],
+        )
+        for number, item in enumerate(files, start=1)
+    ]

@@ -9,6 +9,7 @@ spool file, which flows/destinations/http_post.py POSTs.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,10 @@ from flows.formats.registry import ExportFormat
 from flows.formats.writers import BatchWriter, open_writer
 
 GZIP_LEVEL = 6
+# A partition's parts are written under provisional numbers (partition × stride + part), so
+# the temporary files of concurrent partitions never share a name; `number_parts` gives the
+# final numbers in range order.
+PARTITION_PART_STRIDE = 100_000
 # Room kept for a document's closing bytes (XML root, JSON bracket) inside the size limit.
 _FOOTER_ALLOWANCE = 64
 
@@ -41,11 +46,13 @@ class _OpenPart:
 
 
 class _CountingFile(io.RawIOBase):
-    """Counts the bytes that reach the destination file (after compression)."""
+    """Counts the bytes that reach the destination file (after compression), and hashes them
+    for a manifest when asked to (hashing costs about 1 s per 2 GB)."""
 
-    def __init__(self, inner: BinaryIO) -> None:
+    def __init__(self, inner: BinaryIO, *, hashed: bool = False) -> None:
         self.inner = inner
         self.count = 0
+        self.digest = hashlib.sha256() if hashed else None
 
     def writable(self) -> bool:
         return True
@@ -54,7 +61,13 @@ class _CountingFile(io.RawIOBase):
         written = self.inner.write(data)
         size = len(data) if written is None else written
         self.count += size
+        if self.digest is not None:
+            self.digest.update(data)
         return size
+
+    @property
+    def sha256(self) -> str:
+        return self.digest.hexdigest() if self.digest is not None else ""
 
     def tell(self) -> int:
         return self.count
@@ -74,6 +87,7 @@ class PartSink:
     context: TargetContext
     store: Store
     fs: AbstractFileSystem
+    partition: int | None = None  # the partition this sink writes, if the read is split
     written: list[WrittenFile] = field(default_factory=list)
     _part: _OpenPart | None = None
 
@@ -85,10 +99,10 @@ class PartSink:
         schema: pa.Schema,
         options: FormatOptions,
         context: TargetContext,
+        partition: int | None = None,
     ) -> PartSink:
-        return cls(
-            destination, fmt, schema, options, context, destination.store, destination.filesystem()
-        )
+        store, fs = destination.store, destination.filesystem()
+        return cls(destination, fmt, schema, options, context, store, fs, partition)
 
     @property
     def _limit(self) -> int | None:
@@ -109,8 +123,9 @@ class PartSink:
                 self._close_part()
 
     def finish(self) -> list[WrittenFile]:
-        """Close the last part (creating an empty document if there were no rows)."""
-        if self._part is None and not self.written:
+        """Close the last part (creating an empty document if there were no rows, unless this
+        is one partition of a split read: an empty range writes no file)."""
+        if self._part is None and not self.written and self.partition is None:
             self._open_part()
         if self._part is not None:
             self._close_part()
@@ -153,12 +168,14 @@ class PartSink:
 
     def _open_part(self) -> _OpenPart:
         number = len(self.written) + 1
+        if self.partition is not None:  # numbered again in range order once all are done
+            number += self.partition * PARTITION_PART_STRIDE
         final_path, temp_path = self.store.part_paths(
             self.fs,
             self.destination.url,
             self.context,
             number,
-            split=self.destination.max_file_mb is not None,
+            split=self.destination.max_file_mb is not None or self.partition is not None,
             gzip=self.destination.compression == "gzip",
         )
         with self._store_errors(final_path):
@@ -167,7 +184,7 @@ class PartSink:
         return self._start_part(raw, final_path, temp_path)
 
     def _start_part(self, raw: BinaryIO, final_path: str, temp_path: str) -> _OpenPart:
-        counter = _CountingFile(raw)
+        counter = _CountingFile(raw, hashed=self.destination.manifest)
         stream: BinaryIO = counter  # type: ignore[assignment]
         if self.destination.compression == "gzip":
             stream = gzip.GzipFile(  # type: ignore[assignment]
@@ -191,5 +208,11 @@ class PartSink:
             self.written.append(WrittenFile(part.final_path, part.temp_path, 0, 0))
             raise
         self.written.append(
-            WrittenFile(part.final_path, part.temp_path, part.writer.rows, part.counter.count)
+            WrittenFile(
+                part.final_path,
+                part.temp_path,
+                part.writer.rows,
+                part.counter.count,
+                part.counter.sha256,
+            )
         )

@@ -36,6 +36,8 @@ class WrittenFile:
     temp_path: str
     rows: int
     bytes: int
+    sha256: str = ""  # of the bytes as stored, when a manifest is written
+    writer: str = ""  # host:pid of the process that wrote it
 
 
 class Store:

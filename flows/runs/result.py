@@ -16,7 +16,16 @@ from flows.runs.naming import artifact_key
 from flows.runs.tags import trigger_type, triggered_by
 
 RESULT_ARTIFACT_DESCRIPTION = "Export result (machine-readable)"
-RESULT_COLUMNS = ("export_request_id", "format", "rows", "bytes", "files", "started", "finished")
+RESULT_COLUMNS = (
+    "export_request_id",
+    "format",
+    "rows",
+    "bytes",
+    "files",
+    "started",
+    "finished",
+    "manifest",
+)
 
 
 class _Model(BaseModel):
@@ -42,6 +51,7 @@ class ExportResult(_Model):
     started: datetime
     finished: datetime
     window: WindowBounds | None = None
+    manifest: str | None = None  # the manifest's URL, when destination.manifest asked for one
 
     @property
     def duration_s(self) -> float:
@@ -81,13 +91,23 @@ def record_result(result: ExportResult, partner: str, export_type: str | None, s
         description=RESULT_ARTIFACT_DESCRIPTION,
     )
     for index, path in enumerate(result.files, start=1):
-        link = path if "://" in path else f"file://{path}"
         create_link_artifact(
             key=f"{key}-file-{index}",
-            link=link,
+            link=_link(path),
             link_text=path.rsplit("/", 1)[-1],
             description=f"Delivered file {index} of {len(result.files)}.",
         )
+    if result.manifest is not None:
+        create_link_artifact(
+            key=f"{key}-manifest",
+            link=_link(result.manifest),
+            link_text=result.manifest.rsplit("/", 1)[-1],
+            description="The manifest of the delivered files (written last: the set is complete).",
+        )
+
+
+def _link(path: str) -> str:
+    return path if "://" in path else f"file://{path}"
 
 
 def _json_value(value: object) -> object:

@@ -1,9 +1,12 @@
 """Inspecting a source before anything is written: connect, check the table or query, learn
-its columns and their types, choose the reader, and count the rows for the progress bar."""
+its columns and their types, choose the reader, count the rows for the progress bar, and plan
+the partitions of a split read (in the snapshot they all read)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyarrow as pa
@@ -15,6 +18,13 @@ from flows.errors import ConfigurationError, SourceError, TransientSourceError, 
 from flows.sources import postgres
 from flows.sources.connections import create_engine, display_url, is_psycopg, resolve_url
 from flows.sources.failures import source_failure
+from flows.sources.partitions import (
+    Partition,
+    block_ranges,
+    column_kind,
+    column_ranges,
+    partition_sql,
+)
 from flows.sources.values import field_for_sqltype
 
 _MAX_TABLES_LISTED = 20
@@ -37,6 +47,30 @@ class SourcePlan:
     table: str | None = None
     text_oids: tuple[int, ...] = ()  # PostgreSQL types read as the server's text
     type_oids: tuple[int, ...] = ()  # PostgreSQL: each column's type
+    source_types: tuple[str, ...] = ()  # each column's type as the database names it
+    partition: Partition | None = None  # the range this plan reads, if the read is split
+    snapshot: str | None = None  # PostgreSQL: the exported snapshot every partition reads
+
+    def for_partition(self, partition: Partition, snapshot: str | None) -> SourcePlan:
+        """The plan of one partition of this read."""
+        count = None if self.row_count is None else round(self.row_count * partition.share)
+        return replace(self, partition=partition, snapshot=snapshot, row_count=count)
+
+    def statement(self, quote: Callable[[str], str]) -> tuple[str, dict[str, Any]]:
+        """The SQL this plan reads (its partition's range, if any) and the values it binds;
+        `quote` quotes a column name for the database's dialect."""
+        if self.partition is None:
+            return self.sql, self.params
+        sql = partition_sql(self.sql, self.partition, quote)
+        return sql, {**self.params, **self.partition.bind_values()}
+
+
+@dataclass(frozen=True)
+class PartitionPlan:
+    """The ranges of a split read, planned once, and the snapshot they read (PostgreSQL)."""
+
+    partitions: list[Partition]
+    snapshot: str | None
 
 
 def inspect_source(source: SourceConfig) -> SourcePlan:
@@ -57,11 +91,13 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
                     field_for_sqltype(column.name, column.type) for column in table.columns
                 ]
                 names = [column.name for column in table.columns]
+                source_types = tuple(_type_name(column.type, conn) for column in table.columns)
                 label = source.table
             else:
                 sql = source.query or ""
                 names = _query_columns(conn, sql, source.params, shown)
                 declared = [None] * len(names)
+                source_types = ("",) * len(names)  # known once rows are read
                 label = "query"
             reader = _choose_reader(source, engine)
             text_oids: tuple[int, ...] = ()
@@ -70,6 +106,7 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
                 described = postgres.describe(conn, sql, source.params)
                 declared = list(described.fields)
                 text_oids, type_oids = described.text_oids, described.type_oids
+                source_types = described.type_names
             wants_count = (
                 source.table is not None if source.count_rows is None else source.count_rows
             )
@@ -96,7 +133,86 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
         table=source.table,
         text_oids=text_oids,
         type_oids=type_oids,
+        source_types=source_types,
     )
+
+
+def _type_name(sqltype: sa.types.TypeEngine[Any], conn: sa.Connection) -> str:
+    try:
+        return str(sqltype.compile(dialect=conn.dialect))
+    except Exception:  # noqa: BLE001 - a type the dialect cannot write back: its class name
+        return type(sqltype).__name__
+
+
+@contextmanager
+def planned_partitions(plan: SourcePlan, source: SourceConfig) -> Iterator[PartitionPlan]:
+    """The partitions of `source.partitions`, planned in one transaction that stays open until
+    the block exits. On PostgreSQL it is REPEATABLE READ and exports its snapshot: every
+    partition reads exactly that state, so the parts together are the table at one instant
+    however it changes meanwhile. Other databases share no snapshot: each partition reads the
+    committed state of its own moment (README, "Partitions")."""
+    engine = create_engine(plan.url)
+    try:
+        with engine.connect() as conn:
+            snapshot: str | None = None
+            if is_psycopg(engine):
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                exported = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
+                snapshot = str(exported)
+            partitions = _partitions(conn, plan, source)
+            yield PartitionPlan(partitions, snapshot)
+    except (ConfigurationError, SourceError):
+        raise
+    except DBAPIError as exc:
+        raise source_failure(exc, plan.display_url) from exc
+    except SQLAlchemyError as exc:
+        raise SourceError(f"source `{plan.display_url}`: {first_line(exc)}") from exc
+    finally:
+        engine.dispose()
+
+
+def _partitions(conn: sa.Connection, plan: SourcePlan, source: SourceConfig) -> list[Partition]:
+    if source.partition_by is None:
+        assert plan.table is not None, "the config asks queries for partition_by"
+        return block_ranges(_table_blocks(conn, plan), source.partitions)
+    column = source.partition_by
+    quote = conn.dialect.identifier_preparer.quote
+    if source.bounds is not None:
+        low, high = source.bounds
+        kind = column_kind(column, plan.column_names, plan.declared, low)
+        nulls = True  # not counted: the NULL partition may well be empty
+    else:
+        sql = (
+            f"SELECT min({quote(column)}), max({quote(column)}), "
+            f"count(*) - count({quote(column)}) FROM ({plan.sql}) AS _export_bounds"
+        )
+        if column not in plan.column_names:  # say so before the database does
+            column_kind(column, plan.column_names, plan.declared, None)
+        low, high, null_count = conn.execute(sa.text(sql), plan.params).one()
+        kind = column_kind(column, plan.column_names, plan.declared, low)
+        nulls = bool(null_count)
+    return column_ranges(column, kind, low, high, source.partitions, with_nulls=nulls)
+
+
+def _table_blocks(conn: sa.Connection, plan: SourcePlan) -> int:
+    """How many pages the table has; a view or a partitioned table has none to split."""
+    schema, _, name = (plan.table or "").rpartition(".")
+    found = conn.execute(
+        sa.text(
+            "SELECT c.relkind, pg_relation_size(c.oid) / current_setting('block_size')::int "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.oid = to_regclass(CASE WHEN :schema = '' THEN quote_ident(:name) "
+            "ELSE quote_ident(:schema) || '.' || quote_ident(:name) END)"
+        ),
+        {"schema": schema, "name": name},
+    ).one()
+    kind, blocks = found
+    if kind not in ("r", "m"):
+        raise ConfigurationError(
+            f"source.partitions: `{plan.table}` is not a plain table (a view or a partitioned "
+            "table has no blocks to split); set source.partition_by, a column to split it by"
+        )
+    return int(blocks)
 
 
 def _choose_reader(source: SourceConfig, engine: sa.Engine) -> str:

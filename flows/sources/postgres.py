@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import queue
+import re
 import select
 import threading
 from array import array as int_array
@@ -45,6 +46,7 @@ HANDOFF_BYTES = 1024 * 1024  # a smaller block is handed on only when the server
 QUEUED_BLOCKS = 4  # at most this many blocks wait for the parser
 WAIT_S = 0.5  # socket wait between checks for a stop request
 _READ_SIZE = 1024 * 1024
+_SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+")
 
 # PostgreSQL type OIDs → (kind, Arrow type used to parse COPY's CSV text).
 _OID_FIELDS: dict[int, tuple[str, pa.DataType]] = {
@@ -75,6 +77,7 @@ class Described(NamedTuple):
     fields: list[pa.Field]
     text_oids: tuple[int, ...]  # types a row reader must take as the server's text
     type_oids: tuple[int, ...]  # each column's type
+    type_names: tuple[str, ...]  # each column's type as PostgreSQL writes it, e.g. numeric(12,2)
 
 
 def describe(conn: sa.Connection, sql: str, params: dict[str, Any]) -> Described:
@@ -93,17 +96,36 @@ def describe(conn: sa.Connection, sql: str, params: dict[str, Any]) -> Described
         if column.type_code in _TEXT_LOADED_OIDS or kind_of(field) in ("str", "uuid", "json")
     }
     type_oids = tuple(column.type_code for column in columns)
-    return Described(fields, tuple(sorted(text_oids)), type_oids)
+    type_names = tuple(str(column.type_display) for column in columns)
+    return Described(fields, tuple(sorted(text_oids)), type_oids, type_names)
 
 
-def prepare_connection(conn: sa.Connection, text_oids: Sequence[int]) -> None:
-    """Give a row-reading connection COPY's session settings and text forms."""
+def prepare_connection(
+    conn: sa.Connection, text_oids: Sequence[int], snapshot: str | None = None
+) -> None:
+    """Give a row-reading connection COPY's session settings and text forms (and snapshot)."""
     raw = conn.connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
-    for setting in SESSION_SETTINGS:
-        raw.execute(setting)
+    _start_session(raw, snapshot)
     for oid in text_oids:
         raw.adapters.register_loader(oid, TextLoader)
+
+
+def _start_session(raw: psycopg.Connection, snapshot: str | None) -> None:
+    """Our session settings; with `snapshot` (an id from pg_export_snapshot) a REPEATABLE READ
+    transaction that sees exactly that snapshot, so every partition of an export reads the
+    database at the same instant."""
+    if snapshot is not None:
+        if not _SNAPSHOT_ID.fullmatch(snapshot):
+            raise ValueError(f"`{snapshot}` is not a PostgreSQL snapshot id")
+        if raw.info.transaction_status != pq.TransactionStatus.IDLE:
+            raw.rollback()
+        raw.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        raw.read_only = True
+    for setting in SESSION_SETTINGS:
+        raw.execute(setting)
+    if snapshot is not None:  # before the transaction's first query; SET does not count
+        raw.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
 
 
 def _field(column: psycopg.Column) -> pa.Field:
@@ -122,10 +144,13 @@ def copy_batches(
     fields: Sequence[pa.Field | None],
     chunk_rows: int,
     shown: str,
+    snapshot: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Stream the query through COPY as record batches of at most `chunk_rows` rows."""
     schema = pa.schema([f for f in fields if f is not None])
-    with _copy_session(url, sql, params, "FORMAT csv", shown, row_lengths=False) as stream:
+    with _copy_session(
+        url, sql, params, "FORMAT csv", shown, row_lengths=False, snapshot=snapshot
+    ) as stream:
         empty = True
         for batch in _rebatch(_parse(stream, schema, shown), chunk_rows):
             empty = False
@@ -135,11 +160,18 @@ def copy_batches(
 
 
 def copy_rows(
-    url: str, sql: str, params: dict[str, Any], copy_options: str, shown: str
+    url: str,
+    sql: str,
+    params: dict[str, Any],
+    copy_options: str,
+    shown: str,
+    snapshot: str | None = None,
 ) -> Iterator[pa.Array]:
     """COPY's output as it comes, one string array of whole rows (each with its line
     break) per block of about BLOCK_BYTES, so a writer can still split files between rows."""
-    with _copy_session(url, sql, params, copy_options, shown, row_lengths=True) as stream:
+    with _copy_session(
+        url, sql, params, copy_options, shown, row_lengths=True, snapshot=snapshot
+    ) as stream:
         for data, lengths in stream.row_blocks():
             offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
             np.cumsum(np.frombuffer(lengths, dtype=np.int32), out=offsets[1:])
@@ -150,7 +182,14 @@ def copy_rows(
 
 @contextmanager
 def _copy_session(
-    url: str, sql: str, params: dict[str, Any], copy_options: str, shown: str, *, row_lengths: bool
+    url: str,
+    sql: str,
+    params: dict[str, Any],
+    copy_options: str,
+    shown: str,
+    *,
+    row_lengths: bool,
+    snapshot: str | None = None,
 ) -> Iterator[_CopyStream]:
     """A COPY (query) TO STDOUT running on its own connection, with our session settings;
     driver errors become the export's typed errors."""
@@ -164,8 +203,7 @@ def _copy_session(
     try:
         raw = conn.driver_connection
         assert isinstance(raw, psycopg.Connection)
-        for setting in SESSION_SETTINGS:
-            raw.execute(setting)
+        _start_session(raw, snapshot)
         copy_sql = f"COPY ({statement}) TO STDOUT ({copy_options})"
         query = psycopg.ClientCursor(raw).mogrify(copy_sql, values)  # COPY takes no $n params
         stream = _CopyStream(raw, query, row_lengths=row_lengths)
@@ -400,6 +438,11 @@ def _rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Record
             held = rest.num_rows
     if held:
         yield pa.concat_batches(pending) if len(pending) > 1 else pending[0]
+
+
+def quote_identifier(name: str) -> str:
+    """A column name as PostgreSQL reads it (quoted where it needs to be)."""
+    return str(postgresql.psycopg.dialect().identifier_preparer.quote(name))  # type: ignore[no-untyped-call]
 
 
 def _psycopg_statement(sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -9,6 +9,7 @@ For CSV and JSON from PostgreSQL the server renders the rows itself
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from flows.formats.registry import ExportFormat
 from flows.sources import pg_render, postgres
 from flows.sources.connections import create_engine, is_psycopg
 from flows.sources.failures import source_failure
+from flows.sources.partitions import Partition, partition_clause
 from flows.sources.plan import SourcePlan, reflect_table
 from flows.sources.values import infer_fields, rows_to_batch
 
@@ -35,16 +37,19 @@ def read_for_format(
     """What a writer of `fmt` is fed: from PostgreSQL, the finished CSV or JSON rows that
     COPY writes with our canonical text (flows/sources/pg_render.py); else typed batches."""
     if plan.reader == "postgres_copy":
-        query = pg_render.server_rendered(plan.sql, plan.declared, plan.type_oids, fmt, options)
+        sql, params = plan.statement(postgres.quote_identifier)
+        query = pg_render.server_rendered(sql, plan.declared, plan.type_oids, fmt, options)
         if query is not None:
-            yield from _server_rendered(plan, query)
+            yield from _server_rendered(plan, query, params)
             return
     yield from read_batches(plan)
 
 
-def _server_rendered(plan: SourcePlan, query: pg_render.RenderedQuery) -> Iterator[pa.RecordBatch]:
+def _server_rendered(
+    plan: SourcePlan, query: pg_render.RenderedQuery, params: dict[str, Any]
+) -> Iterator[pa.RecordBatch]:
     blocks = postgres.copy_rows(
-        plan.url, query.select, plan.params, query.copy_options, plan.display_url
+        plan.url, query.select, params, query.copy_options, plan.display_url, plan.snapshot
     )
     empty = True
     for rows in blocks:
@@ -57,8 +62,9 @@ def _server_rendered(plan: SourcePlan, query: pg_render.RenderedQuery) -> Iterat
 def read_batches(plan: SourcePlan) -> Iterator[pa.RecordBatch]:
     """Stream the source as record batches of at most `chunk_rows` rows."""
     if plan.reader == "postgres_copy":
+        sql, params = plan.statement(postgres.quote_identifier)
         yield from postgres.copy_batches(
-            plan.url, plan.sql, plan.params, plan.declared, plan.chunk_rows, plan.display_url
+            plan.url, sql, params, plan.declared, plan.chunk_rows, plan.display_url, plan.snapshot
         )
         return
     yield from _sqlalchemy_batches(plan)
@@ -70,17 +76,18 @@ def _sqlalchemy_batches(plan: SourcePlan) -> Iterator[pa.RecordBatch]:
     yielded = False
     try:
         with engine.connect() as conn:
-            statement: sa.Executable = sa.text(plan.sql)
+            sql, params = plan.statement(engine.dialect.identifier_preparer.quote)
+            statement: sa.Executable = sa.text(sql)
             if is_psycopg(engine):
                 # Same session and same text forms as COPY, so both readers agree.
-                postgres.prepare_connection(conn, plan.text_oids)
+                postgres.prepare_connection(conn, plan.text_oids, plan.snapshot)
             elif plan.table is not None:
                 # A reflected table's select applies SQLAlchemy's type processing (SQLite
                 # keeps datetimes, decimals and booleans as text or numbers).
                 table = reflect_table(conn, plan.table, plan.display_url, json_as_text=True)
-                statement = sa.select(table)
+                statement, params = _table_select(table, plan.partition), plan.params
             options = conn.execution_options(stream_results=True, yield_per=plan.chunk_rows)
-            result = options.execute(statement, plan.params)
+            result = options.execute(statement, params)
             held: list[pa.RecordBatch] = []
             for rows in result.partitions(plan.chunk_rows):
                 # Columns with only NULLs so far settle their type on their first value;
@@ -101,6 +108,15 @@ def _sqlalchemy_batches(plan: SourcePlan) -> Iterator[pa.RecordBatch]:
         engine.dispose()
     if not yielded:  # no rows at all: still describe the columns
         yield rows_to_batch([], pa.schema(infer_fields(plan.column_names, fields, [])))
+
+
+def _table_select(table: sa.Table, partition: Partition | None) -> sa.Select[Any]:
+    """The reflected table's rows, those of `partition`'s range if the read is split."""
+    statement = sa.select(table)
+    if partition is None:
+        return statement
+    assert partition.column is not None, "block ranges are PostgreSQL's, read as text SQL"
+    return statement.where(partition_clause(partition, table.c[partition.column]))
 
 
 def _settled(fields: list[pa.Field | None]) -> bool:

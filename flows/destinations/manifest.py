@@ -1,0 +1,93 @@
+"""The manifest of an export's files (`destination.manifest`): one JSON document written next to
+them after every one is published, so its presence means the set is complete. It names each
+file with its rows, bytes and sha256 (of the bytes as stored), the columns with their source
+types, and the snapshot or window the rows come from; like Redshift's UNLOAD manifest or
+Spark's `_SUCCESS`, but saying what is there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from fsspec import AbstractFileSystem
+
+from flows.destinations.store import Store, WrittenFile, temporary_path
+from flows.destinations.targets import TargetContext
+
+MANIFEST_SUFFIX = ".manifest.json"
+MEDIA_TYPE = "application/json"
+
+
+def manifest_path(
+    store: Store, fs: AbstractFileSystem, template: str, context: TargetContext, *, gzip: bool
+) -> str:
+    """Next to the files: the file name an unsplit export would have, its extension (and
+    `.gz`) replaced by `.manifest.json`, e.g. out/orders-20260301.manifest.json."""
+    final, _ = store.part_paths(fs, template, context, 1, split=False, gzip=gzip)
+    base = final.removesuffix(".gz")
+    return base.removesuffix(f".{context.ext}") + MANIFEST_SUFFIX
+
+
+def manifest_document(
+    *,
+    export_request_id: str,
+    export: str,
+    fmt: str,
+    compression: str,
+    columns: Sequence[tuple[str, str]],
+    files: Sequence[WrittenFile],
+    urls: Sequence[str],
+    snapshot: str | None,
+    window: dict[str, str] | None,
+    started: datetime,
+    finished: datetime,
+) -> dict[str, Any]:
+    """The manifest's content; `urls` are the published files' URLs, in part order."""
+    return {
+        "export_request_id": export_request_id,
+        "export": export,
+        "format": fmt,
+        "compression": compression,
+        "columns": [{"name": name, "type": source_type} for name, source_type in columns],
+        "rows": sum(item.rows for item in files),
+        "bytes": sum(item.bytes for item in files),
+        "files": [
+            {
+                "url": url,
+                "rows": item.rows,
+                "bytes": item.bytes,
+                "sha256": item.sha256,
+                "writer": item.writer,
+            }
+            for url, item in zip(urls, files, strict=True)
+        ],
+        "snapshot": snapshot,
+        "window": window,
+        "started": started.isoformat(),
+        "finished": finished.isoformat(),
+    }
+
+
+def write_manifest(
+    store: Store,
+    fs: AbstractFileSystem,
+    path: str,
+    document: dict[str, Any],
+    run_id: str,
+    scheme: str,
+) -> str:
+    """Write the manifest under a temporary name, then publish it; its URL."""
+    temp = temporary_path(path, run_id)
+    data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
+    try:
+        with fs.open(temp, "wb") as file:
+            file.write(data)
+        store.place(fs, temp, path)
+        store.clear_after_place(fs, temp)
+    except Exception as exc:
+        store.remove_temporary(fs, temp)
+        raise store.failure(exc, store.shown(fs, path, scheme)) from exc
+    return store.shown(fs, path, scheme)

@@ -1,0 +1,205 @@
+"""The `export` flow's tasks: each talks to a database or a store, is retried on transient
+failures, and hands on paths and counts, never rows (rows stream from the database through the
+writer into the file inside `write_batches` or `write_partition`)."""
+
+import gc
+import os
+import socket
+import time
+from dataclasses import replace
+from typing import Any
+from uuid import UUID
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.config import DestinationConfig, FormatOptions, SourceConfig
+from flows.destinations.http_post import post_files as post_spooled_files
+from flows.destinations.manifest import manifest_path
+from flows.destinations.manifest import write_manifest as store_manifest
+from flows.destinations.publish import publish
+from flows.destinations.sink import PartSink
+from flows.destinations.store import WrittenFile
+from flows.destinations.targets import TargetContext
+from flows.errors import is_transient
+from flows.formats.registry import ExportFormat
+from flows.sources.plan import SourcePlan, inspect_source
+from flows.sources.read import read_for_format
+
+PROGRESS_EVERY_S = 1.0
+
+
+def _retry_transient(_task: Any, _task_run: Any, state: Any) -> bool:
+    """Retry only failures that may pass on their own (lost connections, timeouts)."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - classifying the task's own failure
+        return is_transient(exc)
+    return False
+
+
+# Tasks that talk to a database or a store: transient failures get two more attempts, and no
+# result is cached (every run reads and writes afresh).
+RETRY_TRANSIENT: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay_seconds": [2, 10],
+    "retry_condition_fn": _retry_transient,
+    "cache_policy": NO_CACHE,
+}
+
+
+@task(
+    name="inspect_source",
+    task_run_name="inspect-{label}",
+    **RETRY_TRANSIENT,
+)
+def inspect_source_task(
+    source: SourceConfig,
+    label: str,  # noqa: ARG001 - names the task run
+) -> SourcePlan:
+    """Connect, check the table or query and learn its columns, before anything is written."""
+    return inspect_source(source)
+
+
+@task(
+    name="write_batches",
+    task_run_name="write-{plan.label}-{fmt}",
+    **RETRY_TRANSIENT,
+)
+def write_batches(
+    plan: SourcePlan,
+    fmt: ExportFormat,
+    destination: DestinationConfig,
+    options: FormatOptions,
+    context: TargetContext,
+) -> list[WrittenFile]:
+    """Stream rows from the source through the format writer into temporary files."""
+    return _write_files(plan, fmt, destination, options, context)
+
+
+@task(
+    name="write_partition",
+    task_run_name="write-{plan.label}-{fmt}-part-{plan.partition.number}",
+    **RETRY_TRANSIENT,
+)
+def write_partition(
+    plan: SourcePlan,
+    fmt: ExportFormat,
+    destination: DestinationConfig,
+    options: FormatOptions,
+    context: TargetContext,
+) -> list[WrittenFile]:
+    """One range of a split read into its own temporary files, wherever the task runs (a
+    thread of the flow's process, or a Dask worker): rows never pass through the flow."""
+    assert plan.partition is not None
+    get_run_logger().info(
+        "partition %s: %s, written by %s",
+        plan.partition.number,
+        plan.partition.describe(),
+        writer(),
+    )
+    return _write_files(plan, fmt, destination, options, context)
+
+
+def _write_files(
+    plan: SourcePlan,
+    fmt: ExportFormat,
+    destination: DestinationConfig,
+    options: FormatOptions,
+    context: TargetContext,
+) -> list[WrittenFile]:
+    logger = get_run_logger()
+    gc.collect()  # an earlier run's upload buffers, if this process ran one (see below)
+    partition = plan.partition.number if plan.partition is not None else None
+    of = f" (partition {partition})" if partition is not None else ""
+    progress_id = cast_uuid(
+        create_progress_artifact(
+            progress=0.0,
+            description=f"{context.export}{of}: rows written of {plan.row_count or '?'}",
+        )
+    )
+    sink: PartSink | None = None
+    rows = 0
+    last_update = time.monotonic()
+    batches = read_for_format(plan, fmt, options)
+    try:
+        for batch in batches:
+            if sink is None:
+                sink = PartSink.open(destination, fmt, batch.schema, options, context, partition)
+            sink.write(batch)
+            rows += batch.num_rows
+            logger.debug("wrote chunk of %s rows (%s so far)", batch.num_rows, rows)
+            if plan.row_count and time.monotonic() - last_update >= PROGRESS_EVERY_S:
+                update_progress_artifact(progress_id, _percent(rows, plan.row_count))
+                last_update = time.monotonic()
+        assert sink is not None, "the reader yields at least one (possibly empty) batch"
+        written = sink.finish()
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
+    finally:
+        batches.close()  # stops the COPY reader thread now, not whenever it is collected
+        # The store clients' upload buffers (a part each) sit in reference cycles that the
+        # collector's object-count thresholds rarely reach; free them before the next run.
+        del sink
+        gc.collect()
+    update_progress_artifact(progress_id, 100.0)
+    return [replace(item, writer=writer()) for item in written]
+
+
+def writer() -> str:
+    """Who writes the files (logged, and named in the manifest): host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@task(name="deliver_files", task_run_name="deliver-{label}", cache_policy=NO_CACHE)
+def deliver_files(
+    destination: DestinationConfig,
+    files: list[WrittenFile],
+    label: str,  # noqa: ARG001 - names the task run
+) -> list[str]:
+    """Publish the temporary files at their final paths, all or nothing."""
+    return publish(destination.store, destination.filesystem(), files, destination.scheme)
+
+
+@task(name="write_manifest", task_run_name="manifest-{label}", **RETRY_TRANSIENT)
+def write_manifest(
+    destination: DestinationConfig,
+    document: dict[str, Any],
+    context: TargetContext,
+    label: str,  # noqa: ARG001 - names the task run
+) -> str:
+    """Write the manifest next to the published files, last; its URL."""
+    store, fs = destination.store, destination.filesystem()
+    gzip = destination.compression == "gzip"
+    path = manifest_path(store, fs, destination.url, context, gzip=gzip)
+    return store_manifest(store, fs, path, document, context.run_id, destination.scheme)
+
+
+@task(
+    name="post_files",
+    task_run_name="post-{label}",
+    **RETRY_TRANSIENT,
+)
+def post_files(
+    destination: DestinationConfig,
+    files: list[WrittenFile],
+    context: TargetContext,
+    fmt: ExportFormat,
+    label: str,  # noqa: ARG001 - names the task run
+) -> list[str]:
+    """POST each spooled file to the http(s) URL, in order; transient failures are retried
+    here (as task retries, visible in the UI), without reading the database again."""
+    return post_spooled_files(destination, files, context, fmt, get_run_logger())
+
+
+def cast_uuid(value: Any) -> UUID:
+    """Prefect's artifact helpers are sync-compatible; called from sync code they return UUIDs."""
+    assert isinstance(value, UUID)
+    return value
+
+
+def _percent(rows: int, total: int) -> float:
+    return min(100.0, round(100.0 * rows / total, 1)) if total else 100.0
