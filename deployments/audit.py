@@ -62,6 +62,9 @@ class AuditRecord(BaseModel):
     duration_s: float | None = None
     error: str | None = None
     alerts: list[AlertRecord] = Field(default_factory=list)
+    manifest: str | None = Field(
+        default=None, description="The manifest's URL, for exports that wrote one."
+    )
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ def audit_record(run: FlowRun, deployment: str, artifacts: list[TableArtifact]) 
             record.rows = int(result["rows"])
             record.bytes = int(result["bytes"])
             record.files = [str(item) for item in result.get("files") or []]
+            record.manifest = result.get("manifest") or None
         elif table.description.startswith(ALERT_ARTIFACT_PREFIX) and table.rows:
             row = table.rows[0]
             http_status = row.get("http_status")

@@ -29,7 +29,7 @@ def partition_runner(runner: RunnerConfig | None, partitions: int) -> Iterator[A
             yield threads
         return
     try:
-        from prefect_dask import DaskTaskRunner
+        from prefect_dask.task_runners import DaskTaskRunner
     except ImportError:
         raise ConfigurationError(
             "runner.dask: prefect-dask is not installed here; install the extra: "

@@ -182,3 +182,18 @@ def receiver() -> Iterator[WebhookReceiver]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[str]:
+    """A dask.distributed cluster of two worker processes on loopback: its scheduler's address."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        yield str(cluster.scheduler_address)
