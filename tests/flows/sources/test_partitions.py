@@ -424,7 +424,7 @@ def test_a_dask_worker_killed_mid_partition(
     with (
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=":0",
         ) as cluster,
         Client(cluster) as client,
     ):  # fmt: skip
