@@ -27,12 +27,14 @@ from tests.flows.destinations.stores import (
 from tests.servers import (
     AzuriteServer,
     GcsServer,
+    MariaDbServer,
     PostgresServer,
     S3Server,
     SftpServer,
     WebhookReceiver,
     start_azurite,
     start_gcs,
+    start_mariadb,
     start_postgres,
     start_s3,
 )
@@ -105,6 +107,26 @@ def pg_url(postgres: PostgresServer) -> Iterator[str]:
         yield postgres.url(name)
     finally:
         postgres.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDbServer]:
+    """A private MariaDB server (Debian's mariadb-server) on a free loopback port."""
+    server = start_mariadb()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mariadb_url(mariadb: MariaDbServer) -> Iterator[str]:
+    """A fresh, uniquely named MariaDB database for one test; dropped afterwards."""
+    name = mariadb.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    try:
+        yield mariadb.url(name)
+    finally:
+        mariadb.drop_database(name)
 
 
 @pytest.fixture

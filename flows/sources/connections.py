@@ -31,10 +31,15 @@ def resolve_url(source: SourceConfig) -> str:
 
 
 def normalise_url(url: str) -> str:
-    """Use psycopg 3 for plain postgresql:// URLs (it is the driver we install)."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
+    """The drivers we install for plain URLs: psycopg 3 for postgresql://, PyMySQL (the
+    `mysql` extra) for mysql:// and mariadb://."""
+    for prefixes, driver in (
+        (("postgresql://", "postgres://"), "postgresql+psycopg://"),
+        (("mysql://", "mariadb://"), "mysql+pymysql://"),
+    ):
+        for prefix in prefixes:
+            if url.startswith(prefix):
+                return driver + url[len(prefix) :]
     return url
 
 
@@ -60,7 +65,8 @@ def create_engine(url: str) -> Engine:
     except (NoSuchModuleError, ImportError) as exc:
         raise ConfigurationError(
             f"source.url: no driver for `{parsed.drivername}`; install its DB-API package "
-            "or use postgresql://, sqlite:// or mysql+pymysql://"
+            "(for MySQL and MariaDB: pip install 'prefect-exports[mysql]'), or use "
+            "postgresql://, sqlite:// or mysql://"
         ) from exc
 
 
@@ -78,3 +84,8 @@ def _check_sqlite_file(url: URL) -> None:
 
 def is_psycopg(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+
+
+def is_pymysql(engine: Engine) -> bool:
+    """MySQL or MariaDB through PyMySQL (SQLAlchemy names both dialects `mysql`/`mariadb`)."""
+    return engine.dialect.name in ("mysql", "mariadb") and engine.dialect.driver == "pymysql"

@@ -15,8 +15,14 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from flows.config import SourceConfig
 from flows.errors import ConfigurationError, SourceError, TransientSourceError, first_line
-from flows.sources import postgres
-from flows.sources.connections import create_engine, display_url, is_psycopg, resolve_url
+from flows.sources import mysql, postgres
+from flows.sources.connections import (
+    create_engine,
+    display_url,
+    is_psycopg,
+    is_pymysql,
+    resolve_url,
+)
 from flows.sources.failures import source_failure
 from flows.sources.partitions import (
     Partition,
@@ -107,6 +113,10 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
                 declared = list(described.fields)
                 text_oids, type_oids = described.text_oids, described.type_oids
                 source_types = described.type_names
+            elif is_pymysql(engine):  # so do MySQL and MariaDB, in their column metadata
+                described_mysql = mysql.describe(conn, sql, source.params)
+                declared = list(described_mysql.fields)
+                source_types = described_mysql.type_names
             wants_count = (
                 source.table is not None if source.count_rows is None else source.count_rows
             )

@@ -19,8 +19,8 @@ from flows.config import FormatOptions
 from flows.errors import SourceError, first_line
 from flows.formats.columns import is_undetermined, rendered_rows
 from flows.formats.registry import ExportFormat
-from flows.sources import pg_render, postgres
-from flows.sources.connections import create_engine, is_psycopg
+from flows.sources import mysql, pg_render, postgres
+from flows.sources.connections import create_engine, is_psycopg, is_pymysql
 from flows.sources.failures import source_failure
 from flows.sources.partitions import Partition, partition_clause
 from flows.sources.plan import SourcePlan, reflect_table
@@ -81,6 +81,10 @@ def _sqlalchemy_batches(plan: SourcePlan) -> Iterator[pa.RecordBatch]:
             if is_psycopg(engine):
                 # Same session and same text forms as COPY, so both readers agree.
                 postgres.prepare_connection(conn, plan.text_oids, plan.snapshot)
+            elif is_pymysql(engine):
+                # The driver's own values (SQLAlchemy's TIME type would fold durations into a
+                # time of day), TIMESTAMP in UTC; the types were declared at inspection.
+                mysql.prepare_connection(conn)
             elif plan.table is not None:
                 # A reflected table's select applies SQLAlchemy's type processing (SQLite
                 # keeps datetimes, decimals and booleans as text or numbers).

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import json
 import uuid
 from collections.abc import Callable, Sequence
@@ -27,6 +28,8 @@ from flows.formats.columns import (
 # Set on JSON columns whose values arrive as Python objects (a driver decoded them) rather
 # than as the database's JSON text, which is passed through unchanged.
 JSON_OBJECTS_KEY = b"exports.json_values"
+# Set on text columns that hold durations (MySQL TIME): the digits of their fraction.
+DURATION_DIGITS_KEY = b"exports.duration_digits"
 
 
 def field_for_sqltype(name: str, sqltype: sqltypes.TypeEngine[Any]) -> pa.Field | None:
@@ -109,8 +112,12 @@ def _to_array(field: pa.Field, values: Sequence[Any]) -> pa.Array:
         return pa.nulls(len(values))
     kind = kind_of(field)
     convert = None if pa.types.is_decimal(field.type) else _CONVERTERS.get(kind)
-    if kind == "json" and (field.metadata or {}).get(JSON_OBJECTS_KEY) == b"objects":
+    metadata = field.metadata or {}
+    if kind == "json" and metadata.get(JSON_OBJECTS_KEY) == b"objects":
         convert = _json_dump
+    if DURATION_DIGITS_KEY in metadata:  # a duration column: its text has a fixed precision
+        digits = int(metadata[DURATION_DIGITS_KEY])
+        convert = functools.partial(_duration_or_text, digits=digits)
     try:
         if convert is not None and kind in _ALWAYS_CONVERT:
             values = [None if v is None else convert(v) for v in values]
@@ -158,11 +165,40 @@ def _json_dump(value: Any) -> str:
 def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
+    if isinstance(value, dt.timedelta):
+        return duration_text(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", errors="replace")
     if isinstance(value, uuid.UUID):
         return str(value)
     return str(value)
+
+
+def duration_text(value: dt.timedelta, digits: int | None = None) -> str:
+    """A duration as MySQL writes a TIME: `[-]HH:MM:SS[.ffffff]`, hours beyond 24 kept
+    (838:59:59), never folded into a day count; `digits` of fraction (by default, six when
+    there is a fraction)."""
+    micros = abs(value) // dt.timedelta(microseconds=1)
+    seconds, fraction = divmod(micros, 1_000_000)
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    sign = "-" if value < dt.timedelta(0) else ""
+    text = f"{sign}{hours:02d}:{minute:02d}:{second:02d}"
+    if digits is None:
+        digits = 6 if fraction else 0
+    return f"{text}.{f'{fraction:06d}'[:digits]}" if digits else text
+
+
+def _duration_or_text(value: Any, *, digits: int) -> str:
+    return duration_text(value, digits) if isinstance(value, dt.timedelta) else _text(value)
+
+
+def _int(value: Any) -> Any:
+    """A BIT value (bytes, big-endian) as an integer; anything else as it is (a float in an
+    integer column stays an error, never a truncated number)."""
+    if isinstance(value, bytes | bytearray):
+        return int.from_bytes(value, "big")
+    return value
 
 
 def _float(value: Any) -> float:
@@ -191,4 +227,5 @@ _CONVERTERS: dict[Kind, Callable[[Any], Any]] = {
     "uuid": _text,
     "float": _float,
     "bytes": _bytes,
+    "int": _int,
 }

@@ -1,0 +1,186 @@
+"""MySQL / MariaDB as a source, against a real MariaDB server: the values its column types hold
+come back exactly, the same from a table as from a query over it, and a query splits by a
+column. Files are read back with Python's csv and json and with pyarrow."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pymysql
+import pytest
+
+from flows.export import export
+from flows.formats.registry import ExportFormat
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+TABLE = """
+CREATE TABLE awkward (
+    id BIGINT UNSIGNED PRIMARY KEY,
+    small TINYINT UNSIGNED,
+    span TIME(6),
+    amount DECIMAL(38, 10),
+    doc JSON,
+    raw VARBINARY(16),
+    stamped TIMESTAMP(6) NULL,
+    happened DATETIME(6),
+    ratio DOUBLE,
+    made YEAR,
+    flag BIT(1),
+    note TEXT
+)
+"""
+ROWS: list[tuple[Any, ...]] = [
+    (
+        18446744073709551615, 255, "838:59:59", Decimal("1234567890123456789012345678.0123456789"),
+        '{"a": [1, 2.5, "x"], "b": {"c": null}}', b"\x00\xff\x10", "2026-03-01 12:00:00.5",
+        "2026-03-01 12:00:00.25", 0.1, 2026, b"\x01", "commas, \"quotes\"\nand lines",
+    ),
+    (
+        1, 0, "-838:59:59", Decimal("-0.0000000001"), "[1]", b"", "1970-01-01 00:00:01",
+        "1000-01-01 00:00:00", -1e300, 1901, b"\x00", "hé 日本",
+    ),
+    (2, None, "-00:00:01.5", None, None, None, None, None, None, None, None, None),
+]  # fmt: skip
+COLUMNS = ["id", "small", "span", "amount", "doc", "raw", "stamped", "happened", "ratio", "made",
+           "flag", "note"]  # fmt: skip
+
+
+@pytest.fixture
+def awkward(mariadb_url: str) -> str:
+    with pymysql.connect(**_connect_args(mariadb_url)) as conn, conn.cursor() as cursor:
+        cursor.execute("SET time_zone = '+00:00'")
+        cursor.execute(TABLE)
+        cursor.executemany(f"INSERT INTO awkward VALUES ({', '.join(['%s'] * 12)})", ROWS)
+        conn.commit()
+    return mariadb_url
+
+
+def _connect_args(url: str) -> dict[str, Any]:
+    rest = url.split("@", 1)[1]
+    host_port, _, database = rest.partition("/")
+    host, _, port = host_port.partition(":")
+    return {
+        "host": host,
+        "port": int(port),
+        "user": "root",
+        "database": database.partition("?")[0],
+        "charset": "utf8mb4",
+    }
+
+
+def run(url: str, source: dict[str, Any], fmt: ExportFormat, folder: Path) -> Path:
+    result = export(
+        source={"url": url, **source},
+        destination={"url": str(folder / "{export}.{ext}")},
+        format=fmt,
+        name="awkward",
+    )
+    [path] = result.files
+    assert result.rows == len(ROWS)
+    return Path(path)
+
+
+SOURCES = {
+    "table": {"table": "awkward"},
+    "query": {"query": "SELECT * FROM awkward ORDER BY id DESC"},
+}
+EXPECTED_CSV = {
+    18446744073709551615: [
+        "18446744073709551615", "255", "838:59:59.000000",
+        "1234567890123456789012345678.0123456789", '{"a": [1, 2.5, "x"], "b": {"c": null}}',
+        "AP8Q", "2026-03-01T12:00:00.500000+00:00", "2026-03-01T12:00:00.250000", "0.1", "2026",
+        "1", 'commas, "quotes"\nand lines',
+    ],
+    1: [
+        "1", "0", "-838:59:59.000000", "-1E-10", "[1]", '""', "1970-01-01T00:00:01+00:00",
+        "1000-01-01T00:00:00", "-1e+300", "1901", "0", "hé 日本",
+    ],
+    2: ["2", "", "-00:00:01.500000", "", "", "", "", "", "", "", "", ""],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", list(SOURCES))
+def test_csv_values_from_a_table_and_a_query(awkward: str, tmp_path: Path, kind: str) -> None:
+    text = run(awkward, SOURCES[kind], "csv", tmp_path).read_text(encoding="utf-8")
+    header, *rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert header == COLUMNS
+    got = {int(row[0]): row for row in rows}
+    for key, expected in EXPECTED_CSV.items():
+        assert got[key] == ["" if cell == '""' else cell for cell in expected], key
+    # Empty bytes are an empty string, quoted; NULL is an empty field, unquoted.
+    assert ',"",1970-01-01T00:00:01+00:00,' in text
+    assert text.splitlines()[-1].startswith("2,,-00:00:01.500000,,") or "\n2,,-00:00:01" in text
+
+
+def test_json_lines_keep_exact_numbers_and_nested_json(awkward: str, tmp_path: Path) -> None:
+    path = run(awkward, SOURCES["query"], "jsonl", tmp_path)
+    rows = {
+        row["id"]: row
+        for row in (json.loads(line, parse_float=Decimal) for line in path.read_text().splitlines())
+    }
+    top = rows[18446744073709551615]
+    assert top["doc"] == {"a": [1, Decimal("2.5"), "x"], "b": {"c": None}}
+    assert top["amount"] == Decimal("1234567890123456789012345678.0123456789")
+    assert top["span"] == "838:59:59.000000" and rows[1]["span"] == "-838:59:59.000000"
+    assert top["flag"] == 1 and top["made"] == 2026 and top["small"] == 255
+    assert top["stamped"] == "2026-03-01T12:00:00.500000+00:00"
+    assert rows[2]["span"] == "-00:00:01.500000" and rows[2]["doc"] is None
+
+
+def test_parquet_types_are_the_same_from_a_table_and_a_query(awkward: str, tmp_path: Path) -> None:
+    tables = {
+        kind: pq.read_table(run(awkward, source, "parquet", tmp_path / kind))
+        for kind, source in SOURCES.items()
+    }
+    for table in tables.values():
+        schema = table.schema
+        assert schema.field("id").type == pa.uint64()
+        assert schema.field("amount").type == pa.decimal128(38, 10)
+        assert schema.field("span").type == pa.string()
+        assert schema.field("stamped").type == pa.timestamp("us", tz="UTC")
+        values = {row["id"]: row for row in table.to_pylist()}
+        assert values[18446744073709551615]["amount"] == Decimal(
+            "1234567890123456789012345678.0123456789"
+        )
+        assert values[1]["span"] == "-838:59:59.000000"
+    assert tables["table"].schema == tables["query"].schema
+
+
+def test_a_query_split_by_a_column(mariadb_url: str, tmp_path: Path) -> None:
+    with pymysql.connect(**_connect_args(mariadb_url)) as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE orders (id INT, v VARCHAR(20))")
+        cursor.executemany(
+            "INSERT INTO orders VALUES (%s, %s)",
+            [(None if i % 100 == 0 else i, f"order {i}") for i in range(1, 5001)],
+        )
+        conn.commit()
+    result = export(
+        source={
+            "url": mariadb_url,
+            "query": "SELECT id, v FROM orders WHERE v LIKE :pattern",
+            "params": {"pattern": "order %"},
+            "partition_by": "id",
+            "partitions": 3,
+        },
+        destination={"url": str(tmp_path / "{export}.{ext}"), "manifest": True},
+        format="jsonl",
+        name="orders",
+    )
+    parts = [
+        [json.loads(line) for line in Path(path).read_text().splitlines()] for path in result.files
+    ]
+    assert len(parts) == 4 and all(row["id"] is None for row in parts[-1])
+    ids = [row["id"] for part in parts[:3] for row in part]
+    assert ids == sorted(ids) == [i for i in range(1, 5001) if i % 100], "ranges in order"
+    assert sum(map(len, parts)) == 5000
+    manifest = json.loads(Path(str(result.manifest)).read_text())
+    assert manifest["snapshot"] is None
+    assert [column["type"] for column in manifest["columns"]] == ["integer", "varchar"]
