@@ -234,8 +234,11 @@ def _child_flow(spec: dict[str, Any]) -> dict[str, Any]:
 
     import_s = time.perf_counter() - imports_started
     started = time.perf_counter()
+    source: dict[str, Any] = {"url": spec["url"], "table": spec["table"]}
+    if spec.get("partitions", 1) > 1:  # bench/partitions_bench.py
+        source["partitions"] = spec["partitions"]
     result = export(
-        source={"url": spec["url"], "table": spec["table"]},
+        source=source,
         destination={"url": _out_template(spec["out_dir"])},
         format=spec["fmt"],
     )
