@@ -46,6 +46,11 @@ class BatchWriter(ABC):
         self.bytes += len(data)
 
 
+# Rows rendered to text at once: enough for Arrow's kernels to run at full speed, few enough
+# that the rendered text and its intermediates stay a few MB whatever chunk_rows is.
+RENDER_ROWS = 16_384
+
+
 class TextWriter(BatchWriter):
     """A text format: a header, rows rendered column-wise by Arrow kernels, a footer."""
 
@@ -70,6 +75,21 @@ class TextWriter(BatchWriter):
         """
 
     def write(self, batch: pa.RecordBatch, budget: int | None = None) -> int:
+        """Rendered in slices of RENDER_ROWS rows: the text of a whole chunk, and the
+        intermediate arrays of rendering it, are never held at once (XML's are several times
+        the chunk's size)."""
+        written = spent = 0
+        while written < batch.num_rows:
+            piece = batch.slice(written, RENDER_ROWS)
+            before = self.bytes
+            count = self._write_rows(piece, None if budget is None else budget - spent)
+            spent += self.bytes - before
+            written += count
+            if count < piece.num_rows:
+                break  # the part is full
+        return written
+
+    def _write_rows(self, batch: pa.RecordBatch, budget: int | None) -> int:
         if batch.num_rows == 0:
             return 0
         rows = self.render(batch)
