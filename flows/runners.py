@@ -1,10 +1,11 @@
 """Where the partitions of a split read run: Prefect's thread pool in the flow's process by
 default, or a Dask cluster through prefect-dask's DaskTaskRunner (`runner: {dask: ...}`).
 
-Threads help because the hot loop leaves the GIL: libpq's COPY reads, pyarrow's CSV parsing and
-Arrow's compute kernels run without it (docs/benchmarks.md measures it). A Dask cluster spreads
-the partitions over worker processes and machines; each writes its parts straight to the
-destination.
+Threads give each partition its own database backend, so the server's share of the read runs
+on several server cores; the client's share (one libpq call per COPY row under the GIL, then
+pyarrow) stays within about one core of the flow's process (docs/benchmarks.md, "Partitions").
+A Dask cluster spreads the partitions over worker processes and machines, adding client cores;
+each worker writes its parts straight to the destination.
 """
 
 from __future__ import annotations

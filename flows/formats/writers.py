@@ -48,7 +48,7 @@ class BatchWriter(ABC):
 
 # Rows rendered to text at once: enough for Arrow's kernels to run at full speed, few enough
 # that the rendered text and its intermediates stay a few MB whatever chunk_rows is.
-RENDER_ROWS = 16_384
+RENDER_ROWS = 4_096
 
 
 class TextWriter(BatchWriter):

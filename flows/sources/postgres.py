@@ -39,7 +39,13 @@ SESSION_SETTINGS = (
     "SET IntervalStyle = 'postgres'",
     "SET extra_float_digits = 1",
     "SET client_encoding = 'UTF8'",
+    # JIT compiles our wide render expressions anew for every export and costs more than it
+    # saves: 4.4 s instead of 5.3-7.1 s on the benchmark's 2M rows (docs/benchmarks.md).
+    "SET jit = off",
 )
+# A partition is already one of N readers running at once: a parallel plan would make each
+# of them scan the whole table (Parallel Seq Scan + filter) instead of its own block range.
+PARTITION_SETTINGS = ("SET max_parallel_workers_per_gather = 0",)
 CSV_BLOCK_BYTES = 1024 * 1024  # larger blocks parse no faster and hold more memory
 BLOCK_BYTES = 4 * 1024 * 1024  # COPY data joined per queued block
 HANDOFF_BYTES = 1024 * 1024  # a smaller block is handed on only when the server is slow
@@ -122,7 +128,7 @@ def _start_session(raw: psycopg.Connection, snapshot: str | None) -> None:
             raw.rollback()
         raw.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         raw.read_only = True
-    for setting in SESSION_SETTINGS:
+    for setting in SESSION_SETTINGS + (PARTITION_SETTINGS if snapshot is not None else ()):
         raw.execute(setting)
     if snapshot is not None:  # before the transaction's first query; SET does not count
         raw.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")

@@ -9,6 +9,7 @@ For CSV and JSON from PostgreSQL the server renders the rows itself
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -26,6 +27,12 @@ from flows.sources.partitions import Partition, partition_clause
 from flows.sources.plan import SourcePlan, reflect_table
 from flows.sources.values import infer_fields, rows_to_batch
 
+# Rows per chunk read for a text format (CSV, JSON, XML) on the Arrow path: its writer renders
+# a few thousand rows at a time (writers.RENDER_ROWS), so whole 50,000-row chunks would only
+# hold the rows twice over (the chunk and its concatenation): ~30 MB of XML's peak
+# (docs/benchmarks.md). Parquet keeps `chunk_rows`: its chunks are its row groups.
+TEXT_CHUNK_ROWS = 16_384
+
 # How much the SQLAlchemy reader holds back while a column's type is unknown (only NULLs so
 # far, in a query without declared types). Past it, such a column is written as text.
 HOLD_BYTES = 64 * 1024 * 1024
@@ -42,6 +49,8 @@ def read_for_format(
         if query is not None:
             yield from _server_rendered(plan, query, params)
             return
+    if fmt != "parquet" and plan.chunk_rows > TEXT_CHUNK_ROWS:
+        plan = replace(plan, chunk_rows=TEXT_CHUNK_ROWS)
     yield from read_batches(plan)
 
 
