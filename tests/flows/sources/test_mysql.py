@@ -17,7 +17,8 @@ import pymysql
 import pytest
 
 from flows.export import export
-from flows.formats.registry import ExportFormat
+from flows.formats.registry import EXPORT_FORMATS, ExportFormat
+from tests.flows.sources.split_reads import by_id, check_manifest, read_nullable
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -154,33 +155,39 @@ def test_parquet_types_are_the_same_from_a_table_and_a_query(awkward: str, tmp_p
     assert tables["table"].schema == tables["query"].schema
 
 
-def test_a_query_split_by_a_column(mariadb_url: str, tmp_path: Path) -> None:
+ORDERS = [(None if i % 100 == 0 else i, f"order {i}") for i in range(1, 5001)]
+
+
+@pytest.fixture
+def orders(mariadb_url: str) -> str:
+    """5,000 orders (id, v), every 100th id NULL."""
     with pymysql.connect(**_connect_args(mariadb_url)) as conn, conn.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS orders")
         cursor.execute("CREATE TABLE orders (id INT, v VARCHAR(20))")
-        cursor.executemany(
-            "INSERT INTO orders VALUES (%s, %s)",
-            [(None if i % 100 == 0 else i, f"order {i}") for i in range(1, 5001)],
-        )
+        cursor.executemany("INSERT INTO orders VALUES (%s, %s)", ORDERS)
         conn.commit()
+    return mariadb_url
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+def test_a_query_split_by_a_column(orders: str, tmp_path: Path, fmt: ExportFormat) -> None:
     result = export(
         source={
-            "url": mariadb_url,
+            "url": orders,
             "query": "SELECT id, v FROM orders WHERE v LIKE :pattern",
             "params": {"pattern": "order %"},
             "partition_by": "id",
             "partitions": 3,
         },
         destination={"url": str(tmp_path / "{export}.{ext}"), "manifest": True},
-        format="jsonl",
+        format=fmt,
         name="orders",
     )
-    parts = [
-        [json.loads(line) for line in Path(path).read_text().splitlines()] for path in result.files
-    ]
-    assert len(parts) == 4 and all(row["id"] is None for row in parts[-1])
-    ids = [row["id"] for part in parts[:3] for row in part]
+    parts = [read_nullable(Path(path), fmt) for path in result.files]
+    assert len(parts) == 4 and all(row_id is None for row_id, _ in parts[-1]), "NULLs apart"
+    ids = [row_id for part in parts[:3] for row_id, _ in part]
     assert ids == sorted(ids) == [i for i in range(1, 5001) if i % 100], "ranges in order"
-    assert sum(map(len, parts)) == 5000
-    manifest = json.loads(Path(str(result.manifest)).read_text())
+    assert sorted((row for part in parts for row in part), key=by_id) == sorted(ORDERS, key=by_id)
+    manifest = check_manifest(result, fmt, parts)
     assert manifest["snapshot"] is None
     assert [column["type"] for column in manifest["columns"]] == ["integer", "varchar"]

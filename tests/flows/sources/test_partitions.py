@@ -9,11 +9,8 @@ replayed until one state equals the union of the parts.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import decimal
-import hashlib
-import io
 import json
 import os
 import random
@@ -29,9 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pyarrow.parquet as pq
 import pytest
-from lxml import etree
 from pydantic import ValidationError
 
 from deployments.audit import AuditQuery, read_audit
@@ -48,6 +43,7 @@ from flows.sources.partitions import (
 )
 from tests.flows.conftest import url_for_psycopg
 from tests.flows.destinations.stores import s3_store
+from tests.flows.sources.split_reads import by_id, check_manifest, read_nullable, read_rows
 
 ROWS = 60_000
 
@@ -168,46 +164,6 @@ class TestBadInput:
 
 
 # -- reading the parts back, independently ----------------------------------------------------
-
-
-def read_rows(path: Path, fmt: ExportFormat) -> list[tuple[int, str | None]]:
-    """(id, v) of every row of one file, by a reader that is not ours."""
-    data = path.read_bytes()
-    if fmt == "csv":
-        rows = list(csv.reader(io.StringIO(data.decode(), newline="")))[1:]
-        return [(int(row[0]), row[1] if row[1] != "" else None) for row in rows]
-    if fmt == "json":
-        return [(item["id"], item["v"]) for item in json.loads(data)]
-    if fmt == "jsonl":
-        return [(item["id"], item["v"]) for item in map(json.loads, data.decode().splitlines())]
-    if fmt == "xml":
-        root = etree.fromstring(data)
-        return [(int(item.findtext("id")), _xml_text(item.find("v"))) for item in root]
-    table = pq.read_table(io.BytesIO(data))
-    return [(row["id"], row["v"]) for row in table.to_pylist()]
-
-
-def _xml_text(element: Any) -> str | None:
-    return None if element.get("type") == "null" else element.text or ""
-
-
-def check_manifest(
-    result: ExportResult, fmt: ExportFormat, parts: list[list[tuple[int, Any]]]
-) -> dict[str, Any]:
-    """The manifest names every file, in order, with the rows, bytes and sha256 read back."""
-    assert result.manifest is not None
-    manifest = json.loads(Path(result.manifest).read_text())
-    assert manifest["export_request_id"] == result.export_request_id
-    assert manifest["format"] == fmt
-    assert [item["url"] for item in manifest["files"]] == result.files
-    for item, rows in zip(manifest["files"], parts, strict=True):
-        body = Path(item["url"]).read_bytes()
-        assert item["rows"] == len(rows)
-        assert item["bytes"] == len(body)
-        assert item["sha256"] == hashlib.sha256(body).hexdigest()
-    assert manifest["rows"] == result.rows == sum(map(len, parts))
-    assert [column["name"] for column in manifest["columns"]][:2] == ["id", "v"]
-    return manifest
 
 
 # -- PostgreSQL: one snapshot while another connection writes ---------------------------------
@@ -351,7 +307,7 @@ class TestPostgresSnapshot:
         ids = [read_rows(Path(path), fmt) for path in result.files]
         assert all(part for part in ids), "every block range holds rows"
 
-    @pytest.mark.parametrize("fmt", ["csv", "parquet"])
+    @pytest.mark.parametrize("fmt", EXPORT_FORMATS)
     def test_a_query_split_by_a_column(
         self, events: tuple[str, str, dict[int, str | None]], tmp_path: Path, fmt: ExportFormat
     ) -> None:
@@ -472,7 +428,7 @@ def test_a_dask_worker_killed_mid_partition(
 
 
 @pytest.mark.usefixtures("prefect_api")
-@pytest.mark.parametrize("fmt", ["jsonl", "xml"])
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
 def test_sqlite_query_split_by_a_column_with_nulls(tmp_path: Path, fmt: ExportFormat) -> None:
     database = tmp_path / "shop.sqlite"
     with closing(sqlite3.connect(database)) as conn, conn:
@@ -482,7 +438,7 @@ def test_sqlite_query_split_by_a_column_with_nulls(tmp_path: Path, fmt: ExportFo
             [(None if i % 50 == 0 else i, f"order {i}") for i in range(1, 2001)],
         )
     expected = sorted(
-        [(None if i % 50 == 0 else i, f"order {i}") for i in range(1, 2001)], key=_by_id
+        [(None if i % 50 == 0 else i, f"order {i}") for i in range(1, 2001)], key=by_id
     )
     result = export(
         source={
@@ -495,9 +451,9 @@ def test_sqlite_query_split_by_a_column_with_nulls(tmp_path: Path, fmt: ExportFo
         format=fmt,
         name="orders",
     )
-    parts = [_read_nullable(Path(path), fmt) for path in result.files]
+    parts = [read_nullable(Path(path), fmt) for path in result.files]
     assert len(parts) == 5 and all(row_id is None for row_id, _ in parts[-1])
-    got = sorted([row for part in parts for row in part], key=_by_id)
+    got = sorted([row for part in parts for row in part], key=by_id)
     assert got == expected
     check_manifest(result, fmt, parts)
     [record] = [
@@ -506,22 +462,6 @@ def test_sqlite_query_split_by_a_column_with_nulls(tmp_path: Path, fmt: ExportFo
         if r.export_request_id == result.export_request_id
     ]
     assert record.manifest == result.manifest and record.rows == 2000
-
-
-def _by_id(row: tuple[int | None, str]) -> tuple[bool, int, str]:
-    return (row[0] is None, row[0] or 0, row[1])
-
-
-def _read_nullable(path: Path, fmt: ExportFormat) -> list[tuple[int | None, str]]:
-    data = path.read_bytes()
-    if fmt == "jsonl":
-        return [(item["id"], item["v"]) for item in map(json.loads, data.decode().splitlines())]
-    rows = []
-    for item in etree.fromstring(data):
-        id_element = item.find("id")
-        row_id = None if id_element.get("type") == "null" else int(id_element.text)
-        rows.append((row_id, item.findtext("v")))
-    return rows
 
 
 # -- a partition that keeps failing: nothing is published ----------------------------------------
