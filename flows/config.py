@@ -42,6 +42,68 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+FilterOp = Literal[
+    "=", "!=", "<", "<=", ">", ">=", "in", "not_in", "between", "is_null", "not_null", "like"
+]
+_NO_VALUE_OPS = ("is_null", "not_null")
+_LIST_OPS = ("in", "not_in")
+
+
+class ColumnSpec(_Model):
+    """One column of the export: a source column, and the name it is written under."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(description="The column of the table or query.")
+    as_: str | None = Field(
+        default=None,
+        alias="as",
+        description="The name it is written under (CSV header, JSON key, XML element, Parquet "
+        "field); by default its own.",
+    )
+
+    @property
+    def output(self) -> str:
+        return self.as_ if self.as_ is not None else self.name
+
+
+class FilterCondition(_Model):
+    """One condition a row must meet; values are bound as parameters, never written as SQL."""
+
+    column: str = Field(description="The column of the table or query the condition tests.")
+    op: FilterOp = Field(
+        description="=, !=, <, <=, >, >=, in, not_in, between, is_null, not_null or like."
+    )
+    value: Any = Field(
+        default=None,
+        description="A value; a list for in / not_in; [low, high] for between (both "
+        "included); nothing for is_null / not_null; a pattern with % and _ for like.",
+    )
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> FilterCondition:
+        where = f"source.filter: `{self.column} {self.op}`"
+        if self.op in _NO_VALUE_OPS:
+            if self.value is not None:
+                raise ValueError(f"{where} takes no value; remove `value`")
+        elif self.op in _LIST_OPS:
+            if not isinstance(self.value, list) or not self.value:
+                raise ValueError(f"{where} needs a non-empty list of values, e.g. [1, 2]")
+            if any(isinstance(item, (list, dict)) or item is None for item in self.value):
+                raise ValueError(f"{where}: each value is a number, a string or a boolean")
+        elif self.op == "between":
+            if not isinstance(self.value, list) or len(self.value) != 2:
+                raise ValueError(f"{where} needs [low, high], e.g. [10, 20]")
+            if any(isinstance(item, (list, dict)) or item is None for item in self.value):
+                raise ValueError(f"{where}: low and high are numbers, strings or dates")
+        elif self.value is None or isinstance(self.value, (list, dict)):
+            hint = "; for NULL use op is_null" if self.value is None else ""
+            raise ValueError(f"{where} needs one value (a number, a string or a boolean){hint}")
+        elif self.op == "like" and not isinstance(self.value, str):
+            raise ValueError(f"{where} needs a text pattern, e.g. 'ACME%'")
+        return self
+
+
 class SourceConfig(_Model):
     """Where rows come from: a database (URL or saved block) and a table or a query."""
 
@@ -101,6 +163,28 @@ class SourceConfig(_Model):
         ),
     )
 
+    columns: list[ColumnSpec] | None = Field(
+        default=None,
+        description=(
+            "The columns to export, in this order: names, or {name: COLUMN, as: OUTPUT_NAME} "
+            "to rename. By default every column of the table or query."
+        ),
+    )
+    filter: list[FilterCondition] = Field(
+        default_factory=list,
+        description=(
+            "Conditions every exported row meets: {column, op, value} with op one of =, !=, "
+            "<, <=, >, >=, in, not_in, between, is_null, not_null, like."
+        ),
+    )
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _column_names(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
+
     @model_validator(mode="after")
     def _one_of_each(self) -> SourceConfig:
         if (self.url is None) == (self.block is None):
@@ -114,8 +198,25 @@ class SourceConfig(_Model):
             )
         if self.params and self.query is None:
             raise ValueError("source.params: bind parameters need a `query`")
+        self._check_columns()
         self._check_partitions()
         return self
+
+    def _check_columns(self) -> None:
+        if self.columns is None:
+            return
+        if not self.columns:
+            raise ValueError("source.columns: an empty list exports nothing; name the columns")
+        seen: dict[str, str] = {}
+        for column in self.columns:
+            if not column.output.strip():
+                raise ValueError(f"source.columns: `{column.name}` is renamed to an empty name")
+            if column.output in seen:
+                raise ValueError(
+                    f"source.columns: two columns are written as `{column.output}` "
+                    f"(`{seen[column.output]}` and `{column.name}`); give each its own `as`"
+                )
+            seen[column.output] = column.name
 
     def _check_partitions(self) -> None:
         if self.partition_by is not None and not _COLUMN.match(self.partition_by):
@@ -350,6 +451,25 @@ class WindowConfig(_Model):
                 f"`{self.until.isoformat()}`; the window is since <= ts < until"
             )
         return self
+
+
+def check_columns(source: SourceConfig, fmt: ExportFormat) -> None:
+    """Output names that XML would write as one element (`a b` and `a_b` are both `<a_b>`).
+
+    Raises:
+        ConfigurationError: naming both columns and the element.
+    """
+    if fmt != "xml" or source.columns is None:
+        return
+    from flows.formats.xml_names import element_name, same_element
+
+    clash = same_element([column.output for column in source.columns])
+    if clash is not None:
+        first, second = clash
+        raise ConfigurationError(
+            f"source.columns: `{first}` and `{second}` are both written as the XML element "
+            f"<{element_name(second)[0]}>; rename one of them with `as`"
+        )
 
 
 def check_runner(runner: RunnerConfig | None, destination: DestinationConfig) -> None:

@@ -30,6 +30,7 @@ from flows.config import (
     RunnerConfig,
     SourceConfig,
     WindowConfig,
+    check_columns,
     check_runner,
     parse_format,
 )
@@ -126,6 +127,7 @@ def export(
     options = format_options or FormatOptions()
     check_window(source, window, destination)
     check_runner(runner, destination)
+    check_columns(source, format)
     uses = query_uses(source)
     resolved = resolve_window(window, uses)
     since: datetime | None = None

@@ -17,6 +17,7 @@ from flows.config import (
     RunnerConfig,
     SourceConfig,
     WindowConfig,
+    check_columns,
     check_runner,
     parse_format,
 )
@@ -57,6 +58,7 @@ def validate_export_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     if isinstance(source, SourceConfig) and isinstance(destination, DestinationConfig):
         check_window(source, validated.get("window"), destination)
         check_runner(validated.get("runner"), destination)
+        check_columns(source, validated.get("format", "csv"))
     return validated
 
 

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flows.formats.columns import Kind
+from flows.formats.xml_names import XML_REPLACEMENT
 
 _TEXT_KINDS: frozenset[Kind] = frozenset({"str", "json"})
 # Arrow's shortest float text equals repr() when it has a fraction and no exponent
@@ -34,9 +35,7 @@ _JSON_NUMBER = r"^-?[0-9]+(?:\.[0-9]+)?(?:E[-+]?[0-9]+)?$"
 _DECIMAL_NEEDS_PYTHON = r"^-?0\.000000"
 _XML_ESCAPES = (("&", "&amp;"), ('"', "&quot;"), ("'", "&apos;"), ("<", "&lt;"), (">", "&gt;"))
 # Characters XML 1.0 forbids; each is written as U+FFFD (see README, "How values are written").
-XML_FORBIDDEN = "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
 _XML_FORBIDDEN_RE2 = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{FFFE}\x{FFFF}]"
-XML_REPLACEMENT = "\ufffd"
 XML_TYPE_NAMES: dict[Kind, str] = {
     "int": "int",
     "float": "float",

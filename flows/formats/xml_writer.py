@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import BinaryIO
 
 import dicttoxml
@@ -13,6 +12,7 @@ from flows.config import FormatOptions
 from flows.formats import render
 from flows.formats.columns import Kind
 from flows.formats.writers import TextWriter, kinds_of
+from flows.formats.xml_names import element_name
 
 logging.getLogger("dicttoxml").setLevel(logging.WARNING)  # it logs every call at INFO
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8" ?>'
@@ -57,9 +57,7 @@ class XmlWriter(TextWriter):
 
 def _xml_tags(column: str, kind: Kind, type_attributes: bool) -> tuple[str, str, str]:
     """(open tag, close tag, NULL element) for one column, named the way dicttoxml names it."""
-    safe_column = _replace_xml_forbidden(column)
-    name, attrs = dicttoxml.make_valid_xml_name(safe_column, {})
-    attrs = dict(attrs)
+    name, attrs = element_name(column)
     null_attrs = dict(attrs)
     if type_attributes:
         attrs["type"] = render.XML_TYPE_NAMES.get(kind, "str")
@@ -67,7 +65,3 @@ def _xml_tags(column: str, kind: Kind, type_attributes: bool) -> tuple[str, str,
     open_tag = f"<{name}{dicttoxml.make_attrstring(attrs)}>"
     null_element = f"<{name}{dicttoxml.make_attrstring(null_attrs)}></{name}>"
     return open_tag, f"</{name}>", null_element
-
-
-def _replace_xml_forbidden(value: str) -> str:
-    return re.sub(render.XML_FORBIDDEN, render.XML_REPLACEMENT, value)

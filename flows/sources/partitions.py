@@ -61,7 +61,9 @@ class Partition:
         return {} if self.nulls else {k: v for k, v in values.items() if v is not None}
 
 
-def partition_sql(sql: str, partition: Partition, quote: Callable[[str], str]) -> str:
+def partition_sql(
+    sql: str, partition: Partition, quote: Callable[[str], str], *, filtered: bool = False
+) -> str:
     """The partition's SQL with `:name` binds (values: `Partition.bind_values`).
 
     A block range filters the table's own SELECT (ours, not the user's: a table export); a
@@ -73,7 +75,10 @@ def partition_sql(sql: str, partition: Partition, quote: Callable[[str], str]) -
             conditions.append(f"ctid >= CAST(:{LOW_PARAM} AS tid)")
         if partition.high is not None:
             conditions.append(f"ctid < CAST(:{HIGH_PARAM} AS tid)")
-        return f"{sql} WHERE {' AND '.join(conditions)}" if conditions else sql
+        if not conditions:
+            return sql
+        joined = " AND ".join(conditions)  # after source.filter's WHERE, if the table has one
+        return f"{sql} AND {joined}" if filtered else f"{sql} WHERE {joined}"
     column = quote(partition.column)
     if partition.nulls:
         condition = f"{column} IS NULL"

@@ -31,6 +31,13 @@ from flows.sources.partitions import (
     column_ranges,
     partition_sql,
 )
+from flows.sources.shape import (
+    Shape,
+    compile_named,
+    plan_shape,
+    shaped_query_sql,
+    shaped_table_select,
+)
 from flows.sources.values import field_for_sqltype
 
 _MAX_TABLES_LISTED = 20
@@ -56,6 +63,7 @@ class SourcePlan:
     source_types: tuple[str, ...] = ()  # each column's type as the database names it
     partition: Partition | None = None  # the range this plan reads, if the read is split
     snapshot: str | None = None  # PostgreSQL: the exported snapshot every partition reads
+    shape: Shape | None = None  # source.columns and source.filter, already in `sql`
 
     def for_partition(self, partition: Partition, snapshot: str | None) -> SourcePlan:
         """The plan of one partition of this read."""
@@ -67,7 +75,8 @@ class SourcePlan:
         `quote` quotes a column name for the database's dialect."""
         if self.partition is None:
             return self.sql, self.params
-        sql = partition_sql(self.sql, self.partition, quote)
+        filtered = self.shape is not None and bool(self.shape.conditions)
+        sql = partition_sql(self.sql, self.partition, quote, filtered=filtered)
         return sql, {**self.params, **self.partition.bind_values()}
 
 
@@ -90,6 +99,7 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
     shown = display_url(url)
     try:
         with engine.connect() as conn:
+            table: sa.Table | None = None
             if source.table is not None:
                 table = reflect_table(conn, source.table, shown)
                 sql = str(sa.select(table).compile(conn, compile_kwargs={"literal_binds": True}))
@@ -117,10 +127,28 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
                 described_mysql = mysql.describe(conn, sql, source.params)
                 declared = list(described_mysql.fields)
                 source_types = described_mysql.type_names
+            params = dict(source.params)
+            shape = plan_shape(source.columns, source.filter, names, declared, shown)
+            if shape is not None:  # the projection and WHERE, in the SQL every reader runs
+                if table is not None:
+                    sql, filter_values = compile_named(
+                        shaped_table_select(table, shape), conn.dialect
+                    )
+                else:
+                    sql, filter_values = shaped_query_sql(sql, names, shape, conn.dialect)
+                params.update(filter_values)
+                order = [names.index(name) for name, _ in shape.columns]
+                declared = [
+                    _renamed(declared[i], out)
+                    for i, (_, out) in zip(order, shape.columns, strict=True)
+                ]
+                source_types = tuple(source_types[i] for i in order)
+                type_oids = tuple(type_oids[i] for i in order) if type_oids else ()
+                names = shape.output_names
             wants_count = (
                 source.table is not None if source.count_rows is None else source.count_rows
             )
-            count = _count_rows(conn, sql, source.params) if wants_count else None
+            count = _count_rows(conn, sql, params) if wants_count else None
     except (ConfigurationError, SourceError):
         raise
     except DBAPIError as exc:
@@ -133,7 +161,7 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
         url=url,
         display_url=shown,
         sql=sql,
-        params=dict(source.params),
+        params=params,
         reader=reader,
         column_names=names,
         declared=declared,
@@ -144,7 +172,12 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
         text_oids=text_oids,
         type_oids=type_oids,
         source_types=source_types,
+        shape=shape,
     )
+
+
+def _renamed(field: pa.Field | None, name: str) -> pa.Field | None:
+    return None if field is None else field.with_name(name)
 
 
 def _type_name(sqltype: sa.types.TypeEngine[Any], conn: sa.Connection) -> str:

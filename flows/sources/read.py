@@ -23,8 +23,9 @@ from flows.formats.registry import ExportFormat
 from flows.sources import mysql, pg_render, postgres
 from flows.sources.connections import create_engine, is_psycopg, is_pymysql
 from flows.sources.failures import source_failure
-from flows.sources.partitions import Partition, partition_clause
+from flows.sources.partitions import partition_clause
 from flows.sources.plan import SourcePlan, reflect_table
+from flows.sources.shape import shaped_table_select
 from flows.sources.values import infer_fields, rows_to_batch
 
 # Rows per chunk read for a text format (CSV, JSON, XML) on the Arrow path: its writer renders
@@ -98,7 +99,7 @@ def _sqlalchemy_batches(plan: SourcePlan) -> Iterator[pa.RecordBatch]:
                 # A reflected table's select applies SQLAlchemy's type processing (SQLite
                 # keeps datetimes, decimals and booleans as text or numbers).
                 table = reflect_table(conn, plan.table, plan.display_url, json_as_text=True)
-                statement, params = _table_select(table, plan.partition), plan.params
+                statement, params = _table_select(table, plan), {}
             options = conn.execution_options(stream_results=True, yield_per=plan.chunk_rows)
             result = options.execute(statement, params)
             held: list[pa.RecordBatch] = []
@@ -123,13 +124,16 @@ def _sqlalchemy_batches(plan: SourcePlan) -> Iterator[pa.RecordBatch]:
         yield rows_to_batch([], pa.schema(infer_fields(plan.column_names, fields, [])))
 
 
-def _table_select(table: sa.Table, partition: Partition | None) -> sa.Select[Any]:
-    """The reflected table's rows, those of `partition`'s range if the read is split."""
-    statement = sa.select(table)
+def _table_select(table: sa.Table, plan: SourcePlan) -> sa.Select[Any]:
+    """The reflected table's rows (shaped by source.columns and source.filter, with typed
+    binds), those of the plan's range if the read is split."""
+    shape, partition = plan.shape, plan.partition
+    statement = sa.select(table) if shape is None else shaped_table_select(table, shape)
     if partition is None:
         return statement
     assert partition.column is not None, "block ranges are PostgreSQL's, read as text SQL"
-    return statement.where(partition_clause(partition, table.c[partition.column]))
+    column = partition.column if shape is None else shape.source_of(partition.column)
+    return statement.where(partition_clause(partition, table.c[column]))
 
 
 def _settled(fields: list[pa.Field | None]) -> bool:
