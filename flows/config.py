@@ -310,6 +310,28 @@ class FormatOptions(_Model):
     parquet_compression: Literal["snappy", "zstd", "gzip", "none"] = Field(
         default="snappy", description="Parquet column compression codec."
     )
+    encoding: Literal["utf-8", "utf-8-sig", "ascii", "latin-1", "utf-16"] = Field(
+        default="utf-8",
+        description=(
+            "Character encoding of CSV, JSON and XML files: utf-8, utf-8-sig (with a BOM, "
+            "for Excel), ascii, latin-1 or utf-16 (with a BOM). Parquet is always UTF-8."
+        ),
+    )
+    on_unencodable: Literal["error", "replace", "escape"] = Field(
+        default="error",
+        description=(
+            "A character the encoding cannot write: error (the export fails naming its row "
+            "and column), replace (writes ?), or escape (XML &#NNN; and JSON \\uXXXX; not "
+            "CSV)."
+        ),
+    )
+    decimals: Literal["number", "string"] = Field(
+        default="number",
+        description=(
+            "JSON and JSON Lines: decimals as numbers with their exact digits (12.50), or as "
+            'strings ("12.50") for readers that would round a number to a double.'
+        ),
+    )
 
     @field_validator("delimiter")
     @classmethod
@@ -469,6 +491,26 @@ def check_columns(source: SourceConfig, fmt: ExportFormat) -> None:
         raise ConfigurationError(
             f"source.columns: `{first}` and `{second}` are both written as the XML element "
             f"<{element_name(second)[0]}>; rename one of them with `as`"
+        )
+
+
+def check_format_options(fmt: ExportFormat, options: FormatOptions | None) -> None:
+    """The options that only some formats can honour.
+
+    Raises:
+        ConfigurationError: an encoding other than UTF-8 for Parquet, or `escape` for CSV.
+    """
+    if options is None:
+        return
+    if fmt == "parquet" and options.encoding != "utf-8":
+        raise ConfigurationError(
+            f"format_options.encoding: Parquet stores text as UTF-8, not {options.encoding}; "
+            "remove encoding or export CSV, JSON or XML"
+        )
+    if fmt == "csv" and options.on_unencodable == "escape":
+        raise ConfigurationError(
+            "format_options.on_unencodable: CSV has no escape for a character; use error or "
+            "replace, or an encoding that holds every character (utf-8)"
         )
 
 

@@ -31,6 +31,7 @@ from flows.config import (
     SourceConfig,
     WindowConfig,
     check_columns,
+    check_format_options,
     check_runner,
     parse_format,
 )
@@ -128,6 +129,7 @@ def export(
     check_window(source, window, destination)
     check_runner(runner, destination)
     check_columns(source, format)
+    check_format_options(format, format_options)
     uses = query_uses(source)
     resolved = resolve_window(window, uses)
     since: datetime | None = None
@@ -167,7 +169,7 @@ def export(
         written = write_batches(plan, format, destination, options, context)
     if destination.store.posts:
         try:
-            files = post_files(destination, written, context, format, name)
+            files = post_files(destination, written, context, format, name, options.encoding)
         finally:
             remove_spools(written)  # after the last attempt, whatever its outcome
     else:

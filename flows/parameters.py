@@ -18,6 +18,7 @@ from flows.config import (
     SourceConfig,
     WindowConfig,
     check_columns,
+    check_format_options,
     check_runner,
     parse_format,
 )
@@ -59,6 +60,7 @@ def validate_export_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
         check_window(source, validated.get("window"), destination)
         check_runner(validated.get("runner"), destination)
         check_columns(source, validated.get("format", "csv"))
+    check_format_options(validated.get("format", "csv"), validated.get("format_options"))
     return validated
 
 

@@ -102,6 +102,8 @@ def open_delivered(run: FlowRun, status: RunStatus, part: int = 1) -> DeliveredF
     except FileNotFoundError:
         raise NoFile("the delivered file is no longer there") from None
     fmt = str(run.parameters.get("format") or "csv").lower()
-    media = media_type(fmt, destination.compression)
+    options = run.parameters.get("format_options") or {}
+    encoding = str(options.get("encoding") or "utf-8") if isinstance(options, dict) else "utf-8"
+    media = media_type(fmt, destination.compression, encoding)
     name = posixpath.basename(path.rstrip("/")) or DEFAULT_EXPORT_NAME
     return DeliveredFile(name, media, size if isinstance(size, int) else None, handle)

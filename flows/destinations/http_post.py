@@ -162,6 +162,7 @@ def post_files(
     context: TargetContext,
     fmt: ExportFormat,
     logger: _Logger,
+    encoding: str = "utf-8",
 ) -> list[str]:
     """POST each spooled file, in order; returns the URLs posted to (without query strings).
 
@@ -179,7 +180,9 @@ def post_files(
             if Path(item.temp_path + SENT_SUFFIX).exists():  # accepted in an earlier attempt
                 delivered.append(without_secrets(item.final_path))
                 continue
-            request = _request(destination, context, fmt, item, base, number, len(files))
+            request = _request(
+                destination, context, (fmt, encoding), item, base, number, len(files)
+            )
             try:
                 status = _post(client, request, secrets)
             except DeliveryError as exc:
@@ -207,14 +210,15 @@ def post_files(
 def _request(
     destination: HttpDestination,
     context: TargetContext,
-    fmt: ExportFormat,
+    format_and_encoding: tuple[ExportFormat, str],
     item: WrittenFile,
     base: dict[str, str],
     number: int,
     parts: int,
 ) -> _Request:
     """The headers of one part: defaults, then the block's, then the ones we compute."""
-    headers = {"Content-Type": media_type(fmt, destination.compression), **base}
+    fmt, encoding = format_and_encoding
+    headers = {"Content-Type": media_type(fmt, destination.compression, encoding), **base}
     headers.update(
         {
             "Content-Length": str(os.path.getsize(item.temp_path)),

@@ -19,6 +19,7 @@ class _JsonObjects(TextWriter):
 
     row_prefix = ""
     row_suffix = ""
+    escapes_as = "json"
 
     def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
         self.keys = [json.dumps(name, ensure_ascii=False) for name in column_names(schema)]
@@ -36,7 +37,11 @@ class _JsonObjects(TextWriter):
         for index, kind in enumerate(kinds):
             opener = self.row_prefix + "{" if index == 0 else ","
             parts.append(f"{opener}{self.keys[index]}:")
-            parts.append(render.json_values(batch.column(index), kind))
+            parts.append(
+                render.json_values(
+                    batch.column(index), kind, decimals_as_strings=self.options.decimals == "string"
+                )
+            )
         if not kinds:
             parts.append(self.row_prefix + "{")
         parts.append("}" + self.row_suffix)

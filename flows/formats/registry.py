@@ -43,10 +43,18 @@ def file_extension(fmt: ExportFormat) -> str:
     return FORMATS[fmt].extension
 
 
-def media_type(fmt: str, compression: str = "none") -> str:
-    """Content-Type of a file: by format, or application/gzip for a gzip file (the body is
-    the .gz file itself, not a Content-Encoding of the document)."""
+# format_options.encoding → the charset parameter of a text file's Content-Type
+CHARSETS = {"utf-8-sig": "utf-8", "ascii": "us-ascii", "latin-1": "iso-8859-1", "utf-16": "utf-16"}
+
+
+def media_type(fmt: str, compression: str = "none", encoding: str = "utf-8") -> str:
+    """Content-Type of a file: by format (with the charset of a text file not in UTF-8), or
+    application/gzip for a gzip file (the body is the .gz file itself, not a
+    Content-Encoding of the document)."""
     if compression == "gzip":
         return GZIP_MEDIA_TYPE
     known: dict[str, str] = {name: item.media_type for name, item in FORMATS.items()}
-    return known.get(fmt, "application/octet-stream")
+    found = known.get(fmt, "application/octet-stream")
+    if fmt == "parquet" or encoding not in CHARSETS:
+        return found
+    return f"{found.split(';')[0]}; charset={CHARSETS[encoding]}"

@@ -32,7 +32,7 @@ _JSON_KERNEL_ESCAPES = (("\\", "\\\\"), ('"', '\\"'))
 _JSON_NUMBER = r"^-?[0-9]+(?:\.[0-9]+)?(?:E[-+]?[0-9]+)?$"
 # Plain decimal text that str(Decimal) writes differently: six or more zeros after the point
 # (an adjusted exponent below -6 switches to E notation, e.g. 0.0000001 → 1E-7).
-_DECIMAL_NEEDS_PYTHON = r"^-?0\.000000"
+_DECIMAL_EXPONENT = r"[0-9]E[-+]?[0-9]"
 _XML_ESCAPES = (("&", "&amp;"), ('"', "&quot;"), ("'", "&apos;"), ("<", "&lt;"), (">", "&gt;"))
 # Characters XML 1.0 forbids; each is written as U+FFFD (see README, "How values are written").
 _XML_FORBIDDEN_RE2 = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{FFFE}\x{FFFF}]"
@@ -49,7 +49,7 @@ def text(array: pa.Array, kind: Kind) -> pa.Array:
     """The canonical text of every value; NULL stays NULL."""
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), pa.string())
-    if kind == "decimal" and pa.types.is_string(array.type):
+    if kind == "decimal":
         return _decimal_text(array)
     if kind in _TEXT_KINDS or kind == "uuid":
         return _as_string(array)
@@ -87,10 +87,11 @@ def csv_cells(array: pa.Array, kind: Kind, delimiter: str) -> pa.Array:
 _NON_TEXT_CHARS = frozenset("0123456789abcdef-+.:ETtrulsnij")
 
 
-def json_values(array: pa.Array, kind: Kind) -> pa.Array:
-    """JSON values (as json.dumps writes them, UTF-8 kept); NULL becomes null."""
+def json_values(array: pa.Array, kind: Kind, *, decimals_as_strings: bool = False) -> pa.Array:
+    """JSON values (as json.dumps writes them, UTF-8 kept); NULL becomes null. Decimals are
+    numbers with their exact digits, or strings with `decimals_as_strings`."""
     if kind == "json":
-        values = _as_string(array)
+        values = _json_documents(_as_string(array))
     elif kind == "uuid":  # hex digits and dashes: nothing to escape
         values = pc.binary_join_element_wise('"', _as_string(array), '"', "")
     elif kind in ("int", "bool"):
@@ -100,6 +101,8 @@ def json_values(array: pa.Array, kind: Kind) -> pa.Array:
         if not pc.all(pc.fill_null(pc.is_finite(array), True)).as_py():
             for raw, rendered in _NON_FINITE_JSON.items():
                 values = pc.if_else(pc.equal(values, raw), rendered, values)
+    elif kind == "decimal" and decimals_as_strings:
+        values = pc.binary_join_element_wise('"', text(array, kind), '"', "")
     elif kind == "decimal":
         values = text(array, kind)
         if pa.types.is_string(array.type):  # exact text may hold NaN / Infinity
@@ -108,6 +111,16 @@ def json_values(array: pa.Array, kind: Kind) -> pa.Array:
     else:
         values = _json_strings(text(array, kind))
     return pc.fill_null(values, "null")
+
+
+def _json_documents(values: pa.Array) -> pa.Array:
+    """JSON column values as stored, on one line: a `json` column keeps its writer's
+    whitespace, line breaks included, which would split a JSON Lines record. Outside strings
+    (where JSON escapes them) a line break is insignificant whitespace, so it becomes a space:
+    numbers and strings keep their exact text."""
+    if not _contains(values, "[\r\n]"):
+        return values
+    return pc.replace_substring_regex(values, "[\r\n]+[ \t]*", " ")
 
 
 def _json_strings(values: pa.Array) -> pa.Array:
@@ -136,13 +149,16 @@ def xml_elements(
 
 
 def xml_escape(values: pa.Array) -> pa.Array:
-    """Escape & " ' < > like dicttoxml, and replace characters XML 1.0 forbids."""
+    """Escape & " ' < > like dicttoxml, write a carriage return as `&#13;` (a parser turns a
+    raw CR into LF), and replace characters XML 1.0 forbids."""
     if pc.any(pc.match_substring_regex(values, _XML_FORBIDDEN_RE2)).as_py():
         values = pc.replace_substring_regex(values, _XML_FORBIDDEN_RE2, XML_REPLACEMENT)
     if _contains(values, "[&<>\"']"):
         for raw, escaped in _XML_ESCAPES:  # "&" first
             if _contains(values, "[" + raw + "]"):
                 values = pc.replace_substring(values, raw, escaped)
+    if _contains(values, "\r"):
+        values = pc.replace_substring(values, "\r", "&#13;")
     return values
 
 
@@ -180,13 +196,14 @@ def _as_string(array: pa.Array) -> pa.Array:
 
 
 def _decimal_text(array: pa.Array) -> pa.Array:
-    """Exact decimal text in str(Decimal)'s form, the same as Arrow's decimal128 text."""
+    """Exact decimal text with plain digits and the value's scale, format(Decimal, "f"):
+    `0.0000000001` where Arrow's and str(Decimal)'s text is `1E-10`."""
     values = _as_string(array)
-    odd = pc.fill_null(pc.match_substring_regex(values, _DECIMAL_NEEDS_PYTHON), False)
+    odd = pc.fill_null(pc.match_substring_regex(values, _DECIMAL_EXPONENT), False)
     if pc.any(odd).as_py():
         picked = pc.filter(values, odd).to_pylist()
         values = pc.replace_with_mask(
-            values, odd, pa.array([str(decimal.Decimal(v)) for v in picked], pa.string())
+            values, odd, pa.array([format(decimal.Decimal(v), "f") for v in picked], pa.string())
         )
     return values
 

@@ -19,6 +19,7 @@ from flows.config import FormatOptions
 from flows.errors import FormatError
 from flows.formats import render
 from flows.formats.columns import Kind, kind_of, rendered_format
+from flows.formats.encoding import Encoder
 from flows.formats.registry import FORMATS, ExportFormat
 
 
@@ -52,13 +53,18 @@ RENDER_ROWS = 4_096
 
 
 class TextWriter(BatchWriter):
-    """A text format: a header, rows rendered column-wise by Arrow kernels, a footer."""
+    """A text format: a header, rows rendered column-wise by Arrow kernels, a footer; in the
+    file's encoding (flows/formats/encoding.py)."""
 
     first_row_prefix = 0  # bytes of separator to drop before a file's first row
+    escapes_as = "csv"  # how on_unencodable: escape writes a character: "xml" or "json"
 
     def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
         super().__init__(file, schema, options)
-        self._emit(self.header().encode())
+        self.encoder = Encoder(options.encoding, options.on_unencodable, self.escapes_as)
+        if self.encoder.bom:
+            self._emit(self.encoder.bom)
+        self._emit_text(self.header(), "the header (column names)")
 
     def header(self) -> str:
         return ""
@@ -96,17 +102,46 @@ class TextWriter(BatchWriter):
         skip = self.first_row_prefix if self.rows == 0 else 0
         count = len(rows)
         if budget is not None:
-            ends = render.row_ends(rows) - skip
+            ends = self._row_ends(batch, rows) - self._encoded_size(skip)
             count = int(np.searchsorted(ends, budget, side="right"))
             if count == 0 and self.rows == 0:
                 count = 1  # a single row larger than a part still goes somewhere
         data = render.string_bytes(rows, 0, count)
-        self._emit(data[skip:] if skip else data)
+        try:
+            encoded = self.encoder.encode(data[skip:] if skip else data)
+        except UnicodeEncodeError:
+            raise self.encoder.failure(batch, rows.slice(0, count), self.rows) from None
+        self._emit(encoded)
         self.rows += count
         return count
 
+    def _row_ends(self, batch: pa.RecordBatch, rows: pa.Array) -> np.ndarray:
+        """Where each row ends, in bytes of the file's encoding."""
+        if self.encoder.identity:
+            return render.row_ends(rows)
+        try:
+            sizes = [len(self.encoder.encode(text.encode())) for text in rows.to_pylist()]
+        except UnicodeEncodeError:
+            raise self.encoder.failure(batch, rows, self.rows) from None
+        ends: np.ndarray = np.cumsum(np.array(sizes, dtype=np.int64))
+        return ends
+
+    def _encoded_size(self, ascii_bytes: int) -> int:
+        return len(self.encoder.encode(b" " * ascii_bytes)) if ascii_bytes else 0
+
+    def _emit_text(self, text: str, what: str) -> None:
+        try:
+            self._emit(self.encoder.encode(text.encode()))
+        except UnicodeEncodeError as exc:
+            char = exc.object[exc.start]
+            raise FormatError(
+                f"format_options.encoding: {what} holds {char!r} (U+{ord(char):04X}), which "
+                f"{self.options.encoding} cannot write; rename the column with source.columns "
+                "or choose another encoding"
+            ) from None
+
     def close(self) -> None:
-        self._emit(self.footer().encode())
+        self._emit_text(self.footer(), "the footer")
 
 
 def kinds_of(batch: pa.RecordBatch) -> list[Kind]:

@@ -25,6 +25,8 @@ class XmlWriter(TextWriter):
     column that is not a valid XML name becomes `<key name="...">` exactly as dicttoxml does.
     """
 
+    escapes_as = "xml"
+
     def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
         self._tags: dict[tuple[int, Kind], tuple[str, str, str]] = {}
         super().__init__(file, schema, options)
@@ -37,7 +39,8 @@ class XmlWriter(TextWriter):
         return self._tags[key]
 
     def header(self) -> str:
-        return f"{XML_DECLARATION}<{self.options.xml_root}>"
+        declaration = XML_DECLARATION.replace("UTF-8", self.encoder.declared_name)
+        return f"{declaration}<{self.options.xml_root}>"
 
     def footer(self) -> str:
         return f"</{self.options.xml_root}>"

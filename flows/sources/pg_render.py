@@ -76,7 +76,7 @@ def server_rendered(
         names = [field.name for field in fields if field is not None]
         members = []
         for index, ((column, kind, oid), name) in enumerate(zip(typed, names, strict=True)):
-            value = _json_value(column, kind, oid)
+            value = _json_value(column, kind, oid, options.decimals == "string")
             if value is None:
                 return None
             key = json.dumps(name, ensure_ascii=False)
@@ -92,7 +92,7 @@ def _csv_text(column: str, kind: Kind, oid: int) -> str | None:
     return None if render is None else render(_source(column, oid))
 
 
-def _json_value(column: str, kind: Kind, oid: int) -> str | None:
+def _json_value(column: str, kind: Kind, oid: int, decimals_as_strings: bool) -> str | None:
     """The JSON text of a value as json.dumps writes it (UTF-8 kept); NULL stays NULL."""
     source = _source(column, oid)
     if kind == "int":
@@ -106,6 +106,8 @@ def _json_value(column: str, kind: Kind, oid: int) -> str | None:
             f"WHEN {source} = '-Infinity'::float8 THEN '\"-Infinity\"' "
             f"ELSE {_float(source)} END"
         )
+    if kind == "decimal" and decimals_as_strings:
+        return f"'\"' || {_decimal(source)} || '\"'"
     if kind == "decimal":
         return (
             f"CASE WHEN {source} = 'NaN'::numeric OR abs({source}) = 'Infinity'::numeric "
@@ -159,24 +161,9 @@ def _timestamp(column: str, *, utc: bool) -> str:
 
 
 def _decimal(column: str) -> str:
-    """str(Decimal): E notation once the adjusted exponent is below -6 (0.0000001 → 1E-7)."""
-    text = f"{column}::text"
-    fraction = f"split_part({text}, '.', 2)"
-    digits = f"ltrim({fraction}, '0')"
-    sign = f"(CASE WHEN {column} < 0 THEN '-' ELSE '' END)"
-    mantissa = (
-        f"left({digits}, 1) || CASE WHEN length({digits}) > 1 "
-        f"THEN '.' || substr({digits}, 2) ELSE '' END"
-    )
-    exponent = f"(length({fraction}) - length({digits}) + 1)::text"
-    scientific = (
-        f"CASE WHEN {digits} = '' THEN '0E-' || length({fraction})::text "
-        f"ELSE {sign} || {mantissa} || 'E-' || {exponent} END"
-    )
-    return (
-        f"CASE WHEN abs({column}) < 0.000001 AND scale({column}) > 6 "
-        f"THEN {scientific} ELSE {text} END"
-    )
+    """Plain digits with the value's scale (0.0000000001, never 1E-10): numeric's own text,
+    which is also format(Decimal, "f")."""
+    return f"{column}::text"
 
 
 def _float(column: str) -> str:
