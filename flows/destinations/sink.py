@@ -119,7 +119,7 @@ class PartSink:
             with self._store_errors(part.final_path):
                 count = part.writer.write(remaining, budget)
             offset += count
-            if budget is not None and (count < remaining.num_rows or self._full(part)):
+            if (budget is not None and count < remaining.num_rows) or self._full(part):
                 self._close_part()
 
     def finish(self) -> list[WrittenFile]:
@@ -159,12 +159,19 @@ class PartSink:
         self.written.clear()
 
     def _budget(self, part: _OpenPart) -> int | None:
-        if self._limit is None:
+        """Bytes the writer may still write: a text part stops at the row that would pass
+        the limit. A gzip part is cut between chunks instead, once its compressed bytes reach
+        the limit (what the uncompressed rows will compress to is not known beforehand)."""
+        if self._limit is None or self.destination.compression == "gzip":
             return None
         return max(self._limit - part.writer.bytes - _FOOTER_ALLOWANCE, 0)
 
     def _full(self, part: _OpenPart) -> bool:
-        return self._limit is not None and part.writer.bytes + _FOOTER_ALLOWANCE >= self._limit
+        if self._limit is None:
+            return False
+        if self.destination.compression == "gzip":  # the bytes that reached the file
+            return part.counter.tell() + _FOOTER_ALLOWANCE >= self._limit
+        return part.writer.bytes + _FOOTER_ALLOWANCE >= self._limit
 
     def _open_part(self) -> _OpenPart:
         number = len(self.written) + 1

@@ -6,6 +6,7 @@ import logging
 from typing import BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from flows.config import FormatOptions
@@ -48,8 +49,9 @@ class ParquetWriter(BatchWriter):
                 ", ".join(self.undetermined),
             )
         codec = options.parquet_compression
+        self._stored = pa.schema([_stored_field(f) for f in file_schema])
         self._writer = pq.ParquetWriter(
-            file, file_schema, compression=None if codec == "none" else codec
+            file, self._stored, compression=None if codec == "none" else codec
         )
 
     def _conform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -68,10 +70,21 @@ class ParquetWriter(BatchWriter):
                 )
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
+    def _stored_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """UUID and JSON columns as Arrow's extension types, which Parquet stores with its
+        UUID and JSON logical types (readers then know what the bytes and text hold)."""
+        if self._stored.equals(batch.schema):
+            return batch
+        arrays = [
+            _stored_array(column, want)
+            for column, want in zip(batch.columns, self._stored, strict=True)
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=self._stored)
+
     def write(self, batch: pa.RecordBatch, budget: int | None = None) -> int:  # noqa: ARG002
         if batch.num_rows == 0:
             return 0
-        batch = self._conform(batch)
+        batch = self._stored_batch(self._conform(batch))
         before = int(self.file.tell())
         self._writer.write_batch(batch, row_group_size=batch.num_rows)
         self.bytes += int(self.file.tell()) - before
@@ -83,3 +96,36 @@ class ParquetWriter(BatchWriter):
         before = int(self.file.tell())
         self._writer.close()
         self.bytes += int(self.file.tell()) - before
+
+
+_UUID_TEXT = 32  # hex digits of a UUID without its dashes
+
+
+def _stored_field(field: pa.Field) -> pa.Field:
+    kind = kind_of(field)
+    if kind == "uuid" and pa.types.is_string(field.type):
+        return pa.field(field.name, pa.uuid(), field.nullable, field.metadata)
+    if kind == "json" and pa.types.is_string(field.type):
+        return pa.field(field.name, pa.json_(), field.nullable, field.metadata)
+    return field
+
+
+def _stored_array(column: pa.Array, want: pa.Field) -> pa.Array:
+    if column.type == want.type:
+        return column
+    if want.type == pa.json_():
+        return pa.ExtensionArray.from_storage(pa.json_(), column)
+    # UUID text → 16 bytes: one bytes.fromhex over every value at once (NULLs as zeros).
+    digits = pc.fill_null(pc.replace_substring(column, "-", ""), "0" * _UUID_TEXT)
+    if not pc.all(pc.equal(pc.utf8_length(digits), _UUID_TEXT)).as_py():
+        raise FormatError(f"column `{want.name}`: a value is not a UUID")
+    raw = bytes.fromhex(render.string_bytes(digits).tobytes().decode("ascii"))
+    validity = None
+    if column.null_count:
+        valid = pc.is_valid(column)  # a fresh bitmap from bit 0, as the new values are
+        assert valid.offset == 0
+        validity = valid.buffers()[1]
+    storage = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(16), len(column), [validity, pa.py_buffer(raw)], column.null_count
+    )
+    return pa.ExtensionArray.from_storage(pa.uuid(), storage)

@@ -123,6 +123,8 @@ def test_parquet_decimals_read_back_by_duckdb(
     path = run(adversarial, reader, "parquet", tmp_path)
     got = duckdb.sql(f"SELECT amount, note FROM read_parquet('{path}') ORDER BY id").fetchall()
     assert got == [(row[3], row[1]) for row in ROWS]
+    types = duckdb.sql(f"SELECT typeof(doc), typeof(amount) FROM read_parquet('{path}') LIMIT 1")
+    assert types.fetchall() == [("JSON", "DECIMAL(38,10)")]  # Parquet's JSON logical type
 
 
 @pytest.mark.parametrize("reader", READERS)

@@ -17,6 +17,7 @@ import json
 import math
 import re
 import sqlite3
+import uuid
 from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, date, datetime, time
@@ -171,7 +172,9 @@ def parquet_mismatch(got: Any, value: Any, kind: str) -> str | None:
         ok = isinstance(got, Decimal | str) and same_decimal(got, value)
     elif kind == "bool":
         ok = got is value
-    elif kind in ("str", "uuid"):
+    elif kind == "uuid":
+        ok = isinstance(got, uuid.UUID) and str(got) == str(value)
+    elif kind == "str":
         ok = got == str(value)
     elif kind == "json":
         if not isinstance(got, str):
@@ -545,7 +548,7 @@ class TestParquetTypes:
         "id": pa.types.is_integer,
         "big": lambda t: t == pa.int64(),
         "small": pa.types.is_integer,
-        "uid": pa.types.is_string,
+        "uid": lambda t: t == pa.uuid(),  # Parquet's UUID logical type
         "label": pa.types.is_string,
         "happened_at": lambda t: t == pa.timestamp("us", tz="UTC"),
         "local_at": lambda t: t == pa.timestamp("us"),
@@ -557,8 +560,8 @@ class TestParquetTypes:
         "flag": pa.types.is_boolean,
         "ratio": lambda t: t == pa.float64(),
         "ratio4": pa.types.is_floating,
-        "doc": pa.types.is_string,
-        "raw_doc": pa.types.is_string,
+        "doc": lambda t: t == pa.json_(),  # Parquet's JSON logical type
+        "raw_doc": lambda t: t == pa.json_(),
         "blob": pa.types.is_binary,
     }
 

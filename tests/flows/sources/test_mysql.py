@@ -147,6 +147,7 @@ def test_parquet_types_are_the_same_from_a_table_and_a_query(awkward: str, tmp_p
         assert schema.field("amount").type == pa.decimal128(38, 10)
         assert schema.field("span").type == pa.string()
         assert schema.field("stamped").type == pa.timestamp("us", tz="UTC")
+        assert schema.field("doc").type == pa.json_()  # Parquet's JSON logical type
         values = {row["id"]: row for row in table.to_pylist()}
         assert values[18446744073709551615]["amount"] == Decimal(
             "1234567890123456789012345678.0123456789"
