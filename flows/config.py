@@ -30,6 +30,7 @@ EXPORT_PARAMETERS = (
 )
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+_EXTENSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}")
 DEFAULT_CHUNK_ROWS = 50_000
 MAX_PARTITIONS = 64
 
@@ -310,6 +311,32 @@ class FormatOptions(_Model):
     parquet_compression: Literal["snappy", "zstd", "gzip", "none"] = Field(
         default="snappy", description="Parquet column compression codec."
     )
+    xslt: str | None = Field(
+        default=None,
+        description=(
+            "XML only: an XSLT 1.0 stylesheet applied to the export (a path relative to the "
+            "project folder, or absolute). It may read files in its own folder only."
+        ),
+    )
+    xslt_scope: Literal["item", "document"] = Field(
+        default="item",
+        description=(
+            "item: each row's element is transformed on its own, as rows stream (memory stays "
+            "flat); document: the whole document at once (grouping, sorting, totals)."
+        ),
+    )
+    xslt_max_mb: float = Field(
+        default=256,
+        gt=0,
+        description="xslt_scope: document: the largest XML document held for the stylesheet.",
+    )
+    ext: str | None = Field(
+        default=None,
+        description=(
+            "The file extension ({ext}) of a transformed export; by default from the "
+            "stylesheet's xsl:output (media-type, else method: txt, html, xml)."
+        ),
+    )
     encoding: Literal["utf-8", "utf-8-sig", "ascii", "latin-1", "utf-16"] = Field(
         default="utf-8",
         description=(
@@ -507,6 +534,25 @@ def check_format_options(fmt: ExportFormat, options: FormatOptions | None) -> No
             f"format_options.encoding: Parquet stores text as UTF-8, not {options.encoding}; "
             "remove encoding or export CSV, JSON or XML"
         )
+    if options.ext is not None and not re.fullmatch(
+        r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}", options.ext
+    ):
+        raise ConfigurationError(
+            f"format_options.ext: `{options.ext}` is not a file extension; use letters and "
+            "digits, e.g. txt"
+        )
+    if options.xslt is not None or options.ext is not None:
+        if fmt != "xml":
+            field = "xslt" if options.xslt is not None else "ext"
+            raise ConfigurationError(
+                f"format_options.{field}: a stylesheet transforms the XML export; set "
+                f"format: xml (not {fmt})"
+            )
+        if options.xslt is None:
+            raise ConfigurationError("format_options.ext: names a stylesheet's files; set xslt")
+        from flows.formats.xslt import load_stylesheet, resolve_stylesheet
+
+        load_stylesheet(resolve_stylesheet(options.xslt))  # compiled and checked now
     if fmt == "csv" and options.on_unencodable == "escape":
         raise ConfigurationError(
             "format_options.on_unencodable: CSV has no escape for a character; use error or "

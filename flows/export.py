@@ -43,7 +43,7 @@ from flows.destinations.store import WrittenFile
 from flows.destinations.targets import TargetContext
 from flows.errors import ConfigurationError, ExportError
 from flows.formats.columns import kind_of
-from flows.formats.registry import ExportFormat, file_extension
+from flows.formats.registry import ExportFormat, export_extension, export_media_type
 from flows.runners import partition_runner
 from flows.runs.naming import (
     EXPORT_FLOW,
@@ -145,7 +145,7 @@ def export(
         deployment=current_deployment(),
         run_id=str(runtime_flow_run.id or "local"),
         date=current_run_date(),
-        ext=file_extension(format),
+        ext=export_extension(format, options),
         since=since,
         until=until,
     )
@@ -169,7 +169,8 @@ def export(
         written = write_batches(plan, format, destination, options, context)
     if destination.store.posts:
         try:
-            files = post_files(destination, written, context, format, name, options.encoding)
+            content_type = export_media_type(format, destination.compression, options)
+            files = post_files(destination, written, context, format, name, content_type)
         finally:
             remove_spools(written)  # after the last attempt, whatever its outcome
     else:

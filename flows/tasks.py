@@ -189,11 +189,11 @@ def post_files(
     context: TargetContext,
     fmt: ExportFormat,
     label: str,  # noqa: ARG001 - names the task run
-    encoding: str = "utf-8",
+    content_type: str | None = None,
 ) -> list[str]:
     """POST each spooled file to the http(s) URL, in order; transient failures are retried
     here (as task retries, visible in the UI), without reading the database again."""
-    return post_spooled_files(destination, files, context, fmt, get_run_logger(), encoding)
+    return post_spooled_files(destination, files, context, fmt, get_run_logger(), content_type)
 
 
 def cast_uuid(value: Any) -> UUID:

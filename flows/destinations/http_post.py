@@ -162,7 +162,7 @@ def post_files(
     context: TargetContext,
     fmt: ExportFormat,
     logger: _Logger,
-    encoding: str = "utf-8",
+    content_type: str | None = None,
 ) -> list[str]:
     """POST each spooled file, in order; returns the URLs posted to (without query strings).
 
@@ -181,7 +181,7 @@ def post_files(
                 delivered.append(without_secrets(item.final_path))
                 continue
             request = _request(
-                destination, context, (fmt, encoding), item, base, number, len(files)
+                destination, context, (fmt, content_type), item, base, number, len(files)
             )
             try:
                 status = _post(client, request, secrets)
@@ -210,15 +210,15 @@ def post_files(
 def _request(
     destination: HttpDestination,
     context: TargetContext,
-    format_and_encoding: tuple[ExportFormat, str],
+    format_and_type: tuple[ExportFormat, str | None],
     item: WrittenFile,
     base: dict[str, str],
     number: int,
     parts: int,
 ) -> _Request:
     """The headers of one part: defaults, then the block's, then the ones we compute."""
-    fmt, encoding = format_and_encoding
-    headers = {"Content-Type": media_type(fmt, destination.compression, encoding), **base}
+    fmt, content_type = format_and_type
+    headers = {"Content-Type": content_type or media_type(fmt, destination.compression), **base}
     headers.update(
         {
             "Content-Length": str(os.path.getsize(item.temp_path)),

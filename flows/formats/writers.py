@@ -155,6 +155,11 @@ def open_writer(
     rendered = rendered_format(schema)
     if rendered not in (None, fmt) and (rendered, fmt) != ("jsonl", "json"):
         raise FormatError(f"format: rows rendered as {rendered} cannot be written as {fmt}")
+    if fmt == "xml" and options.xslt is not None:
+        from flows.formats import xslt
+
+        scoped = xslt.XsltItemWriter if options.xslt_scope == "item" else xslt.XsltDocumentWriter
+        return scoped(file, schema, options)
     return writer_class(fmt)(file, schema, options)
 
 
