@@ -105,6 +105,27 @@ class TestRoundTrip:
         assert request.header("Content-Type") == "text/csv; charset=utf-8"
         assert len(request.body) == result.bytes and request.body.startswith(b"order_id,")
 
+    def test_the_content_type_names_the_encoding_and_the_stylesheets_type(
+        self, demo_db: Path, receiver: WebhookReceiver
+    ) -> None:
+        export(
+            source=demo_source(demo_db),
+            destination={"url": f"{receiver.url}/latin"},
+            format_options={"encoding": "latin-1", "on_unencodable": "replace"},
+        )
+        stylesheet = Path(__file__).parents[3] / "definitions" / "fixed_width.xsl"
+        export(
+            source=demo_source(demo_db),
+            destination={"url": f"{receiver.url}/text"},
+            format="xml",
+            format_options={"xslt": str(stylesheet)},
+        )
+        latin, text = receiver.requests
+        assert latin.header("Content-Type") == "text/csv; charset=iso-8859-1"
+        assert text.header("Content-Type") == "text/plain; charset=utf-8"
+        assert text.header("X-Export-Filename") == "orders.txt"
+        assert text.body.startswith(b"1  ")
+
     def test_gzip_parts_are_posted_in_order(
         self, demo_db: Path, receiver: WebhookReceiver, tmp_path: Path
     ) -> None:

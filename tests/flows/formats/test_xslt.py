@@ -13,6 +13,7 @@ import pytest
 
 from flows.errors import ConfigurationError, FormatError
 from flows.export import export
+from flows.formats.xslt import load_stylesheet
 from flows.parameters import validate_export_parameters
 
 ROOT = Path(__file__).parents[3]
@@ -104,6 +105,33 @@ class TestStylesheetsThatFail:
         assert f"format_options.xslt: `{sheet}` stopped: " in str(raised.value)
         assert refused in str(raised.value)
         assert not list((tmp_path / "out").iterdir()), "nothing published"
+
+    def test_includes_come_from_its_own_folder_only(self, tmp_path: Path) -> None:
+        folder = tmp_path / "sheets"
+        folder.mkdir()
+        (folder / "parts.xsl").write_text(
+            '<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">'
+            '<xsl:template name="id">#<xsl:value-of select="order_id"/>'
+            "<xsl:text>&#10;</xsl:text></xsl:template>"
+            "</xsl:stylesheet>"
+        )
+        (tmp_path / "outside.xsl").write_text((folder / "parts.xsl").read_text())
+        sheet = folder / "main.xsl"
+        for included in ("parts.xsl", "../outside.xsl"):
+            sheet.write_text(
+                '<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">'
+                f'<xsl:include href="{included}"/><xsl:output method="text"/>'
+                '<xsl:template match="/item"><xsl:call-template name="id"/></xsl:template>'
+                "</xsl:stylesheet>"
+            )
+            if included == "parts.xsl":
+                path = run(tmp_path / "ok", ["order_id"], xslt=str(sheet))
+                assert path.read_text().startswith("#1\n#2\n")
+            else:
+                load_stylesheet.cache_clear()
+                with pytest.raises(ConfigurationError) as raised:
+                    run(tmp_path / "refused", ["order_id"], xslt=str(sheet))
+                assert "may read only files in its own folder" in str(raised.value)
 
     def test_xsl_message_terminate_fails_the_run_with_its_text(self, tmp_path: Path) -> None:
         sheet = self.stylesheet(
