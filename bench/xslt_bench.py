@@ -59,7 +59,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     from flows.destinations.publish import publish
     from flows.destinations.sink import PartSink
     from flows.destinations.targets import TargetContext
-    from flows.formats.registry import export_extension
+    from flows.formats.options import export_extension
     from flows.sources.plan import inspect_source
     from flows.sources.read import read_for_format
 

@@ -30,7 +30,6 @@ EXPORT_PARAMETERS = (
 )
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
-_EXTENSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}")
 DEFAULT_CHUNK_ROWS = 50_000
 MAX_PARTITIONS = 64
 
@@ -518,45 +517,6 @@ def check_columns(source: SourceConfig, fmt: ExportFormat) -> None:
         raise ConfigurationError(
             f"source.columns: `{first}` and `{second}` are both written as the XML element "
             f"<{element_name(second)[0]}>; rename one of them with `as`"
-        )
-
-
-def check_format_options(fmt: ExportFormat, options: FormatOptions | None) -> None:
-    """The options that only some formats can honour.
-
-    Raises:
-        ConfigurationError: an encoding other than UTF-8 for Parquet, or `escape` for CSV.
-    """
-    if options is None:
-        return
-    if fmt == "parquet" and options.encoding != "utf-8":
-        raise ConfigurationError(
-            f"format_options.encoding: Parquet stores text as UTF-8, not {options.encoding}; "
-            "remove encoding or export CSV, JSON or XML"
-        )
-    if options.ext is not None and not re.fullmatch(
-        r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}", options.ext
-    ):
-        raise ConfigurationError(
-            f"format_options.ext: `{options.ext}` is not a file extension; use letters and "
-            "digits, e.g. txt"
-        )
-    if options.xslt is not None or options.ext is not None:
-        if fmt != "xml":
-            field = "xslt" if options.xslt is not None else "ext"
-            raise ConfigurationError(
-                f"format_options.{field}: a stylesheet transforms the XML export; set "
-                f"format: xml (not {fmt})"
-            )
-        if options.xslt is None:
-            raise ConfigurationError("format_options.ext: names a stylesheet's files; set xslt")
-        from flows.formats.xslt import load_stylesheet, resolve_stylesheet
-
-        load_stylesheet(resolve_stylesheet(options.xslt))  # compiled and checked now
-    if fmt == "csv" and options.on_unencodable == "escape":
-        raise ConfigurationError(
-            "format_options.on_unencodable: CSV has no escape for a character; use error or "
-            "replace, or an encoding that holds every character (utf-8)"
         )
 
 

@@ -31,7 +31,6 @@ from flows.config import (
     SourceConfig,
     WindowConfig,
     check_columns,
-    check_format_options,
     check_runner,
     parse_format,
 )
@@ -43,7 +42,8 @@ from flows.destinations.store import WrittenFile
 from flows.destinations.targets import TargetContext
 from flows.errors import ConfigurationError, ExportError
 from flows.formats.columns import kind_of
-from flows.formats.registry import ExportFormat, export_extension, export_media_type
+from flows.formats.options import check_format_options, export_extension, export_media_type
+from flows.formats.registry import ExportFormat
 from flows.runners import partition_runner
 from flows.runs.naming import (
     EXPORT_FLOW,

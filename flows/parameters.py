@@ -18,11 +18,11 @@ from flows.config import (
     SourceConfig,
     WindowConfig,
     check_columns,
-    check_format_options,
     check_runner,
     parse_format,
 )
 from flows.errors import ConfigurationError
+from flows.formats.options import check_format_options
 from flows.sources.window import check_window
 
 

@@ -9,7 +9,7 @@ pyarrow.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 ExportFormat = Literal["csv", "json", "jsonl", "xml", "parquet"]
 Compression = Literal["none", "gzip"]
@@ -37,6 +37,11 @@ FORMATS: dict[ExportFormat, Format] = {
     ),
 }
 EXPORT_FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
+# The XML writers that run a stylesheet (format_options.xslt), by xslt_scope.
+XSLT_WRITERS = {
+    "item": "flows.formats.xslt:XsltItemWriter",
+    "document": "flows.formats.xslt:XsltDocumentWriter",
+}
 
 
 def file_extension(fmt: ExportFormat) -> str:
@@ -58,24 +63,3 @@ def media_type(fmt: str, compression: str = "none", encoding: str = "utf-8") -> 
     if fmt == "parquet" or encoding not in CHARSETS:
         return found
     return f"{found.split(';')[0]}; charset={CHARSETS[encoding]}"
-
-
-def export_media_type(fmt: str, compression: str, options: Any) -> str:
-    """Content-Type of an export's files, given its format_options: a stylesheet's result
-    has the stylesheet's media type (flows/formats/xslt.py)."""
-    if compression == "gzip" or getattr(options, "xslt", None) is None:
-        return media_type(fmt, compression, getattr(options, "encoding", "utf-8"))
-    from flows.formats.xslt import stylesheet_media_type
-
-    found = stylesheet_media_type(options) or "application/octet-stream"
-    return f"{found}; charset={CHARSETS.get(options.encoding, 'utf-8')}"
-
-
-def export_extension(fmt: ExportFormat, options: Any) -> str:
-    """`{ext}` of an export's files: a stylesheet's result has its own (`ext`, or what its
-    xsl:output says)."""
-    if getattr(options, "xslt", None) is None:
-        return file_extension(fmt)
-    from flows.formats.xslt import xslt_file_name_extension
-
-    return xslt_file_name_extension(options) or file_extension(fmt)

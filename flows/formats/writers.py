@@ -20,7 +20,7 @@ from flows.errors import FormatError
 from flows.formats import render
 from flows.formats.columns import Kind, kind_of, rendered_format
 from flows.formats.encoding import Encoder
-from flows.formats.registry import FORMATS, ExportFormat
+from flows.formats.registry import FORMATS, XSLT_WRITERS, ExportFormat
 
 
 class BatchWriter(ABC):
@@ -156,16 +156,17 @@ def open_writer(
     if rendered not in (None, fmt) and (rendered, fmt) != ("jsonl", "json"):
         raise FormatError(f"format: rows rendered as {rendered} cannot be written as {fmt}")
     if fmt == "xml" and options.xslt is not None:
-        from flows.formats import xslt
-
-        scoped = xslt.XsltItemWriter if options.xslt_scope == "item" else xslt.XsltDocumentWriter
-        return scoped(file, schema, options)
+        return _imported(XSLT_WRITERS[options.xslt_scope])(file, schema, options)
     return writer_class(fmt)(file, schema, options)
 
 
 def writer_class(fmt: ExportFormat) -> type[BatchWriter]:
     """The BatchWriter registered for `fmt`, imported on first use."""
-    module, _, name = FORMATS[fmt].writer.partition(":")
+    return _imported(FORMATS[fmt].writer)
+
+
+def _imported(path: str) -> type[BatchWriter]:
+    module, _, name = path.partition(":")
     found = getattr(importlib.import_module(module), name)
-    assert isinstance(found, type) and issubclass(found, BatchWriter), FORMATS[fmt].writer
+    assert isinstance(found, type) and issubclass(found, BatchWriter), path
     return found

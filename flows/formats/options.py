@@ -1,0 +1,73 @@
+"""What `format_options` mean for an export's format: the combinations that cannot work
+(refused before a run, a stylesheet compiled to check it), and the extension and Content-Type
+of the files, which a stylesheet's output decides (flows/formats/xslt.py)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flows.config import FormatOptions
+from flows.errors import ConfigurationError
+from flows.formats.registry import CHARSETS, ExportFormat, file_extension, media_type
+
+_EXTENSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}")
+
+
+def check_format_options(fmt: ExportFormat, options: FormatOptions | None) -> None:
+    """The options that only some formats can honour.
+
+    Raises:
+        ConfigurationError: an encoding other than UTF-8 for Parquet, `escape` for CSV, a
+            stylesheet for anything but XML or one that does not compile, a bad `ext`.
+    """
+    if options is None:
+        return
+    if fmt == "parquet" and options.encoding != "utf-8":
+        raise ConfigurationError(
+            f"format_options.encoding: Parquet stores text as UTF-8, not {options.encoding}; "
+            "remove encoding or export CSV, JSON or XML"
+        )
+    if options.ext is not None and not _EXTENSION.fullmatch(options.ext):
+        raise ConfigurationError(
+            f"format_options.ext: `{options.ext}` is not a file extension; use letters and "
+            "digits, e.g. txt"
+        )
+    if options.xslt is not None or options.ext is not None:
+        if fmt != "xml":
+            field = "xslt" if options.xslt is not None else "ext"
+            raise ConfigurationError(
+                f"format_options.{field}: a stylesheet transforms the XML export; set "
+                f"format: xml (not {fmt})"
+            )
+        if options.xslt is None:
+            raise ConfigurationError("format_options.ext: names a stylesheet's files; set xslt")
+        from flows.formats.xslt import load_stylesheet, resolve_stylesheet
+
+        load_stylesheet(resolve_stylesheet(options.xslt))  # compiled and checked now
+    if fmt == "csv" and options.on_unencodable == "escape":
+        raise ConfigurationError(
+            "format_options.on_unencodable: CSV has no escape for a character; use error or "
+            "replace, or an encoding that holds every character (utf-8)"
+        )
+
+
+def export_media_type(fmt: str, compression: str, options: Any) -> str:
+    """Content-Type of an export's files, given its format_options: a stylesheet's result
+    has the stylesheet's media type (flows/formats/xslt.py)."""
+    if compression == "gzip" or getattr(options, "xslt", None) is None:
+        return media_type(fmt, compression, getattr(options, "encoding", "utf-8"))
+    from flows.formats.xslt import stylesheet_media_type
+
+    found = stylesheet_media_type(options) or "application/octet-stream"
+    return f"{found}; charset={CHARSETS.get(options.encoding, 'utf-8')}"
+
+
+def export_extension(fmt: ExportFormat, options: Any) -> str:
+    """`{ext}` of an export's files: a stylesheet's result has its own (`ext`, or what its
+    xsl:output says)."""
+    if getattr(options, "xslt", None) is None:
+        return file_extension(fmt)
+    from flows.formats.xslt import xslt_file_name_extension
+
+    return xslt_file_name_extension(options) or file_extension(fmt)
