@@ -20,6 +20,7 @@ from lxml import etree
 
 from flows.config import FormatOptions
 from flows.errors import ConfigurationError, FormatError
+from flows.formats.encoding import ENCODINGS, Encoder
 from flows.formats.writers import BatchWriter
 from flows.formats.xml_writer import XmlWriter
 
@@ -167,7 +168,6 @@ class XsltDocumentWriter(BatchWriter):
         plain = options.model_copy(update={"encoding": "utf-8", "on_unencodable": "error"})
         self._xml = XmlWriter(self._spool, schema, plain)  # type: ignore[arg-type]
         self._limit = int(options.xslt_max_mb * 1024 * 1024)
-        self._final_options = options
 
     def write(self, batch: pa.RecordBatch, budget: int | None = None) -> int:  # noqa: ARG002
         count = self._xml.write(batch)
@@ -181,8 +181,6 @@ class XsltDocumentWriter(BatchWriter):
         return count
 
     def close(self) -> None:
-        from flows.formats.encoding import Encoder
-
         self._xml.close()
         self._spool.seek(0)
         parser = etree.XMLParser(huge_tree=True, resolve_entities=False, no_network=True)
@@ -190,10 +188,10 @@ class XsltDocumentWriter(BatchWriter):
         self._spool.close()
         text = self.stylesheet.text(self.stylesheet.apply(document))
         if self.stylesheet.method == "xml":
-            declaration = f'<?xml version="1.0" encoding="{_declared(self._final_options)}" ?>'
+            declaration = f'<?xml version="1.0" encoding="{ENCODINGS[self.options.encoding][2]}" ?>'
             text = declaration + text
         del document
-        encoder = Encoder(self._final_options.encoding, self._final_options.on_unencodable, "xml")
+        encoder = Encoder(self.options.encoding, self.options.on_unencodable, "xml")
         if encoder.bom:
             self._emit(encoder.bom)
         try:
@@ -202,14 +200,8 @@ class XsltDocumentWriter(BatchWriter):
             char = exc.object[exc.start]
             raise FormatError(
                 f"format_options.encoding: the stylesheet's result holds {char!r} "
-                f"(U+{ord(char):04X}), which {self._final_options.encoding} cannot write"
+                f"(U+{ord(char):04X}), which {self.options.encoding} cannot write"
             ) from None
-
-
-def _declared(options: FormatOptions) -> str:
-    from flows.formats.encoding import ENCODINGS
-
-    return ENCODINGS[options.encoding][2]
 
 
 def xslt_file_name_extension(options: FormatOptions) -> str | None:

@@ -8,9 +8,14 @@ driver gives no code, e.g. psycopg's failures to connect, which carry no SQLSTAT
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
+import sqlalchemy as sa
+
 from flows.errors import (
+    ConfigurationError,
     SourceConfigurationError,
     SourceError,
     TransientSourceError,
@@ -56,6 +61,20 @@ _TRANSIENT_WORDS = (
     "the database system is shutting down",
     "connection to server",
 )
+
+
+@contextmanager
+def source_errors(shown: str) -> Iterator[None]:
+    """Driver and SQLAlchemy errors met while talking to the source, as typed errors (ours
+    pass through unchanged)."""
+    try:
+        yield
+    except (ConfigurationError, SourceError):
+        raise
+    except sa.exc.DBAPIError as exc:
+        raise source_failure(exc, shown) from exc
+    except sa.exc.SQLAlchemyError as exc:
+        raise SourceError(f"source `{shown}`: {first_line(exc)}") from exc
 
 
 def source_failure(exc: BaseException, shown: str) -> SourceError:

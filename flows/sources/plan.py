@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from flows.config import SourceConfig
-from flows.errors import ConfigurationError, SourceError, TransientSourceError, first_line
+from flows.errors import ConfigurationError, TransientSourceError, first_line
 from flows.sources import mysql, postgres
 from flows.sources.connections import (
     create_engine,
@@ -23,7 +23,7 @@ from flows.sources.connections import (
     is_pymysql,
     resolve_url,
 )
-from flows.sources.failures import source_failure
+from flows.sources.failures import source_errors, source_failure
 from flows.sources.partitions import (
     Partition,
     block_ranges,
@@ -98,7 +98,7 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
     engine = create_engine(url)
     shown = display_url(url)
     try:
-        with engine.connect() as conn:
+        with source_errors(shown), engine.connect() as conn:
             table: sa.Table | None = None
             if source.table is not None:
                 table = reflect_table(conn, source.table, shown)
@@ -149,12 +149,6 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
                 source.table is not None if source.count_rows is None else source.count_rows
             )
             count = _count_rows(conn, sql, params) if wants_count else None
-    except (ConfigurationError, SourceError):
-        raise
-    except DBAPIError as exc:
-        raise source_failure(exc, shown) from exc
-    except SQLAlchemyError as exc:
-        raise SourceError(f"source `{shown}`: {first_line(exc)}") from exc
     finally:
         engine.dispose()
     return SourcePlan(
@@ -196,7 +190,7 @@ def planned_partitions(plan: SourcePlan, source: SourceConfig) -> Iterator[Parti
     committed state of its own moment (README, "Partitions")."""
     engine = create_engine(plan.url)
     try:
-        with engine.connect() as conn:
+        with source_errors(plan.display_url), engine.connect() as conn:
             snapshot: str | None = None
             if is_psycopg(engine):
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
@@ -204,12 +198,6 @@ def planned_partitions(plan: SourcePlan, source: SourceConfig) -> Iterator[Parti
                 snapshot = str(exported)
             partitions = _partitions(conn, plan, source)
             yield PartitionPlan(partitions, snapshot)
-    except (ConfigurationError, SourceError):
-        raise
-    except DBAPIError as exc:
-        raise source_failure(exc, plan.display_url) from exc
-    except SQLAlchemyError as exc:
-        raise SourceError(f"source `{plan.display_url}`: {first_line(exc)}") from exc
     finally:
         engine.dispose()
 

@@ -14,15 +14,13 @@ from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from flows.config import FormatOptions
-from flows.errors import SourceError, first_line
 from flows.formats.columns import is_undetermined, rendered_rows
 from flows.formats.registry import ExportFormat
 from flows.sources import mysql, pg_render, postgres
 from flows.sources.connections import create_engine, is_psycopg, is_pymysql
-from flows.sources.failures import source_failure
+from flows.sources.failures import source_errors
 from flows.sources.partitions import partition_clause
 from flows.sources.plan import SourcePlan, reflect_table
 from flows.sources.shape import shaped_table_select
@@ -85,7 +83,7 @@ def _sqlalchemy_batches(plan: SourcePlan) -> Iterator[pa.RecordBatch]:
     fields = list(plan.declared)
     yielded = False
     try:
-        with engine.connect() as conn:
+        with source_errors(plan.display_url), engine.connect() as conn:
             sql, params = plan.statement(engine.dialect.identifier_preparer.quote)
             statement: sa.Executable = sa.text(sql)
             if is_psycopg(engine):
@@ -114,10 +112,6 @@ def _sqlalchemy_batches(plan: SourcePlan) -> Iterator[pa.RecordBatch]:
             if held:
                 yield from _conformed(held, pa.schema(fields))
                 yielded = True
-    except DBAPIError as exc:
-        raise source_failure(exc, plan.display_url) from exc
-    except SQLAlchemyError as exc:
-        raise SourceError(f"source `{plan.display_url}`: {first_line(exc)}") from exc
     finally:
         engine.dispose()
     if not yielded:  # no rows at all: still describe the columns
