@@ -313,8 +313,16 @@ class FormatOptions(_Model):
     xslt: str | None = Field(
         default=None,
         description=(
-            "XML only: an XSLT 1.0 stylesheet applied to the export (a path relative to the "
-            "project folder, or absolute). It may read files in its own folder only."
+            "XML only: an XSLT 1.0 stylesheet applied to the export: a path relative to the "
+            "project folder, an absolute one, or a URL (s3://, gs://, az://, sftp://, "
+            "https://). It may read files in its own folder only."
+        ),
+    )
+    xslt_block: str | None = Field(
+        default=None,
+        description=(
+            "A saved credentials block of the store the xslt URL names (as destination.block "
+            "names one); without it the environment's credentials are used."
         ),
     )
     xslt_scope: Literal["item", "document"] = Field(

@@ -30,8 +30,15 @@ Kind = Literal[
     "time",
     "timestamp",
     "timestamptz",
+    "array",
 ]
 KIND_METADATA_KEY = b"exports.kind"
+# An array column travels as its database's array text (PostgreSQL's `{1,2,NULL}`, the form
+# CSV and XML write); JSON and Parquet read its elements (flows/formats/arrays.py), whose
+# kind and separator are in the field metadata under these keys.
+ELEMENT_KIND_KEY = b"exports.element_kind"
+ELEMENT_DELIMITER_KEY = b"exports.element_delimiter"
+ELEMENT_TYPE_KEY = b"exports.element_type"  # an Arrow type alias, e.g. int32
 MAX_DECIMAL128_PRECISION = 38
 # Schema metadata of a batch whose one column holds finished rows of a format (the
 # database rendered them), and the names of the columns those rows hold.
@@ -70,6 +77,39 @@ def decimal_field(name: str, precision: int | None, scale: int | None) -> pa.Fie
     if precision and scale is not None and 0 <= scale <= precision <= MAX_DECIMAL128_PRECISION:
         return make_field(name, "decimal", pa.decimal128(precision, scale))
     return make_field(name, "decimal", pa.string())
+
+
+def array_field(
+    name: str, element_kind: Kind, delimiter: str = ",", element_type: pa.DataType | None = None
+) -> pa.Field:
+    """A column of arrays, held as the database's array text, of elements of `element_kind`
+    (held in `element_type`, an integer width; by default the kind's own type)."""
+    field = make_field(name, "array")
+    metadata = {
+        **field.metadata,
+        ELEMENT_KIND_KEY: element_kind.encode(),
+        ELEMENT_DELIMITER_KEY: delimiter.encode(),
+    }
+    if element_type is not None and pa.types.is_integer(element_type):
+        metadata[ELEMENT_TYPE_KEY] = str(element_type).encode()
+    return field.with_metadata(metadata)
+
+
+def element_kind_of(field: pa.Field) -> tuple[Kind, str]:
+    """The kind of an array column's elements, and the character between them."""
+    meta = field.metadata or {}
+    kind = cast(Kind, meta.get(ELEMENT_KIND_KEY, b"str").decode())
+    return kind, meta.get(ELEMENT_DELIMITER_KEY, b",").decode()
+
+
+def element_type_of(field: pa.Field) -> pa.DataType:
+    """The Arrow type of an array column's elements."""
+    alias = (field.metadata or {}).get(ELEMENT_TYPE_KEY)
+    return (
+        default_type(element_kind_of(field)[0])
+        if alias is None
+        else pa.type_for_alias(alias.decode())
+    )
 
 
 def kind_of(field: pa.Field) -> Kind:
@@ -113,7 +153,13 @@ _DEFAULT_TYPES: dict[Kind, pa.DataType] = {
     "time": pa.time64("us"),
     "timestamp": pa.timestamp("us"),
     "timestamptz": pa.timestamp("us", tz="UTC"),
+    "array": pa.string(),
 }
+
+
+def default_type(kind: Kind) -> pa.DataType:
+    """The Arrow type a value of `kind` is held in when its column declares nothing finer."""
+    return _DEFAULT_TYPES[kind]
 
 
 def undetermined_field(name: str) -> pa.Field:

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flows.config import FormatOptions
-from flows.formats import render
+from flows.formats import arrays, render
 from flows.formats.columns import column_names, rendered_format
 from flows.formats.writers import TextWriter, kinds_of
 
@@ -34,14 +34,16 @@ class _JsonObjects(TextWriter):
             return pc.binary_join_element_wise(self.row_prefix, objects, "")
         parts: list[pa.Array | str] = []
         kinds = kinds_of(batch)
+        as_strings = self.options.decimals == "string"
         for index, kind in enumerate(kinds):
             opener = self.row_prefix + "{" if index == 0 else ","
             parts.append(f"{opener}{self.keys[index]}:")
-            parts.append(
-                render.json_values(
-                    batch.column(index), kind, decimals_as_strings=self.options.decimals == "string"
-                )
-            )
+            column = batch.column(index)
+            if kind == "array":
+                field = batch.schema.field(index)
+                parts.append(arrays.json_arrays(column, field, decimals_as_strings=as_strings))
+            else:
+                parts.append(render.json_values(column, kind, decimals_as_strings=as_strings))
         if not kinds:
             parts.append(self.row_prefix + "{")
         parts.append("}" + self.row_suffix)

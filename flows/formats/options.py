@@ -33,6 +33,10 @@ def check_format_options(fmt: ExportFormat, options: FormatOptions | None) -> No
             f"format_options.ext: `{options.ext}` is not a file extension; use letters and "
             "digits, e.g. txt"
         )
+    if options.xslt_block is not None and options.xslt is None:
+        raise ConfigurationError(
+            "format_options.xslt_block: names credentials for an xslt URL; set xslt"
+        )
     if options.xslt is not None or options.ext is not None:
         if fmt != "xml":
             field = "xslt" if options.xslt is not None else "ext"
@@ -42,9 +46,15 @@ def check_format_options(fmt: ExportFormat, options: FormatOptions | None) -> No
             )
         if options.xslt is None:
             raise ConfigurationError("format_options.ext: names a stylesheet's files; set xslt")
-        from flows.formats.xslt import load_stylesheet, resolve_stylesheet
+        from flows.formats.stylesheets import is_url
+        from flows.formats.xslt import options_stylesheet
 
-        load_stylesheet(resolve_stylesheet(options.xslt))  # compiled and checked now
+        if options.xslt_block is not None and not is_url(options.xslt):
+            raise ConfigurationError(
+                f"format_options.xslt_block: `{options.xslt}` is a file of this machine, read "
+                "without credentials; remove xslt_block, or give xslt as a URL"
+            )
+        options_stylesheet(options)  # read, compiled and checked now
     if fmt == "csv" and options.on_unencodable == "escape":
         raise ConfigurationError(
             "format_options.on_unencodable: CSV has no escape for a character; use error or "

@@ -11,8 +11,14 @@ import pyarrow.parquet as pq
 
 from flows.config import FormatOptions
 from flows.errors import FormatError
-from flows.formats import render
-from flows.formats.columns import is_undetermined, kind_of, make_field
+from flows.formats import arrays, render
+from flows.formats.columns import (
+    element_kind_of,
+    element_type_of,
+    is_undetermined,
+    kind_of,
+    make_field,
+)
 from flows.formats.writers import BatchWriter
 
 
@@ -57,29 +63,30 @@ class ParquetWriter(BatchWriter):
     def _conform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if batch.schema.equals(self.schema):
             return batch
-        arrays = []
+        columns = []
         for column, have, want in zip(batch.columns, batch.schema, self.schema, strict=True):
             if have.type == want.type:
-                arrays.append(column)
+                columns.append(column)
             elif pa.types.is_string(want.type) and kind_of(want) == "str":
-                arrays.append(render.text(column, kind_of(have)))
+                columns.append(render.text(column, kind_of(have)))
             else:
                 raise FormatError(
                     f"column `{want.name}` changed type from {want.type} to {have.type} "
                     "between chunks; CAST it in the query so Parquet gets one type"
                 )
-        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
 
     def _stored_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """UUID and JSON columns as Arrow's extension types, which Parquet stores with its
-        UUID and JSON logical types (readers then know what the bytes and text hold)."""
+        UUID and JSON logical types (readers then know what the bytes and text hold), and
+        arrays as lists of their elements' type."""
         if self._stored.equals(batch.schema):
             return batch
-        arrays = [
-            _stored_array(column, want)
-            for column, want in zip(batch.columns, self._stored, strict=True)
+        columns = [
+            _stored_array(column, want, have)
+            for column, want, have in zip(batch.columns, self._stored, batch.schema, strict=True)
         ]
-        return pa.RecordBatch.from_arrays(arrays, schema=self._stored)
+        return pa.RecordBatch.from_arrays(columns, schema=self._stored)
 
     def write(self, batch: pa.RecordBatch, budget: int | None = None) -> int:  # noqa: ARG002
         if batch.num_rows == 0:
@@ -103,6 +110,10 @@ _UUID_TEXT = 32  # hex digits of a UUID without its dashes
 
 def _stored_field(field: pa.Field) -> pa.Field:
     kind = kind_of(field)
+    if kind == "array":
+        element_kind, _ = element_kind_of(field)
+        element = _stored_field(make_field("element", element_kind, element_type_of(field)))
+        return pa.field(field.name, pa.list_(element.type), field.nullable, field.metadata)
     if kind == "uuid" and pa.types.is_string(field.type):
         return pa.field(field.name, pa.uuid(), field.nullable, field.metadata)
     if kind == "json" and pa.types.is_string(field.type):
@@ -110,9 +121,15 @@ def _stored_field(field: pa.Field) -> pa.Field:
     return field
 
 
-def _stored_array(column: pa.Array, want: pa.Field) -> pa.Array:
+def _stored_array(column: pa.Array, want: pa.Field, have: pa.Field | None = None) -> pa.Array:
     if column.type == want.type:
         return column
+    if pa.types.is_list(want.type):
+        assert have is not None
+        lists = arrays.list_array(column, have)
+        element = pa.field(want.name, want.type.value_type)
+        values = _stored_array(lists.values, element)
+        return pa.ListArray.from_arrays(lists.offsets, values, want.type, mask=lists.is_null())
     if want.type == pa.json_():
         return pa.ExtensionArray.from_storage(pa.json_(), column)
     # UUID text → 16 bytes: one bytes.fromhex over every value at once (NULLs as zeros).

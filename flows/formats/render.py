@@ -21,7 +21,9 @@ import pyarrow.compute as pc
 from flows.formats.columns import Kind
 from flows.formats.xml_names import XML_REPLACEMENT
 
-_TEXT_KINDS: frozenset[Kind] = frozenset({"str", "json"})
+# Kinds whose text can hold anything: quoted in CSV, escaped in XML. An array is its database's
+# array text here; JSON writes its elements (flows/formats/arrays.py).
+_TEXT_KINDS: frozenset[Kind] = frozenset({"str", "json", "array"})
 # Arrow's shortest float text equals repr() when it has a fraction and no exponent
 # (and is not below 1e-4, where repr switches to an exponent) ...
 _REPR_SAFE_FLOAT = r"^-?(?:[1-9][0-9]*\.[0-9]+|0\.(?:[1-9]|0[1-9]|00[1-9]|000[1-9])[0-9]*)$"

@@ -3,8 +3,9 @@
 `xslt_scope: item` transforms each row's `<item>` on its own as rows stream past, so memory
 stays flat; `document` transforms the whole document at the end (grouping, sorting, totals),
 spooled to a temporary file and refused above `xslt_max_mb`. A stylesheet reads nothing but
-files in its own folder: no network, no other file (an `XSLTAccessControl` that denies all,
-and a resolver that serves only the stylesheet's folder).
+files in its own folder, local or at a URL (flows/formats/stylesheets.py): no network, no
+other file (an `XSLTAccessControl` that denies all, and a resolver that serves only the
+stylesheet's folder).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import pyarrow as pa
 from lxml import etree
 
 from flows.config import FormatOptions
+from flows.destinations.urls import without_secrets
 from flows.errors import ConfigurationError, FormatError
 from flows.formats.encoding import ENCODINGS, Encoder
+from flows.formats.stylesheets import StylesheetFolder, is_url, read_stylesheet
 from flows.formats.writers import BatchWriter
 from flows.formats.xml_writer import XmlWriter
 
@@ -40,17 +43,17 @@ _EXTENSIONS = {
 class _FolderResolver(etree.Resolver):  # type: ignore[misc]
     """Serves xsl:include, xsl:import and document() from the stylesheet's folder only."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: StylesheetFolder) -> None:
         super().__init__()
-        self.folder = folder.resolve()
+        self.folder = folder
 
     def resolve(self, system_url: str, public_id: str, context: Any) -> Any:  # noqa: ARG002
-        path = Path(system_url.removeprefix("file://")).resolve()
-        if path.is_relative_to(self.folder) and path.is_file():
-            return self.resolve_string(path.read_bytes(), context, base_url=str(path))
+        data = self.folder.read(system_url) if self.folder.holds(system_url) else None
+        if data is not None:
+            return self.resolve_string(data, context, base_url=system_url)
         raise FormatError(
-            f"format_options.xslt: the stylesheet tried to read `{system_url}`; a stylesheet "
-            f"may read only files in its own folder ({self.folder})"
+            f"format_options.xslt: the stylesheet tried to read `{without_secrets(system_url)}`;"
+            f" a stylesheet may read only files in its own folder ({self.folder.shown})"
         )
 
 
@@ -91,27 +94,40 @@ def _messages(exc: Exception) -> str:
     return "; ".join(line for line in lines if line) or str(exc)
 
 
-def resolve_stylesheet(path: str, root: Path | None = None) -> Path:
-    """The stylesheet's file: a path relative to the project (the working folder), absolute,
-    or file://; refuses what is not a readable file."""
+def resolve_stylesheet(path: str, root: Path | None = None) -> str:
+    """The stylesheet's location: a URL as given, or the file of a path relative to the
+    project (the working folder), absolute, or file://, which must exist."""
+    if is_url(path):
+        return path
     found = Path(path.removeprefix("file://"))
     if not found.is_absolute():
         found = (root or Path.cwd()) / found
     if not found.is_file():
         raise ConfigurationError(
             f"format_options.xslt: no stylesheet at `{path}` (looked for {found}); give a path "
-            "relative to the project folder, or an absolute one"
+            "relative to the project folder, an absolute one, or a URL (s3://, gs://, az://, "
+            "sftp://, https://)"
         )
-    return found
+    return str(found.resolve())
+
+
+def options_stylesheet(options: FormatOptions) -> Stylesheet:
+    """The compiled stylesheet `options.xslt` names (read once per process)."""
+    assert options.xslt is not None
+    return load_stylesheet(resolve_stylesheet(options.xslt), options.xslt_block)
 
 
 @cache
-def load_stylesheet(file: Path) -> Stylesheet:
-    """Parse and compile a stylesheet, with a message naming the file and line on failure."""
+def load_stylesheet(location: str, block: str | None = None) -> Stylesheet:
+    """Read, parse and compile a stylesheet, with a message naming the file and line on
+    failure."""
     parser = etree.XMLParser(no_network=True, resolve_entities=False)
-    parser.resolvers.add(_FolderResolver(file.parent))
+    parser.resolvers.add(_FolderResolver(StylesheetFolder.of(location, block)))
+    file = without_secrets(location)
     try:
-        document = etree.parse(str(file), parser)
+        document = etree.ElementTree(
+            etree.fromstring(read_stylesheet(location, block), parser, base_url=location)
+        )
     except etree.XMLSyntaxError as exc:
         raise ConfigurationError(
             f"format_options.xslt: `{file}` is not well-formed XML (line {exc.lineno}): {exc.msg}"
@@ -140,7 +156,7 @@ class XsltItemWriter(XmlWriter):
 
     def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
         assert options.xslt is not None
-        self.stylesheet = load_stylesheet(resolve_stylesheet(options.xslt))
+        self.stylesheet = options_stylesheet(options)
         super().__init__(file, schema, options)
 
     def header(self) -> str:
@@ -163,7 +179,7 @@ class XsltDocumentWriter(BatchWriter):
     def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
         assert options.xslt is not None
         super().__init__(file, schema, options)
-        self.stylesheet = load_stylesheet(resolve_stylesheet(options.xslt))
+        self.stylesheet = options_stylesheet(options)
         self._spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
         plain = options.model_copy(update={"encoding": "utf-8", "on_unencodable": "error"})
         self._xml = XmlWriter(self._spool, schema, plain)  # type: ignore[arg-type]
@@ -210,10 +226,10 @@ def xslt_file_name_extension(options: FormatOptions) -> str | None:
         return None
     if options.ext:
         return options.ext
-    return load_stylesheet(resolve_stylesheet(options.xslt)).extension
+    return options_stylesheet(options).extension
 
 
 def stylesheet_media_type(options: FormatOptions) -> str | None:
     if options.xslt is None:
         return None
-    return load_stylesheet(resolve_stylesheet(options.xslt)).media_type
+    return options_stylesheet(options).media_type

@@ -48,8 +48,8 @@ def server_rendered(
     """The query wrapped so that COPY writes our rows of `fmt`, or None where it cannot.
 
     None for XML and Parquet, for options COPY cannot write (CRLF, a non-ASCII delimiter),
-    for a one-column CSV (COPY quotes a lone `\\.` there), for `json` (not jsonb) columns
-    in JSON, and for columns of unknown type: the caller then takes the Arrow path.
+    for a one-column CSV (COPY quotes a lone `\\.` there), for `json` (not jsonb) and array
+    columns in JSON, and for columns of unknown type: the caller then takes the Arrow path.
     """
     if not fields or len(type_oids) != len(fields) or any(f is None for f in fields):
         return None
@@ -115,6 +115,8 @@ def _json_value(column: str, kind: Kind, oid: int, decimals_as_strings: bool) ->
         )
     if kind == "json":
         return None if oid == _JSON_OID else f"{source}::text"
+    if kind == "array":  # its elements are typed and written by the Arrow path
+        return None
     if kind == "str":
         return f"to_json({source}::text)::text"
     render = _RENDERERS.get(kind)
@@ -208,6 +210,7 @@ _RENDERERS: dict[Kind, Callable[[str], str]] = {
     "str": _raw,
     "uuid": _raw,
     "json": _raw,
+    "array": _raw,  # PostgreSQL's array text, as CSV writes it on every path
     "date": _raw,
     "bool": _bool,
     "bytes": _bytes,

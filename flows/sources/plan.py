@@ -4,6 +4,7 @@ the partitions of a split read (in the snapshot they all read)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -279,7 +280,10 @@ def reflect_table(
                 f"source.table: table `{name}` not found in `{shown}`; "
                 + (f"tables there: {listed}" if known else "the database has no tables")
             )
-    table = sa.Table(table_name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+    with warnings.catch_warnings():  # a type SQLAlchemy does not know (box, a domain) is
+        # still exported: its field comes from the database's description or from its values
+        warnings.filterwarnings("ignore", "Did not recognize type", sa.exc.SAWarning)
+        table = sa.Table(table_name, sa.MetaData(), schema=schema or None, autoload_with=conn)
     if json_as_text:
         for column in table.columns:
             if isinstance(column.type, sa.JSON):

@@ -29,7 +29,7 @@ from psycopg.types.string import TextLoader
 from sqlalchemy.dialects import postgresql
 
 from flows.errors import ConfigurationError, SourceError, TransientSourceError, first_line
-from flows.formats.columns import decimal_field, kind_of, make_field
+from flows.formats.columns import array_field, decimal_field, kind_of, make_field
 from flows.sources.failures import source_failure
 
 # Session settings that make COPY's text unambiguous for the CSV parser.
@@ -73,6 +73,12 @@ _OID_FIELDS: dict[int, tuple[str, pa.DataType]] = {
     1184: ("timestamptz", pa.timestamp("us", tz="UTC")),
 }
 _NUMERIC_OID = 1700
+# Array types (array_in/array_out, so not int2vector's space-separated text) among `oids`, with
+# their element type and the delimiter between elements (`;` for box, `,` for the rest).
+_ARRAY_TYPES_SQL = (
+    "SELECT t.oid, e.oid, e.typdelim FROM pg_type t JOIN pg_type e ON e.oid = t.typelem "
+    "WHERE t.oid = ANY(%s) AND t.typinput = 'array_in'::regproc"
+)
 # float4 is read from its shortest text (0.1, not 0.10000000149011612), as COPY reads it.
 _TEXT_LOADED_OIDS = frozenset({700})
 
@@ -95,11 +101,17 @@ def describe(conn: sa.Connection, sql: str, params: dict[str, Any]) -> Described
     with raw.cursor() as cursor:
         cursor.execute(f"SELECT * FROM ({statement}) AS _export_probe LIMIT 0", values)
         columns = cursor.description or []
-    fields = [_field(column) for column in columns]
+        unknown = sorted({c.type_code for c in columns} - _OID_FIELDS.keys() - {_NUMERIC_OID})
+        array_types = {}
+        if unknown:
+            cursor.execute(_ARRAY_TYPES_SQL, (unknown,))
+            array_types = {oid: (element, delimiter) for oid, element, delimiter in cursor}
+    fields = [_field(column, array_types.get(column.type_code)) for column in columns]
     text_oids = {  # numeric needs none: psycopg's Decimal is exact and str() matches
         column.type_code
         for column, field in zip(columns, fields, strict=True)
-        if column.type_code in _TEXT_LOADED_OIDS or kind_of(field) in ("str", "uuid", "json")
+        if column.type_code in _TEXT_LOADED_OIDS
+        or kind_of(field) in ("str", "uuid", "json", "array")
     }
     type_oids = tuple(column.type_code for column in columns)
     type_names = tuple(str(column.type_display) for column in columns)
@@ -134,7 +146,15 @@ def _start_session(raw: psycopg.Connection, snapshot: str | None) -> None:
         raw.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
 
 
-def _field(column: psycopg.Column) -> pa.Field:
+def _field(column: psycopg.Column, array_type: tuple[int, str] | None = None) -> pa.Field:
+    """The field of a column of the type PostgreSQL reports; an array's elements are typed as
+    a column of the element type would be (decimals as exact text: arrays carry no scale)."""
+    if array_type is not None:
+        element, delimiter = array_type
+        kind, arrow_type = _OID_FIELDS.get(element, ("str", pa.string()))
+        if element == _NUMERIC_OID:
+            kind = "decimal"
+        return array_field(column.name, kind, delimiter, arrow_type)  # type: ignore[arg-type]
     if column.type_code == _NUMERIC_OID:
         return decimal_field(column.name, column.precision, column.scale)
     kind, arrow_type = _OID_FIELDS.get(column.type_code, ("str", pa.string()))

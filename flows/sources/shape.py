@@ -217,6 +217,7 @@ _EXPECTED = {
     "json": "a text value",
     "uuid": "a UUID, e.g. '0b4e7f5c-…'",
     "bytes": "no value: bytes columns cannot be filtered on",
+    "array": "no value: array columns take only is_null and not_null",
 }
 
 

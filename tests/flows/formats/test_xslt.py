@@ -4,8 +4,12 @@ read the machine, stop themselves, or do not compile; the document-scope memory 
 
 from __future__ import annotations
 
+import functools
 import sqlite3
+import threading
+from collections.abc import Iterator
 from contextlib import closing
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,8 @@ from flows.errors import ConfigurationError, FormatError
 from flows.export import export
 from flows.formats.xslt import load_stylesheet
 from flows.parameters import validate_export_parameters
+from tests.flows.destinations.stores import s3_store
+from tests.servers import S3Server
 
 ROOT = Path(__file__).parents[3]
 DEMO = ROOT / "demo" / "demo.sqlite"
@@ -158,6 +164,102 @@ class TestStylesheetsThatFail:
         assert not list((tmp_path / "out").iterdir())
 
 
+INCLUDING = (  # fixed_width.xsl's rows, with the line break from a sibling file
+    '<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">'
+    '<xsl:include href="{href}"/><xsl:output method="text" media-type="text/plain"/>'
+    '<xsl:template match="/item"><xsl:value-of select="order_id"/>'
+    '<xsl:call-template name="end"/></xsl:template></xsl:stylesheet>'
+)
+END = (
+    '<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">'
+    '<xsl:template name="end"><xsl:text>&#10;</xsl:text></xsl:template></xsl:stylesheet>'
+)
+
+
+@pytest.fixture
+def web_folder(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A plain web server on loopback serving a folder (and, beside it, a file it may not)."""
+    served = tmp_path / "web" / "defs"
+    served.mkdir(parents=True)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "web"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/defs/", served
+    finally:
+        server.shutdown()
+        server.server_close()
+        load_stylesheet.cache_clear()
+
+
+@pytest.mark.usefixtures("prefect_api")
+class TestStylesheetsAtUrls:
+    """`format_options.xslt` as a URL: a bucket read with a saved block's credentials, and a
+    web server; includes come from the same folder only."""
+
+    def test_a_preset_in_s3_with_a_saved_block_gives_the_same_file(
+        self, s3: S3Server, tmp_path: Path
+    ) -> None:
+        store = s3_store(s3)
+        block = store.save_block(f"sheets-{store.container}")
+        client: Any = s3.client()
+        sheet = Path(FIXED_WIDTH).read_bytes()
+        client.put_object(Bucket=store.container, Key="defs/fixed_width.xsl", Body=sheet)
+        client.put_object(
+            Bucket=store.container,
+            Key="defs/ids.xsl",
+            Body=INCLUDING.format(href="end.xsl").encode(),
+        )
+        client.put_object(Bucket=store.container, Key="defs/end.xsl", Body=END.encode())
+        columns = ["order_id", "status", "quantity"]
+        local = run(tmp_path / "local", columns, xslt=FIXED_WIDTH)
+        remote = run(
+            tmp_path / "s3", columns, xslt=store.url("defs/fixed_width.xsl"), xslt_block=block
+        )
+        assert remote.name == "orders.txt"
+        assert remote.read_bytes() == local.read_bytes()
+        ids = run(tmp_path / "ids", ["order_id"], xslt=store.url("defs/ids.xsl"), xslt_block=block)
+        expected = "".join(f"{row[0]}\n" for row in demo_rows("order_id"))
+        assert ids.read_text() == expected  # the include came from the bucket's folder
+        with pytest.raises(ConfigurationError) as raised:
+            run(
+                tmp_path / "missing",
+                ["order_id"],
+                xslt=store.url("defs/nope.xsl"),
+                xslt_block=block,
+            )
+        assert f"format_options.xslt: no stylesheet at `{store.url('defs/nope.xsl')}`" in str(
+            raised.value
+        )
+        assert not (tmp_path / "missing").exists()
+
+    def test_a_stylesheet_on_a_web_server_reads_only_its_own_folder(
+        self, web_folder: tuple[str, Path], tmp_path: Path
+    ) -> None:
+        base, served = web_folder
+        (served / "fixed_width.xsl").write_bytes(Path(FIXED_WIDTH).read_bytes())
+        (served / "end.xsl").write_text(END)
+        (served.parent / "outside.xsl").write_text(END)
+        (served / "ids.xsl").write_text(INCLUDING.format(href="end.xsl"))
+        (served / "sneaky.xsl").write_text(INCLUDING.format(href="../outside.xsl"))
+        columns = ["order_id", "status", "quantity"]
+        local = run(tmp_path / "local", columns, xslt=FIXED_WIDTH)
+        assert run(tmp_path / "web", columns, xslt=base + "fixed_width.xsl").read_bytes() == (
+            local.read_bytes()
+        )
+        ids = run(tmp_path / "ids", ["order_id"], xslt=base + "ids.xsl")
+        assert ids.read_text().startswith("1\n2\n")
+        with pytest.raises(ConfigurationError) as raised:
+            run(tmp_path / "sneaky", ["order_id"], xslt=base + "sneaky.xsl")
+        outside = base.removesuffix("defs/") + "outside.xsl"  # as libxml2 joined the href
+        assert (
+            f"tried to read `{outside}`; a stylesheet may read only files in its own folder ("
+            in (str(raised.value))
+        )
+        assert not (tmp_path / "sneaky").exists()
+
+
 @pytest.mark.unit
 class TestRefusedBeforeTheRun:
     def parameters(self, fmt: str, **options: Any) -> dict[str, Any]:
@@ -198,6 +300,12 @@ class TestRefusedBeforeTheRun:
             ("xml", {"xslt": "no/such.xsl"}, "format_options.xslt: no stylesheet at `no/such.xsl`"),
             ("xml", {"ext": "txt"}, "format_options.ext: names a stylesheet's files; set xslt"),
             ("xml", {"xslt": FIXED_WIDTH, "ext": "a/b"}, "`a/b` is not a file extension"),
+            ("xml", {"xslt_block": "creds"}, "format_options.xslt_block: names credentials"),
+            (
+                "xml",
+                {"xslt": FIXED_WIDTH, "xslt_block": "creds"},
+                "is a file of this machine, read without credentials",
+            ),
         ],
     )
     def test_options_that_cannot_work(

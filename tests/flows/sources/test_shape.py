@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from flows.config import FilterCondition, SourceConfig
 from flows.errors import ConfigurationError
 from flows.export import export
+from flows.formats.columns import array_field
 from flows.formats.registry import EXPORT_FORMATS, ExportFormat
 from flows.parameters import validate_export_parameters
 from flows.sources.shape import plan_shape
@@ -327,6 +328,14 @@ class TestRefused:
             plan_shape(None, conditions, ["amount"], [pa.field("amount", field)], "db")
         assert "source.filter: `amount " in str(raised.value)
         assert message in str(raised.value)
+
+    def test_an_array_column_takes_only_null_tests(self) -> None:
+        fields = [array_field("tags", "str")]
+        plan_shape(None, [FilterCondition(column="tags", op="not_null")], ["tags"], fields, "db")
+        condition = FilterCondition(column="tags", op="=", value="{a}")
+        with pytest.raises(ConfigurationError) as raised:
+            plan_shape(None, [condition], ["tags"], fields, "db")
+        assert "array columns take only is_null and not_null" in str(raised.value)
 
     def test_values_become_the_columns_types(self) -> None:
         fields = [
