@@ -10,7 +10,19 @@ from blocks.destinations import (
 )
 from blocks.sources import SqlSource
 
+# Every block type of the project, as `exports setup` registers them with a Prefect server.
+PROJECT_BLOCKS = (
+    SqlSource,
+    S3Credentials,
+    GcsCredentials,
+    AzureBlobCredentials,
+    SftpCredentials,
+    HttpPostTarget,
+    StatusAlerts,
+)
+
 __all__ = [
+    "PROJECT_BLOCKS",
     "AzureBlobCredentials",
     "GcsCredentials",
     "HttpPostTarget",

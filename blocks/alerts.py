@@ -31,7 +31,11 @@ class StatusAlerts(Block):
 
     _block_type_name = "Exports Status Alerts"
     _block_type_slug = "exports-status-alerts"
-    _description = "The webhook every export POSTs its Initiated/Completed/Failed alerts to."
+    _description = (
+        "The webhook every export POSTs its Initiated / Completed / Failed alerts to. Save it "
+        "under the name `status-alerts`: exports read that one block, at every state change "
+        "(or run `exports alerts enable --url URL`)."
+    )
     _documentation_url = "https://github.com/prefect-exports/prefect-exports#status-alerts"  # type: ignore[assignment]
 
     enabled: bool = Field(default=False, description="Send alerts at all.")

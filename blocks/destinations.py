@@ -32,7 +32,10 @@ class S3Credentials(Block):
 
     _block_type_name = "Exports S3 Credentials"
     _block_type_slug = "exports-s3-credentials"
-    _description = "Credentials and options for delivering export files to Amazon S3."
+    _description = (
+        "Credentials and options for delivering export files to Amazon S3 (or an "
+        "S3-compatible store). Name it in `destination.block` beside an s3:// URL."
+    )
     _documentation_url = "https://github.com/prefect-exports/prefect-exports#destinations"  # type: ignore[assignment]
 
     aws_access_key_id: str | None = Field(
@@ -96,7 +99,10 @@ class GcsCredentials(Block):
 
     _block_type_name = "Exports GCS Credentials"
     _block_type_slug = "exports-gcs-credentials"
-    _description = "Credentials and options for delivering export files to Google Cloud Storage."
+    _description = (
+        "Credentials and options for delivering export files to Google Cloud Storage. Name "
+        "it in `destination.block` beside a gs:// URL."
+    )
     _documentation_url = "https://github.com/prefect-exports/prefect-exports#destinations"  # type: ignore[assignment]
 
     service_account_info: SecretStr | None = Field(
@@ -143,7 +149,10 @@ class AzureBlobCredentials(Block):
 
     _block_type_name = "Exports Azure Blob Credentials"
     _block_type_slug = "exports-azure-blob-credentials"
-    _description = "Credentials and options for delivering export files to Azure Blob Storage."
+    _description = (
+        "Credentials and options for delivering export files to Azure Blob Storage. Name it "
+        "in `destination.block` beside an az:// URL."
+    )
     _documentation_url = "https://github.com/prefect-exports/prefect-exports#destinations"  # type: ignore[assignment]
 
     connection_string: SecretStr | None = Field(
@@ -268,7 +277,10 @@ class SftpCredentials(Block):
 
     _block_type_name = "Exports SFTP Credentials"
     _block_type_slug = "exports-sftp-credentials"
-    _description = "Login and host key for delivering export files to an SFTP server."
+    _description = (
+        "Login and host key for delivering export files to an SFTP server. Name it in "
+        "`destination.block` beside an sftp:// URL."
+    )
     _documentation_url = "https://github.com/prefect-exports/prefect-exports#destinations"  # type: ignore[assignment]
 
     username: str | None = Field(
@@ -406,7 +418,10 @@ class HttpPostTarget(Block):
 
     _block_type_name = "Exports HTTP POST Target"
     _block_type_slug = "exports-http-post-target"
-    _description = "Headers, credentials and options for POSTing export files to a webhook."
+    _description = (
+        "Headers, credentials and options for POSTing export files to a webhook. Name it in "
+        "`destination.block` beside an http(s):// URL."
+    )
     _documentation_url = "https://github.com/prefect-exports/prefect-exports#destinations"  # type: ignore[assignment]
 
     authorization: SecretStr | None = Field(

@@ -20,7 +20,10 @@ class SqlSource(Block):
 
     _block_type_name = "Exports SQL Source"
     _block_type_slug = "exports-sql-source"
-    _description = "A SQLAlchemy database URL that exports read rows from."
+    _description = (
+        "A SQLAlchemy database URL that exports read rows from, kept secret. Name it in an "
+        "export's `source.block` instead of giving `source.url`."
+    )
     _documentation_url = "https://github.com/prefect-exports/prefect-exports#sources"  # type: ignore[assignment]
 
     url: SecretStr = Field(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
@@ -37,7 +37,6 @@ from flows.runs.result import RESULT_ARTIFACT_DESCRIPTION
 from flows.runs.tags import TriggerType, tagged_deployment, trigger_type, triggered_by
 
 PAGE = 200  # the Prefect API's largest page
-ERROR_CHARS = 1000
 
 
 class AlertRecord(BaseModel):
@@ -52,7 +51,12 @@ class AuditRecord(BaseModel):
     export_request_id: str
     deployment: str = Field(description="The trigger's name; empty for ad hoc runs.")
     trigger_type: TriggerType
-    triggered_by: str = Field(description="The key's or CLI user, `schedule` or `ui`.")
+    triggered_by: str = Field(
+        description=(
+            "The key's or CLI user, `schedule`, the creator Prefect recorded "
+            "(`automation:<name>`, a Prefect Cloud user), else `prefect`."
+        )
+    )
     status: str = Field(description="Prefect's state: Completed, Failed, Crashed, Late …")
     rows: int | None = None
     bytes: int | None = None
@@ -78,6 +82,7 @@ class AuditQuery:
     trigger_type: TriggerType | None = None
     user: str | None = None
     limit: int = 50
+    include_scheduled: bool = False  # runs due later than now, which have not started
 
 
 def read_audit(query: AuditQuery) -> list[AuditRecord]:
@@ -135,8 +140,7 @@ def audit_record(run: FlowRun, deployment: str, artifacts: list[TableArtifact]) 
             )
     record.alerts.sort(key=lambda alert: _ALERT_ORDER.get(alert.status, 9))
     if final and state is not None and not state.is_completed():
-        lines = (state.message or "").strip().splitlines() or [status]
-        record.error = lines[0][:ERROR_CHARS]
+        record.error = (state.message or "").strip() or status  # whole: the table shortens it
     return record
 
 
@@ -156,6 +160,9 @@ def _pages(client: SyncPrefectClient, query: AuditQuery) -> Iterator[list[FlowRu
     by the server, the rest (derived from tags and deployments) by `_matches`."""
     # the server's before_ includes its bound; --until does not
     until = query.until - timedelta(microseconds=1) if query.until is not None else None
+    if not query.include_scheduled:  # the scheduler's runs ahead have not started: not yet history
+        now = datetime.now(UTC)
+        until = now if until is None else min(until, now)
     expected = FlowRunFilterExpectedStartTime(after_=query.since, before_=until)
     state = (
         FlowRunFilterState(name=FlowRunFilterStateName(any_=[query.status]))

@@ -18,8 +18,9 @@ from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, StateType
 
+from blocks.alerts import load_alert_settings
 from flows.alerts.automations import RECONCILER_FLOW
-from flows.alerts.hooks import alert_failed, failed_alert_recorded
+from flows.alerts.hooks import failed_alert_recorded, send_failed_alert
 from flows.runs.naming import EXPORT_FLOW
 
 FINAL_FAILURES = (StateType.CRASHED, StateType.FAILED)
@@ -35,16 +36,34 @@ def reconcile_alerts(flow_run_id: str | None = None, since_hours: float = 24.0) 
             runs = [client.read_flow_run(UUID(flow_run_id.removeprefix("prefect.flow-run.")))]
         else:
             runs = _failed_export_runs(client, datetime.now(UTC) - timedelta(hours=since_hours))
-    alerted = []
-    for run in runs:
-        if run.state is None or run.state.type not in FINAL_FAILURES:
-            continue
-        if failed_alert_recorded(run.id):
-            continue
-        alert_failed(None, run, run.state)
-        alerted.append(str(run.id))
-    logger.info("sent the Failed alert of %s export run(s): %s", len(alerted), alerted)
-    return alerted
+    missing = [
+        run
+        for run in runs
+        if run.state is not None
+        and run.state.type in FINAL_FAILURES
+        and not failed_alert_recorded(run.id)
+    ]
+    settings = load_alert_settings()
+    if settings is None or not settings.enabled:
+        logger.info(
+            "status alerts are disabled: no Failed alert sent (%s export run(s) without one)",
+            len(missing),
+        )
+        return []
+    delivered: list[str] = []
+    undelivered: list[str] = []
+    for run in missing:
+        assert run.state is not None
+        outcome = send_failed_alert(run, run.state)
+        (delivered if outcome is not None and outcome.delivered else undelivered).append(
+            str(run.id)
+        )
+    logger.info("Failed alert delivered for %s export run(s): %s", len(delivered), delivered)
+    if undelivered:
+        logger.warning(
+            "Failed alert NOT delivered for %s export run(s): %s", len(undelivered), undelivered
+        )
+    return delivered
 
 
 def _failed_export_runs(client: Any, since: datetime) -> list[FlowRun]:

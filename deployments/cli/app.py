@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from deployments.cli import alerts, audit, gateway, keys, runs, triggers
+from deployments.cli import alerts, audit, gateway, keys, runs, setup, triggers
 from deployments.cli.console import ExportsGroup
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 for group in (audit.app, gateway.app, triggers.app, runs.app, alerts.app, keys.app):
     app.add_typer(group)
+app.command()(setup.setup)
 
 
 def main() -> Any:  # pragma: no cover - console entry point

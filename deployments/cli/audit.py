@@ -51,13 +51,19 @@ def audit(
         str | None, typer.Option(help="API, Scheduled or Run Now (any case, run-now too).")
     ] = None,
     user: Annotated[
-        str | None, typer.Option(help="Who started it: a key's or CLI user, schedule or ui.")
+        str | None,
+        typer.Option(
+            help="Who started it: a key's or CLI user, schedule, automation:NAME, prefect."
+        ),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many runs.")] = 50,
     offset: Annotated[
         int, typer.Option(min=0, help="Skip this many matching runs first (the next page).")
     ] = 0,
     output: Annotated[Output, typer.Option(help="table, csv or json.")] = Output.table,
+    include_scheduled: Annotated[
+        bool, typer.Option(help="Also list runs the scheduler made for later, not started yet.")
+    ] = False,
 ) -> None:
     """Every run of every export, newest first: trigger, user, rows, bytes, files, alerts."""
     query = AuditQuery(
@@ -68,6 +74,7 @@ def audit(
         trigger_type=_trigger_type(trigger_type),
         user=user,
         limit=limit + offset,
+        include_scheduled=include_scheduled,
     )
     records = read_audit(query)[offset:]
     if output is Output.json:
@@ -135,7 +142,7 @@ def _print_records(records: list[AuditRecord]) -> None:
     header = ("started", "deployment", "trigger", "by", "status", "rows", "bytes", "s", "error")
     rows = [header]
     for record in records:
-        error = record.error or ""
+        error = (record.error or "").split("\n", 1)[0]
         rows.append(
             (
                 record.started.isoformat(timespec="seconds") if record.started else "",

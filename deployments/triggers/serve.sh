@@ -40,6 +40,7 @@ if [[ -z "${PREFECT_API_URL:-}" ]]; then
     done
 fi
 echo "Prefect API: $PREFECT_API_URL"
+"$BIN/exports" setup
 
 if ! "$BIN/prefect" work-pool inspect "$POOL" >/dev/null 2>&1; then
     "$BIN/prefect" work-pool create "$POOL" --type process

@@ -31,14 +31,15 @@ def alert_artifact_description(status: str) -> str:
     return f"{ALERT_ARTIFACT_PREFIX}{status}`"
 
 
-def _alert(flow: Any, flow_run: FlowRun, state: State, status: AlertStatus) -> None:
-    """Send one alert for a state change and record what became of it; never raises (a
-    hook that raised would only add noise to the run, and must not change its state)."""
+def _alert(flow: Any, flow_run: FlowRun, state: State, status: AlertStatus) -> AlertOutcome | None:
+    """Send one alert for a state change and record what became of it; None when alerts
+    are off or it could not be sent. Never raises (a hook that raised would only add noise
+    to the run, and must not change its state)."""
     logger = flow_run_logger(flow_run, flow)
     try:
         settings = load_alert_settings()
         if settings is None or not settings.enabled:
-            return
+            return None
         extras = _extras(state, status)
         moment = state.timestamp if state.timestamp else datetime.now(UTC)
         payload = alert_payload(
@@ -53,7 +54,7 @@ def _alert(flow: Any, flow_run: FlowRun, state: State, status: AlertStatus) -> N
         _record(flow_run, outcome)
     except Exception as exc:  # noqa: BLE001 - an alert must never fail the export
         logger.warning("status alert %s not sent: %s", status, first_line(exc))
-        return
+        return None
     if outcome.delivered:
         logger.info(
             "status alert %s delivered (HTTP %s, %s attempt(s))",
@@ -68,6 +69,7 @@ def _alert(flow: Any, flow_run: FlowRun, state: State, status: AlertStatus) -> N
             outcome.attempts,
             outcome.error,
         )
+    return outcome
 
 
 def _extras(state: State, status: AlertStatus) -> dict[str, Any]:
@@ -139,3 +141,9 @@ def alert_completed(flow: Any, flow_run: FlowRun, state: State) -> None:
 def alert_failed(flow: Any, flow_run: FlowRun, state: State) -> None:
     """on_failure and on_crashed."""
     _alert(flow, flow_run, state, "Failed")
+
+
+def send_failed_alert(flow_run: FlowRun, state: State) -> AlertOutcome | None:
+    """The Failed alert of a run that could not send its own (the alert reconciler): what
+    became of it, or None when alerts are off or it could not be sent."""
+    return _alert(None, flow_run, state, "Failed")

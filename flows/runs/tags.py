@@ -4,8 +4,10 @@ triggered_by). Every tag is built and read here, nowhere else.
 The gateway tags its runs `trigger:api`, `user:<key user>` and `key:<key id>`; `exports run` and
 `exports demo` tag them `trigger:run-now` and `user:<cli user>`, and `exports run` adds
 `deployment:<name>` (its runs have no deployment on the server); the server's scheduler marks
-its runs `auto_scheduled`. A run with none of these was started in the Prefect UI (or by
-`run_deployment`): Run Now, by `ui`.
+its runs `auto_scheduled`. A run with none of these was created through Prefect itself (its UI,
+`prefect deployment run`, its API, `run_deployment`, an automation): Run Now, by whom the run's
+`created_by` says (a user on Prefect Cloud, `automation:<name>`), else `prefect`: Prefect's
+open-source server does not record who created a run, and we do not guess.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ TRIGGER_TYPES: tuple[TriggerType, ...] = ("API", "Scheduled", "Run Now")
 API_TRIGGER_TAG = "trigger:api"
 RUN_NOW_TAG = "trigger:run-now"
 SCHEDULER_USER = "schedule"
-UI_USER = "ui"
+PREFECT_USER = "prefect"  # created through Prefect's UI, CLI or API; the server knows no more
 _USER = "user:"
 _KEY = "key:"
 _DEPLOYMENT = "deployment:"
@@ -57,7 +59,16 @@ def trigger_type(run: FlowRun) -> TriggerType:
 
 
 def triggered_by(run: FlowRun) -> str:
-    """The API key's or CLI's user, `schedule`, or `ui`."""
+    """The API key's or CLI's user, `schedule`, the run's recorded creator, or `prefect`."""
     if run.auto_scheduled:
         return SCHEDULER_USER
-    return tag_value(run.tags, _USER) or UI_USER
+    tagged = tag_value(run.tags, _USER)
+    if tagged:
+        return tagged
+    creator = run.created_by
+    if creator is not None and creator.display_value:
+        kind = (creator.type or "").lower()
+        if kind == "user":  # Prefect Cloud records the user who created the run
+            return creator.display_value
+        return f"{kind or 'creator'}:{creator.display_value}"  # automation:<its name>
+    return PREFECT_USER

@@ -4,12 +4,14 @@ the server scheduled from a deployment's schedule, an `exports run` and a failin
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
 import getpass
 import io
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.schedules import IntervalSchedule
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.flow_engine import run_flow
+from prefect.states import Scheduled
 from typer.testing import CliRunner
 
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
@@ -199,7 +202,11 @@ def test_every_kind_of_run_with_every_field(history: History) -> None:
     failed = records[history.failed]
     assert failed["status"] == "Failed" and failed["deployment"] == "demo-orders"
     assert failed["rows"] is None and failed["files"] == [] and failed["bytes"] is None
-    assert "no_such" in failed["error"] and "\n" not in failed["error"]
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(history.failed).state
+    assert state is not None and state.message
+    assert failed["error"] == state.message.strip()  # the whole text (the table shortens it)
+    assert "no_such" in failed["error"]
     assert failed["alerts"] == [
         OK_ALERTS[0],
         {"status": "Failed", "http_status": 200, "attempts": 1},
@@ -310,3 +317,39 @@ def test_demo_runs_are_run_now_by_the_cli_user(tmp_path: Path) -> None:
         assert (record["trigger_type"], record["triggered_by"]) == ("Run Now", getpass.getuser())
         assert record["status"] == "Completed" and len(record["files"]) == 1
         assert Path(record["files"][0]).stat().st_size == record["bytes"]
+
+
+def test_runs_made_through_prefect_itself_are_attributed_from_created_by(
+    history: History,  # noqa: ARG001 - alerts and the API as the other tests have them
+    tmp_path: Path,
+) -> None:
+    """A run made by `prefect deployment run` (or the UI, or the API) carries no tag of ours:
+    an automation's is recorded by the server as its creator; for the others the open-source
+    server records none, and the audit says `prefect` rather than guess. A run the scheduler
+    made for later is not history until it is due (`--include-scheduled` lists it)."""
+    deployment_id = export.to_deployment(
+        name="audit-prefect", parameters=api_parameters(tmp_path)
+    ).apply()
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    with get_client(sync_client=True) as client:
+        plain = client.create_flow_run_from_deployment(deployment_id)  # as `prefect deployment run`
+        automated = client.request(
+            "POST",
+            f"/deployments/{deployment_id}/create_flow_run",  # type: ignore[arg-type]
+            json={},
+            headers={  # what Prefect's automations send when their action runs a deployment
+                "Prefect-Automation-ID": str(uuid.uuid4()),
+                "Prefect-Automation-Name": base64.b64encode(b"nightly catch-up").decode(),
+            },
+        )
+        automated.raise_for_status()
+        future = client.create_flow_run_from_deployment(
+            deployment_id, state=Scheduled(scheduled_time=later)
+        )
+    by_run = {record["export_request_id"]: record for record in audit("audit-prefect")}
+    assert set(by_run) == {str(plain.id), automated.json()["id"]}
+    assert by_run[str(plain.id)]["triggered_by"] == "prefect"
+    assert by_run[automated.json()["id"]]["triggered_by"] == "automation:nightly catch-up"
+    assert {record["trigger_type"] for record in by_run.values()} == {"Run Now"}
+    everything = ids(audit("audit-prefect", "--include-scheduled"))
+    assert everything[0] == str(future.id) and len(everything) == 3

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import DeploymentFilter, FlowRunFilter
@@ -30,6 +31,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Scheduled
 from typer.testing import CliRunner
 
+from blocks import PROJECT_BLOCKS, StatusAlerts
 from deployments.cli.app import app
 from deployments.triggers.project import load_deployments
 from tests.conftest import REPO_ROOT
@@ -173,6 +175,21 @@ def offsets(times: list[dt.datetime], zone: ZoneInfo) -> set[dt.timedelta | None
 
 
 # ---- 1. the scheduler's own runs, from now on ------------------------------------------------
+
+
+def test_the_block_catalogue_lists_every_project_block_type(stack: Stack) -> None:
+    """What the UI's "Add block" page lists: our types are there on a fresh server, each
+    saying how it is used (Status Alerts: under which name)."""
+    response = httpx.post(f"{stack.api_url}/block_types/filter", json={"limit": 200})
+    response.raise_for_status()
+    listed = {item["slug"]: item for item in response.json()}
+    for block in PROJECT_BLOCKS:
+        slug = block.get_block_type_slug()
+        assert slug in listed, (slug, sorted(listed))
+        assert listed[slug]["description"] == block.get_description()
+    alerts = listed[StatusAlerts.get_block_type_slug()]["description"]
+    assert "under the name `status-alerts`" in alerts
+    assert "registered 7 block types with" in stack.log.read_text()
 
 
 def test_the_scheduler_keeps_weekly_and_monthly_times_across_the_next_dst_change(

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,10 +15,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from typer.testing import CliRunner
 
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
 from deployments.cli.app import app
+from flows.alert_reconciler import reconcile_alerts
 from flows.alerts.payload import alert_time
 from flows.alerts.webhook import signature
 from flows.export import export
@@ -240,3 +244,46 @@ class TestCli:
         finally:
             StatusAlerts().save(ALERTS_BLOCK_NAME, overwrite=True)
         assert done.exit_code == 1 and "not delivered after 2 attempt(s)" in done.output
+
+
+def run_log(flow_run_id: Any, line: str) -> str:
+    """The run's log as the Prefect UI shows it, once `line` reached the API (logs are sent
+    in batches); all of it if it never does."""
+    deadline = time.monotonic() + 20
+    while True:
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+            )
+        text = "\n".join(log.message for log in logs)
+        if line in text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.5)
+
+
+def test_the_reconciler_logs_what_it_did(
+    receiver: WebhookReceiver, demo_db: Path, tmp_path: Path
+) -> None:
+    """With alerts off it says it sent nothing; on, it says which runs' alerts were delivered."""
+    StatusAlerts(url=f"{receiver.url}/alerts").save(ALERTS_BLOCK_NAME, overwrite=True)  # off
+    failing = orders(demo_db, tmp_path)
+    failing["source"] = {**failing["source"], "table": "no_such_table"}
+    failed = export(**failing, return_state=True)
+    assert failed.is_failed()
+    run_id = str(failed.state_details.flow_run_id)
+
+    off = reconcile_alerts(flow_run_id=run_id, return_state=True)
+    assert off.result() == [] and receiver.requests == []
+    line = "status alerts are disabled: no Failed alert sent (1 export run(s) without one)"
+    assert line in run_log(off.state_details.flow_run_id, line)
+    try:
+        StatusAlerts(enabled=True, url=f"{receiver.url}/alerts").save(
+            ALERTS_BLOCK_NAME, overwrite=True
+        )
+        on = reconcile_alerts(flow_run_id=run_id, return_state=True)
+        assert on.result() == [run_id]
+        assert [body["Status"] for body in bodies(receiver)] == ["Failed"]
+        line = f"Failed alert delivered for 1 export run(s): ['{run_id}']"
+        assert line in run_log(on.state_details.flow_run_id, line)
+    finally:
+        StatusAlerts().save(ALERTS_BLOCK_NAME, overwrite=True)
