@@ -10,6 +10,7 @@ import typer
 from prefect import tags
 
 from deployments.cli.console import DebugOption, FileOption, cli_user, fail, print_table
+from deployments.cli.quiet import quiet_prefect
 from deployments.triggers.project import DEFAULT_PROJECT_FILE, apply_overrides, find_deployment
 from flows.config import DestinationConfig, SourceConfig
 from flows.formats.registry import EXPORT_FORMATS
@@ -25,7 +26,7 @@ DEMO_TABLES = ("orders", "customers")
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo files.")] = Path("demo-out"),
-    debug: DebugOption = False,  # noqa: ARG001 - read by the error handler
+    debug: DebugOption = False,
 ) -> None:
     """Export the bundled SQLite demo (orders, customers) into OUT in every format."""
     from demo.build import ensure_demo_db
@@ -33,7 +34,8 @@ def demo(
 
     database = ensure_demo_db()
     results: list[ExportResult] = []
-    with tags(*run_now_tags(cli_user())):  # the audit log's Run Now and user
+    # the audit log's Run Now and user
+    with quiet_prefect(debug), tags(*run_now_tags(cli_user())):
         for table in DEMO_TABLES:
             for fmt in EXPORT_FORMATS:
                 results.append(
@@ -59,7 +61,7 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the ExportResult as JSON.")
     ] = False,
-    debug: DebugOption = False,  # noqa: ARG001 - read by the error handler
+    debug: DebugOption = False,
 ) -> None:
     """Run a deployment's export now, in this process (a "Run Now" trigger)."""
     spec = find_deployment(deployment, file)
@@ -70,7 +72,7 @@ def run(
         raise fail(str(exc)) from exc
     if getattr(flow, "name", None) == EXPORT_FLOW:
         parameters = validate_export_parameters(parameters)
-    with tags(*run_now_tags(cli_user(), deployment=spec.name)):
+    with quiet_prefect(debug), tags(*run_now_tags(cli_user(), deployment=spec.name)):
         result = flow(**parameters)
     if as_json and isinstance(result, ExportResult):
         typer.echo(result.model_dump_json(indent=2))

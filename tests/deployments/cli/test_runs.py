@@ -5,11 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from lxml import etree
+from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
 from deployments.cli.app import app
@@ -145,3 +149,49 @@ class TestDemo:
             csv.reader(io.StringIO((tmp_path / "customers.csv").read_text("utf-8"), newline=""))
         )
         assert len(rows) == 51
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`exports` in a process of its own: the terminal as a user sees it, Prefect's console
+    logging included (CliRunner does not capture that)."""
+    return subprocess.run(
+        [sys.executable, "-m", "deployments.cli", *args],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+
+class TestTerminal:
+    """What `exports run` prints on stderr: one line per retry and one for the error, the
+    tracebacks with --debug (and in the run's Prefect logs)."""
+
+    def test_a_missing_table_on_a_temporary_server_is_one_line(self, tmp_path: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env["PREFECT_HOME"] = str(tmp_path / "home")  # no API: a temporary server starts
+        target = f"destination.url={tmp_path}/{{export}}.{{ext}}"
+        done = run_cli(
+            "run", "demo-orders", "--set", "source.table=no_such", "--set", target, env=env
+        )
+        assert done.returncode == 1
+        assert done.stderr.splitlines() == [
+            "error: source.table: table `no_such` not found in `sqlite:///demo/demo.sqlite`; "
+            "tables there: customers, orders"
+        ], done.stderr  # no telemetry error, no traceback, no server chatter
+        debug = run_cli(*missing, *target, "--debug", env=env)
+        assert "Traceback (most recent call last)" in debug.stderr
+        assert "ConfigurationError: source.table: table `no_such` not found" in debug.stderr
+
+    def test_each_retry_of_an_unreachable_source_is_one_line(self, tmp_path: Path) -> None:
+        env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+        done = run_cli(
+            "run", "demo-orders", "--set", "source.url=postgresql+psycopg://u:p@127.0.0.1:1/db",
+            "--set", f"destination.url={tmp_path}/{{export}}.{{ext}}", env=env,
+        )  # fmt: skip
+        assert done.returncode == 1
+        lines = done.stderr.splitlines()
+        assert len(lines) == 3, done.stderr
+        assert [" - Retry 1/2 will start" in lines[0], " - Retry 2/2 will start" in lines[1]] == [
+            True,
+            True,
+        ], lines
+        assert lines[2].startswith("error: source `postgresql+psycopg://u:***@127.0.0.1:1/db`: ")
+        assert "u:p@" not in done.stderr

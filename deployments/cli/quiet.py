@@ -1,0 +1,89 @@
+"""What the terminal shows of Prefect's own logging while an `exports` command runs.
+
+A flow run run by a command logs to two places: the Prefect API (the run's logs in the UI,
+complete, tracebacks included) and the terminal. On the terminal a failed export used to
+print some 200 lines of tracebacks before the command's own one-line `error:`; a retry printed
+its traceback each time. Unless `--debug` is given, the terminal shows warnings and errors
+only, each on one line, and each retry of a task in one line, but not the run's final failure
+(the command says it); the API keeps everything. A temporary Prefect server the command
+starts (no PREFECT_API_URL) sends no telemetry, so an offline machine prints no `Failed to
+send telemetry`, and logs only critical errors of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+# Messages about the run's own end: the command prints its error in one line instead.
+_FINAL = ("Finished in state", "Encountered exception during execution", "Retries are exhausted")
+_RETRY = re.compile(r" - Retry \d+/\d+ will start")  # Prefect logs a task's retries at INFO
+# Settings of the temporary server a command starts when no PREFECT_API_URL is set.
+_TEMPORARY_SERVER_SETTINGS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
+}
+
+
+class OneLineWarnings(logging.Filter):
+    """Passes warnings and errors as their first line, without traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.levelno < logging.WARNING and not _RETRY.search(message):
+            return False
+        if any(marker in message for marker in _FINAL):
+            return False
+        # The console is the last handler a record reaches (the API's handler sits on the
+        # run's own logger, which comes first), so shortening the record here changes
+        # nothing the API receives.
+        record.msg = message.strip().split("\n", 1)[0]
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
+        return True
+
+
+def _console_handlers() -> list[logging.Handler]:
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [logging.getLogger()] + [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    return [
+        handler
+        for logger in loggers
+        for handler in logger.handlers
+        if isinstance(handler, PrefectConsoleHandler)
+    ]
+
+
+@contextmanager
+def quiet_prefect(debug: bool) -> Iterator[None]:
+    """Prefect's console logging as described above for the duration of a command."""
+    if debug:
+        yield
+        return
+    import prefect  # noqa: F401 - configures Prefect's logging, whose handlers are filtered
+    from prefect.settings import PREFECT_API_URL
+
+    temporary = not PREFECT_API_URL.value()
+    if temporary:
+        for name, value in _TEMPORARY_SERVER_SETTINGS.items():
+            os.environ.setdefault(name, value)
+    handlers = _console_handlers()
+    quiet = OneLineWarnings()
+    for handler in handlers:
+        handler.addFilter(quiet)
+    try:
+        yield
+    finally:
+        if not temporary:  # else the filter stays for the server's stop at exit
+            for handler in handlers:
+                handler.removeFilter(quiet)
