@@ -167,10 +167,9 @@ class TestTerminal:
     def test_a_missing_table_on_a_temporary_server_is_one_line(self, tmp_path: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
         env["PREFECT_HOME"] = str(tmp_path / "home")  # no API: a temporary server starts
-        target = f"destination.url={tmp_path}/{{export}}.{{ext}}"
-        done = run_cli(
-            "run", "demo-orders", "--set", "source.table=no_such", "--set", target, env=env
-        )
+        missing = ["run", "demo-orders", "--set", "source.table=no_such"]
+        target = ["--set", f"destination.url={tmp_path}/{{export}}.{{ext}}"]
+        done = run_cli(*missing, *target, env=env)
         assert done.returncode == 1
         assert done.stderr.splitlines() == [
             "error: source.table: table `no_such` not found in `sqlite:///demo/demo.sqlite`; "
