@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run the exports for real on one machine: a Prefect server (with its scheduler), the
 # `exports` process work pool with a concurrency limit, every trigger of prefect.yaml deployed,
-# and a worker. `make serve` runs this; Ctrl-C stops all of it.
+# and a worker. `make serve` runs this; Ctrl-C (or SIGTERM) stops all of it within seconds:
+# the worker first, then the server, each with everything it started; what has not stopped
+# after STOP_GRACE_S is killed.
 #
 #   EXPORTS_PORT         the server's port (4200)
 #   EXPORTS_CONCURRENCY  exports that run at once; more that fall due wait their turn (4)
@@ -16,12 +18,26 @@ BIN="${BIN:-.venv/bin}"
 PORT="${EXPORTS_PORT:-4200}"
 CONCURRENCY="${EXPORTS_CONCURRENCY:-4}"
 POOL="${EXPORTS_POOL:-exports}"
-children=()
+STOP_GRACE_S=6
+children=()  # each in a process group of its own (setsid), stopped with all it started
 
 stop() {
     trap - EXIT INT TERM
-    for pid in "${children[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait || true
+    local index pid
+    for ((index = ${#children[@]} - 1; index >= 0; index--)); do  # the worker first
+        kill -TERM -- "-${children[index]}" 2>/dev/null || true
+    done
+    for _ in $(seq $((STOP_GRACE_S * 10))); do
+        running=0
+        for pid in "${children[@]}"; do
+            if kill -0 -- "-$pid" 2>/dev/null; then running=1; fi
+        done
+        [[ $running == 0 ]] && break
+        sleep 0.1
+    done
+    for pid in "${children[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    echo "stopped"
 }
 trap stop EXIT INT TERM
 
@@ -29,7 +45,7 @@ trap stop EXIT INT TERM
 
 if [[ -z "${PREFECT_API_URL:-}" ]]; then
     export PREFECT_API_URL="http://127.0.0.1:${PORT}/api"
-    "$BIN/prefect" server start --host 127.0.0.1 --port "$PORT" &
+    setsid "$BIN/prefect" server start --host 127.0.0.1 --port "$PORT" &
     children+=($!)
     for _ in $(seq 120); do
         if "$BIN/python" -c "import httpx, sys; httpx.get(sys.argv[1]).raise_for_status()" \
@@ -39,7 +55,9 @@ if [[ -z "${PREFECT_API_URL:-}" ]]; then
         sleep 1
     done
 fi
-echo "Prefect API: $PREFECT_API_URL"
+echo "Prefect API: $PREFECT_API_URL (the UI: ${PREFECT_API_URL%/api})"
+echo "In another terminal, talk to this server (without it, Prefect starts a temporary one):"
+echo "  export PREFECT_API_URL=$PREFECT_API_URL"
 "$BIN/exports" setup
 
 if ! "$BIN/prefect" work-pool inspect "$POOL" >/dev/null 2>&1; then
@@ -51,6 +69,6 @@ echo "deployed; starting a worker on pool $POOL (at most $CONCURRENCY exports at
 
 # An API trigger waits for the worker's next poll: 2 s instead of Prefect's 10 s by default.
 PREFECT_WORKER_QUERY_SECONDS="${PREFECT_WORKER_QUERY_SECONDS:-2}" \
-    "$BIN/prefect" worker start --pool "$POOL" --type process &
+    setsid "$BIN/prefect" worker start --pool "$POOL" --type process &
 children+=($!)
 wait -n "${children[@]}"

@@ -35,6 +35,7 @@ from blocks import PROJECT_BLOCKS, StatusAlerts
 from deployments.cli.app import app
 from deployments.triggers.project import load_deployments
 from tests.conftest import REPO_ROOT
+from tests.deployments.triggers.serve_stack import serve_env, start_serve_sh, wait_for_worker
 from tests.servers import free_port
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -63,16 +64,9 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("prefect-home")
     port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("PREFECT_") or key == "PREFECT_LOGGING_LEVEL"
-    }
-    env.update(
-        PREFECT_HOME=str(home),
-        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
-        PREFECT_UI_ENABLED="false",
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    env = serve_env(
+        home,
+        port,
         PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1",
         PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS=str(RUNS_AHEAD),
         PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS=str(RUNS_AHEAD),
@@ -81,15 +75,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS="5",
         PREFECT_WORKER_QUERY_SECONDS="1",
         PREFECT_WORKER_PREFETCH_SECONDS="1",
-        EXPORTS_PORT=str(port),
         EXPORTS_CONCURRENCY="1",
     )
     log = home / "serve.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            ["bash", "deployments/triggers/serve.sh"], cwd=REPO_ROOT, env=env,
-            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    process = start_serve_sh(env, log)
     stack = Stack(f"http://127.0.0.1:{port}/api", log)
     try:
         with temporary_settings(updates={PREFECT_API_URL: stack.api_url}):
@@ -104,16 +93,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def _wait_until_deployed(stack: Stack, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        assert process.poll() is None, stack.log.read_text()
-        if "starting a worker" in stack.log.read_text():
-            with stack.client() as client:
-                names = {d.name for d in client.read_deployments(limit=100, offset=0)}
-            assert set(DEPLOYED) <= names, (names, stack.log.read_text())
-            return
-        time.sleep(1)
-    raise AssertionError(f"serve.sh did not deploy in time:\n{stack.log.read_text()}")
+    wait_for_worker(process, stack.log)
+    with stack.client() as client:
+        names = {d.name for d in client.read_deployments(limit=100, offset=0)}
+    assert set(DEPLOYED) <= names, (names, stack.log.read_text())
 
 
 def deployment_id(client: SyncPrefectClient, name: str) -> Any:
