@@ -19,6 +19,7 @@ import fsspec
 from fsspec import AbstractFileSystem
 from prefect.blocks.core import Block
 
+from blocks.integrations import as_exports_block, load_named_block
 from flows.destinations.failures import is_transient_failure
 from flows.destinations.targets import TargetContext, render_target, with_part_token
 from flows.destinations.urls import url_scheme, without_secrets
@@ -78,7 +79,8 @@ class Store:
         credentials, or else the store's own environment."""
         options = dict(self.default_options)
         block = self.load_block(block_name) if block_name else None
-        if block is not None:
+        if block is not None:  # an integration's block (prefect-aws, ...) as ours
+            block = as_exports_block(block, url)
             options.update(_block_options(block, block_name or ""))
         return self.connect(url, options, block)
 
@@ -86,7 +88,8 @@ class Store:
         return fsspec.filesystem(self.protocol, skip_instance_cache=True, **options)
 
     def load_block(self, name: str) -> Block:
-        return load_block(self.block_types[0], name)
+        """Our block type's `name`, or an integration's block standing for it."""
+        return load_named_block("destination.block", name, self.block_types[0])
 
     # -- writing -------------------------------------------------------------------------
 

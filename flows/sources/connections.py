@@ -4,7 +4,6 @@ the form of it that may be logged, and a SQLAlchemy engine with clear errors for
 from __future__ import annotations
 
 import os
-from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
@@ -18,16 +17,13 @@ def resolve_url(source: SourceConfig) -> str:
     """The SQLAlchemy URL of the source, from the config or its saved block."""
     if source.url is not None:
         return normalise_url(source.url)
+    from blocks.integrations import connector_url, load_named_block
     from blocks.sources import SqlSource
 
-    try:
-        block = cast(SqlSource, SqlSource.load(str(source.block)))
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"source.block: no saved SqlSource block named `{source.block}`; "
-            "create it with SqlSource(url=...).save(name)"
-        ) from exc
-    return normalise_url(block.url.get_secret_value())
+    block = load_named_block("source.block", str(source.block), SqlSource)
+    if isinstance(block, SqlSource):
+        return normalise_url(block.url.get_secret_value())
+    return normalise_url(connector_url(block))  # a prefect-sqlalchemy SqlAlchemyConnector
 
 
 def normalise_url(url: str) -> str:
