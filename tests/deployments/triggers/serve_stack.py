@@ -4,6 +4,7 @@ PREFECT_HOME and port, for the tests that need the whole stack."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -31,12 +32,19 @@ def serve_env(home: Path, port: int, **settings: str) -> dict[str, str]:
 
 
 def start_serve_sh(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """serve.sh in a session of its own (as a terminal's foreground job is its own group)."""
+    """serve.sh in a session of its own (as a terminal's foreground job is its own group),
+    with Ctrl-C's SIGINT handled as in a terminal: a test run started in the background
+    (`nohup … &`) ignores SIGINT, and a shell cannot trap a signal ignored on entry."""
     with log.open("wb") as output:
         return subprocess.Popen(
             ["bash", "deployments/triggers/serve.sh"], cwd=REPO_ROOT, env=env,
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_default_sigint,
         )  # fmt: skip
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_worker(process: subprocess.Popen[bytes], log: Path, timeout_s: float = 240) -> None:
