@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from typing import Union
+from typing import Union, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -144,7 +144,7 @@ def list_array(column: pa.Array, field: pa.Field) -> pa.Array:
                 "Parquet stores one-dimensional arrays as lists: select the column as "
                 "`array_to_json(column)::jsonb` (JSON) or `column::text` in a `query`"
             )
-        leaves.extend(item for item in items if not isinstance(item, list))
+        leaves.extend(cast(list[str | None], items))
         offsets.append(len(leaves))
         nulls.append(text is None)
     values = typed_elements(leaves, kind, field.name, element_type_of(field))

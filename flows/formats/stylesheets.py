@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from fsspec import AbstractFileSystem
 
 from flows.destinations.registry import store_for
 from flows.destinations.urls import url_scheme, without_secrets
@@ -48,6 +50,12 @@ class StylesheetFolder:
     def shown(self) -> str:
         return without_secrets(self.folder)
 
+    @cached_property
+    def _filesystem(self) -> AbstractFileSystem:
+        """The store's filesystem, with the block's credentials: built (and the block loaded)
+        once for the stylesheet and all it includes."""
+        return store_for(self.folder).filesystem(self.folder, self.block)
+
     def holds(self, location: str) -> bool:
         """Whether `location` (absolute, as libxml2 joined it) is inside the folder."""
         if not is_url(self.folder):
@@ -65,8 +73,7 @@ class StylesheetFolder:
             return path.read_bytes() if path.is_file() else None
         if url_scheme(location) in _WEB_SCHEMES:
             return _download(location)
-        store = store_for(location)
-        fs = store.filesystem(location, self.block)
+        fs = self._filesystem
         path = fs._strip_protocol(location)
         try:
             size = fs.size(path)
@@ -78,11 +85,12 @@ class StylesheetFolder:
         return data
 
 
-def read_stylesheet(location: str, block: str | None) -> bytes:
-    """The stylesheet's bytes, before any run; a clear message when they cannot be read."""
+def read_stylesheet(location: str, folder: StylesheetFolder) -> bytes:
+    """The stylesheet's bytes (in `folder`), before any run; a clear message when they cannot
+    be read."""
     shown = without_secrets(location)
     try:
-        data = StylesheetFolder.of(location, block).read(location)
+        data = folder.read(location)
     except ConfigurationError as exc:  # a block that does not exist or does not fit the store
         message = str(exc).removeprefix("destination.block: ")
         raise ConfigurationError(f"format_options.xslt_block: {message}") from None

@@ -121,12 +121,13 @@ def options_stylesheet(options: FormatOptions) -> Stylesheet:
 def load_stylesheet(location: str, block: str | None = None) -> Stylesheet:
     """Read, parse and compile a stylesheet, with a message naming the file and line on
     failure."""
+    folder = StylesheetFolder.of(location, block)
     parser = etree.XMLParser(no_network=True, resolve_entities=False)
-    parser.resolvers.add(_FolderResolver(StylesheetFolder.of(location, block)))
+    parser.resolvers.add(_FolderResolver(folder))
     file = without_secrets(location)
     try:
         document = etree.ElementTree(
-            etree.fromstring(read_stylesheet(location, block), parser, base_url=location)
+            etree.fromstring(read_stylesheet(location, folder), parser, base_url=location)
         )
     except etree.XMLSyntaxError as exc:
         raise ConfigurationError(
