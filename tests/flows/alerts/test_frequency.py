@@ -19,7 +19,12 @@ from prefect.client.schemas.schedules import (
 )
 from prefect.server.schemas import schedules as server_schedules
 
-from flows.alerts.frequency import ONE_TIME, describe_schedule, describe_schedules
+from flows.alerts.frequency import (
+    ONE_TIME,
+    PREFECT_KEEPS_WALL_CLOCK,
+    describe_schedule,
+    describe_schedules,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -371,16 +376,21 @@ def test_dst_does_not_change_interval_words(anchor: dt.datetime | str) -> None:
     assert describe_schedule(schedule) == "Every day"
 
 
-def test_day_intervals_move_with_dst_in_prefect() -> None:
-    """Why a whole-day interval in a DST zone names no clock time: Prefect 3.8 runs the same
-    schedule at 06:00 or 07:00 New York time, depending on when its scheduler starts listing."""
+def test_day_intervals_and_dst_in_prefect() -> None:
+    """A whole-day interval in a DST zone names its clock time only where Prefect keeps it:
+    3.9 runs it at 06:00 New York time all year; 3.8 ran it at 06:00 or 07:00, depending on
+    when its scheduler started listing, so no time could be named."""
     schedule = interval(days=1, anchor=dt.datetime(2026, 1, 1, 6, tzinfo=NEW_YORK))
     schedule = schedule.model_copy(update={"timezone": "America/New_York"})
     winter = _server_dates(schedule, dt.datetime(2026, 2, 1, tzinfo=UTC), n=3)
     summer = _server_dates(schedule, dt.datetime(2026, 6, 1, tzinfo=UTC), n=3)
     assert {date.astimezone(NEW_YORK).hour for date in winter} == {6}
-    assert {date.astimezone(NEW_YORK).hour for date in summer} == {7}
-    assert describe_schedule(schedule) == "Every day"
+    if PREFECT_KEEPS_WALL_CLOCK:
+        assert {date.astimezone(NEW_YORK).hour for date in summer} == {6}
+        assert describe_schedule(schedule).startswith("Daily at 06:00")
+    else:
+        assert {date.astimezone(NEW_YORK).hour for date in summer} == {7}
+        assert describe_schedule(schedule) == "Every day"
 
 
 def _server_dates(
