@@ -48,6 +48,8 @@ from itertools import pairwise
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+import prefect
+from packaging.version import Version
 from prefect.client.schemas.objects import DeploymentSchedule
 from prefect.client.schemas.schedules import (
     CronSchedule,
@@ -284,6 +286,10 @@ def _words(days: _Days, times: list[int], tz: str, every: int = 1) -> str:
     return f"Yearly on {on} {at}" if every == 1 else f"Every {every} years on {on} {at}"
 
 
+# Prefect 3.9 keeps a whole-day interval at its anchor's wall-clock time across DST changes;
+# 3.8 moved it by an hour, so no clock time could be named then.
+PREFECT_KEEPS_WALL_CLOCK = Version(prefect.__version__) >= Version("3.9")
+
 # --- interval schedules ---------------------------------------------------------------------
 
 
@@ -298,7 +304,7 @@ def _describe_interval(schedule: IntervalSchedule) -> str:
         anchor = anchor.replace(tzinfo=ZoneInfo(tz))
     local = anchor.astimezone(ZoneInfo(tz))
     days = int(seconds // 86400)
-    if _has_dst(ZoneInfo(tz), local.year):
+    if _has_dst(ZoneInfo(tz), local.year) and not PREFECT_KEEPS_WALL_CLOCK:
         count, unit = (days // 7, "week") if days % 7 == 0 else (days, "day")
         return f"Every {unit}" if count == 1 else f"Every {count} {unit}s"
     times = [local.hour * 60 + local.minute]

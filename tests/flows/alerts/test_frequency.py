@@ -19,7 +19,12 @@ from prefect.client.schemas.schedules import (
 )
 from prefect.server.schemas import schedules as server_schedules
 
-from flows.alerts.frequency import ONE_TIME, describe_schedule, describe_schedules
+from flows.alerts.frequency import (
+    ONE_TIME,
+    PREFECT_KEEPS_WALL_CLOCK,
+    describe_schedule,
+    describe_schedules,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -48,6 +53,11 @@ def rrule(text: str, timezone: str | None = "Europe/Berlin") -> RRuleSchedule:
     return RRuleSchedule(rrule=text, timezone=timezone)
 
 
+def _by_prefect(before_3_9: str, from_3_9: str) -> str:
+    """The words of a whole-day interval in a DST zone: with a clock time from Prefect 3.9."""
+    return from_3_9 if PREFECT_KEEPS_WALL_CLOCK else before_3_9
+
+
 INTERVALS = [
     (interval(hours=4), "Every 4 hours"),
     (interval(hours=1), "Every hour"),
@@ -60,15 +70,25 @@ INTERVALS = [
     (interval(seconds=1.5), "Every 1.5 seconds"),
     # sub-day intervals run every N elapsed hours from the anchor: no clock time, no zone
     (interval(hours=4, anchor=dt.datetime(2024, 1, 15, 1, 17, tzinfo=BERLIN)), "Every 4 hours"),
-    # whole days in a zone with DST: Prefect 3.8 moves their local time with the season the
-    # scheduler started in (test_day_intervals_move_with_dst_in_prefect), so no clock time
-    (interval(days=1, anchor=dt.datetime(2024, 1, 15, 6, 0, tzinfo=BERLIN)), "Every day"),
+    # whole days in a zone with DST: Prefect 3.9 keeps their wall-clock time, which is named;
+    # 3.8 moved it with the season the scheduler started in, so no clock time
+    # (test_day_intervals_and_dst_in_prefect)
+    (
+        interval(days=1, anchor=dt.datetime(2024, 1, 15, 6, 0, tzinfo=BERLIN)),
+        _by_prefect("Every day", "Daily at 06:00 (Europe/Berlin)"),
+    ),
     (
         interval(days=3, anchor=dt.datetime(2024, 1, 15, 6, 0), timezone="America/New_York"),
-        "Every 3 days",
+        _by_prefect("Every 3 days", "Every 3 days at 01:00 (America/New_York)"),  # naive: UTC
     ),
-    (interval(days=7, anchor=dt.datetime(2024, 1, 17, 9, 30, 59, tzinfo=BERLIN)), "Every week"),
-    (interval(weeks=2, anchor=dt.datetime(2024, 1, 15, 9, 30, tzinfo=BERLIN)), "Every 2 weeks"),
+    (
+        interval(days=7, anchor=dt.datetime(2024, 1, 17, 9, 30, 59, tzinfo=BERLIN)),
+        _by_prefect("Every week", "Weekly on Wednesday at 09:30 (Europe/Berlin)"),
+    ),
+    (
+        interval(weeks=2, anchor=dt.datetime(2024, 1, 15, 9, 30, tzinfo=BERLIN)),
+        _by_prefect("Every 2 weeks", "Every 2 weeks on Monday at 09:30 (Europe/Berlin)"),
+    ),
     # ...and in a zone without DST, the anchor's time in that zone, whatever zone it was given in
     (interval(hours=24), "Daily at 06:00 (UTC)"),
     (
@@ -368,19 +388,24 @@ def test_dst_does_not_change_interval_words(anchor: dt.datetime | str) -> None:
     schedule = IntervalSchedule(
         interval=dt.timedelta(days=1), anchor_date=anchor, timezone="Europe/Berlin"
     )
-    assert describe_schedule(schedule) == "Every day"
+    assert describe_schedule(schedule) == _by_prefect("Every day", "Daily at 09:30 (Europe/Berlin)")
 
 
-def test_day_intervals_move_with_dst_in_prefect() -> None:
-    """Why a whole-day interval in a DST zone names no clock time: Prefect 3.8 runs the same
-    schedule at 06:00 or 07:00 New York time, depending on when its scheduler starts listing."""
+def test_day_intervals_and_dst_in_prefect() -> None:
+    """A whole-day interval in a DST zone names its clock time only where Prefect keeps it:
+    3.9 runs it at 06:00 New York time all year; 3.8 ran it at 06:00 or 07:00, depending on
+    when its scheduler started listing, so no time could be named."""
     schedule = interval(days=1, anchor=dt.datetime(2026, 1, 1, 6, tzinfo=NEW_YORK))
     schedule = schedule.model_copy(update={"timezone": "America/New_York"})
     winter = _server_dates(schedule, dt.datetime(2026, 2, 1, tzinfo=UTC), n=3)
     summer = _server_dates(schedule, dt.datetime(2026, 6, 1, tzinfo=UTC), n=3)
     assert {date.astimezone(NEW_YORK).hour for date in winter} == {6}
-    assert {date.astimezone(NEW_YORK).hour for date in summer} == {7}
-    assert describe_schedule(schedule) == "Every day"
+    if PREFECT_KEEPS_WALL_CLOCK:
+        assert {date.astimezone(NEW_YORK).hour for date in summer} == {6}
+        assert describe_schedule(schedule).startswith("Daily at 06:00")
+    else:
+        assert {date.astimezone(NEW_YORK).hour for date in summer} == {7}
+        assert describe_schedule(schedule) == "Every day"
 
 
 def _server_dates(
