@@ -5,13 +5,10 @@ writer into the file inside `write_batches` or `write_partition`)."""
 import gc
 import os
 import socket
-import time
 from dataclasses import replace
 from typing import Any
-from uuid import UUID
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.config import DestinationConfig, FormatOptions, SourceConfig
@@ -24,10 +21,9 @@ from flows.destinations.store import WrittenFile
 from flows.destinations.targets import TargetContext
 from flows.errors import is_transient
 from flows.formats.registry import ExportFormat
+from flows.runs.progress import WriteProgress
 from flows.sources.plan import SourcePlan, inspect_source
 from flows.sources.read import read_for_format
-
-PROGRESS_EVERY_S = 1.0
 
 
 def _retry_transient(_task: Any, _task_run: Any, state: Any) -> bool:
@@ -110,18 +106,15 @@ def _write_files(
     context: TargetContext,
 ) -> list[WrittenFile]:
     logger = get_run_logger()
-    gc.collect()  # an earlier run's upload buffers, if this process ran one (see below)
+    buffers_uploads = destination.store.buffers_uploads
+    if buffers_uploads:
+        gc.collect()  # an earlier run's upload buffers, if this process ran one (see below)
     partition = plan.partition.number if plan.partition is not None else None
     of = f" (partition {partition})" if partition is not None else ""
-    progress_id = cast_uuid(
-        create_progress_artifact(
-            progress=0.0,
-            description=f"{context.export}{of}: rows written of {plan.row_count or '?'}",
-        )
-    )
+    described = f"{context.export}{of}: rows written of {plan.row_count or '?'}"
+    progress = WriteProgress(described, plan.row_count)
     sink: PartSink | None = None
     rows = 0
-    last_update = time.monotonic()
     batches = read_for_format(plan, fmt, options)
     try:
         for batch in batches:
@@ -130,9 +123,7 @@ def _write_files(
             sink.write(batch)
             rows += batch.num_rows
             logger.debug("wrote chunk of %s rows (%s so far)", batch.num_rows, rows)
-            if plan.row_count and time.monotonic() - last_update >= PROGRESS_EVERY_S:
-                update_progress_artifact(progress_id, _percent(rows, plan.row_count))
-                last_update = time.monotonic()
+            progress.rows_written(rows)
         assert sink is not None, "the reader yields at least one (possibly empty) batch"
         written = sink.finish()
     except BaseException:
@@ -141,11 +132,10 @@ def _write_files(
         raise
     finally:
         batches.close()  # stops the COPY reader thread now, not whenever it is collected
-        # The store clients' upload buffers (a part each) sit in reference cycles that the
-        # collector's object-count thresholds rarely reach; free them before the next run.
         del sink
-        gc.collect()
-    update_progress_artifact(progress_id, 100.0)
+        if buffers_uploads:
+            gc.collect()  # free the store client's upload buffers before the next run
+    progress.finished()
     return [replace(item, writer=writer()) for item in written]
 
 
@@ -194,13 +184,3 @@ def post_files(
     """POST each spooled file to the http(s) URL, in order; transient failures are retried
     here (as task retries, visible in the UI), without reading the database again."""
     return post_spooled_files(destination, files, context, fmt, get_run_logger(), content_type)
-
-
-def cast_uuid(value: Any) -> UUID:
-    """Prefect's artifact helpers are sync-compatible; called from sync code they return UUIDs."""
-    assert isinstance(value, UUID)
-    return value
-
-
-def _percent(rows: int, total: int) -> float:
-    return min(100.0, round(100.0 * rows / total, 1)) if total else 100.0

@@ -6,7 +6,6 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from contextvars import copy_context
 from pathlib import Path
 from typing import Annotated
 
@@ -33,45 +32,59 @@ def demo(
     debug: DebugOption = False,
 ) -> None:
     """Export the bundled SQLite demo (orders, customers) into OUT in every format."""
-    from demo.build import ensure_demo_db
-    from flows.export import export  # imported here: the other commands need no pyarrow
+    with quiet_prefect(debug):
+        with ThreadPoolExecutor(1, thread_name_prefix="server") as starter:
+            # A temporary server takes seconds to start in its own process: the engine's
+            # imports and the demo database are ready meanwhile.
+            temporary_server = starter.submit(_start_temporary_server)
+            import pandas  # noqa: F401 - pyarrow's first array from Python rows imports it
 
-    database = ensure_demo_db()
-    folder = DestinationConfig(url=str(out.resolve() / "{export}.{ext}"))
+            from demo.build import ensure_demo_db
+            from flows.export import export  # imported here: other commands need no pyarrow
 
-    def export_table(table: str) -> list[ExportResult]:
-        source = SourceConfig(url=f"sqlite:///{database}", table=table)
-        return [
-            export(source=source, destination=folder, format=fmt, name=table, type="Demo")
-            for fmt in EXPORT_FORMATS
-        ]
+            database = ensure_demo_db()
+            on_temporary_server = temporary_server.result()
+        folder = DestinationConfig(url=str(out.resolve() / "{export}.{ext}"))
 
-    # Tagged for the audit log's Run Now and user. The tables run side by side: a flow run
-    # mostly waits on the API. On a temporary server (no PREFECT_API_URL) nothing watches
-    # heartbeats, whose thread costs each run up to a second to stop (docs/benchmarks.md).
-    with quiet_prefect(debug), tags(*run_now_tags(cli_user())), _without_idle_heartbeats():
-        with ThreadPoolExecutor(len(DEMO_TABLES), thread_name_prefix="demo") as pool:
-            runs = [pool.submit(copy_context().run, export_table, t) for t in DEMO_TABLES]
-            results = [result for run in runs for result in run.result()]
+        # Tagged for the audit log's Run Now and user. One after another: side by side, the
+        # runs' API calls wait on each other in the temporary server's SQLite.
+        with tags(*run_now_tags(cli_user())), _without_heartbeats(on_temporary_server):
+            results = [
+                export(
+                    source=SourceConfig(url=f"sqlite:///{database}", table=table),
+                    destination=folder,
+                    format=fmt,
+                    name=table,
+                    type="Demo",
+                )
+                for table in DEMO_TABLES
+                for fmt in EXPORT_FORMATS
+            ]
     _print_results(results)
 
 
-@contextmanager
-def _without_idle_heartbeats() -> Iterator[None]:
-    """Flow-run heartbeats off while no Prefect server of the user's would watch them; the
-    temporary server started here, once, before several threads would each ask for it."""
-    from prefect.client.orchestration import get_client
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-        temporary_settings,
-    )
+def _start_temporary_server() -> bool:
+    """Start Prefect's temporary server now, when no PREFECT_API_URL names one (else every
+    flow run would ask for it, and threads at once would race); whether it did."""
+    from prefect.settings import PREFECT_API_URL
 
     if PREFECT_API_URL.value():
+        return False
+    from prefect.server.api.server import SubprocessASGIServer
+
+    SubprocessASGIServer().start()
+    return True
+
+
+@contextmanager
+def _without_heartbeats(on_temporary_server: bool) -> Iterator[None]:
+    """Flow-run heartbeats off on a temporary server: nothing watches them there, and their
+    thread costs each run up to a second to stop (docs/benchmarks.md)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    if not on_temporary_server:
         yield
         return
-    with get_client(sync_client=True) as client:
-        client.hello()
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
 

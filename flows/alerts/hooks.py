@@ -31,14 +31,18 @@ def alert_artifact_description(status: str) -> str:
     return f"{ALERT_ARTIFACT_PREFIX}{status}`"
 
 
-def _alert(flow: Any, flow_run: FlowRun, state: State, status: AlertStatus) -> AlertOutcome | None:
+def _alert(
+    flow: Any, flow_run: FlowRun, state: State, status: AlertStatus, *, once: bool = False
+) -> AlertOutcome | None:
     """Send one alert for a state change and record what became of it; None when alerts
-    are off or it could not be sent. Never raises (a hook that raised would only add noise
-    to the run, and must not change its state)."""
+    are off, it was sent before (`once`) or it could not be sent. Never raises (a hook that
+    raised would only add noise to the run, and must not change its state)."""
     logger = flow_run_logger(flow_run, flow)
     try:
         settings = load_alert_settings()
         if settings is None or not settings.enabled:
+            return None
+        if once and _times_running(flow_run) > 1:
             return None
         extras = _extras(state, status)
         moment = state.timestamp if state.timestamp else datetime.now(UTC)
@@ -118,10 +122,9 @@ def failed_alert_recorded(flow_run_id: UUID) -> bool:
 
 def alert_initiated(flow: Any, flow_run: FlowRun, state: State) -> None:
     """on_running: once per flow run, not again when the flow is retried (the run's state
-    history, not the `run_count` of the hook's copy of the run, which may lag behind)."""
-    if _times_running(flow_run) > 1:
-        return
-    _alert(flow, flow_run, state, "Initiated")
+    history, not the `run_count` of the hook's copy of the run, which may lag behind; read
+    only when alerts are on)."""
+    _alert(flow, flow_run, state, "Initiated", once=True)
 
 
 def _times_running(flow_run: FlowRun) -> int:

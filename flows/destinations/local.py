@@ -12,6 +12,7 @@ class LocalFolder(Store):
     name = "Local folder"
     schemes = ("file", "local")
     protocol = "file"
+    buffers_uploads = False  # bytes go straight to the temporary file
 
     def display_url(self, url: str) -> str:
         return url  # a path is shown as written

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from prefect.context import FlowRunContext
 from prefect.runtime import deployment as runtime_deployment
 from prefect.runtime import flow_run as runtime_flow_run
 
@@ -49,9 +50,17 @@ def artifact_key(name: str) -> str:
 
 def current_deployment() -> str:
     """The deployment that started the run (`{deployment}`); `exports run` names it in a tag."""
-    if runtime_deployment.name:
+    if _may_have_deployment() and runtime_deployment.name:
         return str(runtime_deployment.name)
     return tagged_deployment(runtime_flow_run.tags) or ADHOC_DEPLOYMENT
+
+
+def _may_have_deployment() -> bool:
+    """False when the run in this process's context has no deployment: prefect.runtime would
+    read the run from the API again to learn it (a round trip of every ad-hoc run)."""
+    context = FlowRunContext.get()
+    run = context.flow_run if context is not None else None
+    return run is None or run.deployment_id is not None
 
 
 def current_run_date() -> datetime:
