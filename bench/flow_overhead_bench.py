@@ -135,7 +135,14 @@ def cold(repeat: int) -> dict[str, Any]:
             )
             into.append(time.perf_counter() - started)
     floor, demo = statistics.median(floors), statistics.median(demos)
-    return {"floor_s": floor, "demo_s": demo, "added_s": demo - floor, "repeat": repeat}
+    return {
+        "floor_s": floor,
+        "demo_s": demo,
+        "added_s": demo - floor,
+        "repeat": repeat,
+        "floors_s": floors,
+        "demos_s": demos,
+    }
 
 
 def main() -> None:
@@ -150,18 +157,23 @@ def main() -> None:
         "cold": cold(args.demo_repeat),
     }
     w, c = result["warm"], result["cold"]
-    met = "met" if w["ratio"] <= WARM_TARGET else "missed"
-    print("| measure | median | baseline (same run) | result | target |")
-    print("|---|---|---|---|---|")
+    print("| measure | median | baseline (same run) | result | target | why |")
+    print("|---|---|---|---|---|---|")
+    met = "met" if w["ratio"] <= WARM_TARGET else "**missed**"
+    extra_ms = 1000 * (w["export_s"] - w["empty_s"])
     print(
         f"| (a) warm 1,000-row export through the flow | {w['export_s']:.3f} s | empty flow run "
-        f"{w['empty_s']:.3f} s | {w['ratio']:.2f}x | <= {WARM_TARGET}x: {met} |"
+        f"{w['empty_s']:.3f} s | {w['ratio']:.2f}x | <= {WARM_TARGET}x: {met} | the export adds "
+        f"{extra_ms:.0f} ms (three task runs, four artifacts, ~16 API calls) to Prefect's floor "
+        "for any flow run (itself mostly the heartbeat thread's stop, up to 1 s) |"
     )
-    met = "met" if c["added_s"] <= DEMO_TARGET_S else "missed"
+    met = "met" if c["added_s"] <= DEMO_TARGET_S else "**missed**"
     print(
         f"| (b) `exports demo` (10 exports), fresh process | {c['demo_s']:.1f} s | temporary "
         f"server + one empty flow {c['floor_s']:.1f} s | +{c['added_s']:.1f} s | "
-        f"<= +{DEMO_TARGET_S:.0f} s: {met} |"
+        f"<= +{DEMO_TARGET_S:.0f} s: {met} | {c['added_s'] / 10:.2f} s a run: each run's API "
+        "calls, one after another on the temporary server's SQLite (side by side they get 503s "
+        "and back off for seconds) |"
     )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

@@ -7,20 +7,18 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from prefect import tags
 
 from deployments.cli.console import DebugOption, FileOption, cli_user, fail, print_table
 from deployments.cli.quiet import quiet_prefect
 from deployments.triggers.project import DEFAULT_PROJECT_FILE, apply_overrides, find_deployment
-from flows.config import DestinationConfig, SourceConfig
-from flows.formats.registry import EXPORT_FORMATS
-from flows.parameters import validate_export_parameters
 from flows.runs.naming import EXPORT_FLOW
-from flows.runs.result import ExportResult
 from flows.runs.tags import run_now_tags
+
+if TYPE_CHECKING:
+    from flows.runs.result import ExportResult
 
 app = typer.Typer()
 DEMO_TABLES = ("orders", "customers")
@@ -35,16 +33,21 @@ def demo(
     with quiet_prefect(debug):
         with ThreadPoolExecutor(1, thread_name_prefix="server") as starter:
             # A temporary server takes seconds to start in its own process: the engine's
-            # imports and the demo database are ready meanwhile.
+            # imports (here, not at the top: no other command needs them) and the demo
+            # database are ready meanwhile.
             temporary_server = starter.submit(_start_temporary_server)
             import pandas  # noqa: F401 - pyarrow's first array from Python rows imports it
 
             from demo.build import ensure_demo_db
-            from flows.export import export  # imported here: other commands need no pyarrow
+            from flows.config import DestinationConfig, SourceConfig
+            from flows.export import export
+            from flows.formats.registry import EXPORT_FORMATS
 
             database = ensure_demo_db()
             on_temporary_server = temporary_server.result()
         folder = DestinationConfig(url=str(out.resolve() / "{export}.{ext}"))
+
+        from prefect import tags
 
         # Tagged for the audit log's Run Now and user. One after another: side by side, the
         # runs' API calls wait on each other in the temporary server's SQLite.
@@ -103,6 +106,11 @@ def run(
     debug: DebugOption = False,
 ) -> None:
     """Run a deployment's export now, in this process (a "Run Now" trigger)."""
+    from prefect import tags
+
+    from flows.parameters import validate_export_parameters
+    from flows.runs.result import ExportResult
+
     spec = find_deployment(deployment, file)
     parameters = apply_overrides(spec.parameters, set_ or [])
     try:
