@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from fsspec import AbstractFileSystem
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -32,6 +33,9 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 DEFAULT_CHUNK_ROWS = 50_000
 MAX_PARTITIONS = 64
+# The longest `window.lookback` or `window.period`: longer ones have no use, and past about
+# 2,000 years `until - period` leaves the datetime range (year 1) for any run of today.
+MAX_WINDOW_SPAN = timedelta(days=365_250)  # 1,000 years
 
 
 def _is_postgres(url: str) -> bool:
@@ -482,7 +486,7 @@ class WindowConfig(_Model):
                 f"window.lookback: `{value.total_seconds():g}` seconds is negative; "
                 "use zero or a duration such as PT15M"
             )
-        return value
+        return _at_most_max_span(value, "lookback")
 
     @field_validator("period")
     @classmethod
@@ -492,7 +496,7 @@ class WindowConfig(_Model):
                 f"window.period: `{value.total_seconds():g}` seconds is not a positive "
                 "duration; use e.g. P1D or PT4H"
             )
-        return value
+        return None if value is None else _at_most_max_span(value, "period")
 
     @field_validator("timezone")
     @classmethod
@@ -507,6 +511,41 @@ class WindowConfig(_Model):
                 f"`{self.until.isoformat()}`; the window is since <= ts < until"
             )
         return self
+
+    @model_validator(mode="after")
+    def _in_range(self) -> WindowConfig:
+        """The times the run will compute from these (in UTC and in `timezone`, since less
+        lookback, until less period) exist: else the run would fail half-way with an
+        OverflowError, after the gateway had accepted it."""
+        zone = ZoneInfo(self.timezone)
+        bounds = {
+            "since": (self.since, self.lookback, "window.lookback"),
+            "until": (self.until, self.period if self.since is None else None, "window.period"),
+        }
+        for name, (value, less, less_name) in bounds.items():
+            if value is None:
+                continue
+            try:
+                moved = value.astimezone(UTC) - (less or timedelta(0))
+                moved.astimezone(zone)
+                value.astimezone(zone)
+            except OverflowError:
+                minus = f" less {less_name}" if less else ""
+                zones = "UTC" if self.timezone == "UTC" else f"UTC or in {self.timezone}"
+                raise ValueError(
+                    f"window.{name}: `{value.isoformat()}`{minus} is outside the years 1 to "
+                    f"9999 in {zones}; use a time well inside them"
+                ) from None
+        return self
+
+
+def _at_most_max_span(value: timedelta, name: str) -> timedelta:
+    if value > MAX_WINDOW_SPAN:
+        raise ValueError(
+            f"window.{name}: `{value.total_seconds():g}` seconds is longer than "
+            f"{MAX_WINDOW_SPAN.days:,} days (1,000 years); use a shorter duration"
+        )
+    return value
 
 
 def check_columns(source: SourceConfig, fmt: ExportFormat) -> None:

@@ -302,6 +302,32 @@ def test_a_key_sees_only_its_own_deployment(
     assert file.status_code == 404 and file.content == missing.content
 
 
+def test_windows_the_run_could_not_compute_are_422_before_any_run(
+    gateway: Gateway, idle_deployment: str
+) -> None:
+    """Issue 17: these were 202, then the run failed with an OverflowError."""
+    token, _ = module_key(idle_deployment, "gus")
+    windows = [
+        ({"lookback": 1e12}, "window.lookback"),
+        ({"lookback": "P999999999D"}, "window.lookback"),
+        ({"since": "0001-01-01T00:00:00Z", "lookback": "P2D"}, "window.since"),
+        ({"since": "9999-12-31T23:59:59-14:00"}, "window.since"),
+    ]
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(idle_deployment)
+        deployed = DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+        runs_before = len(client.read_flow_runs(deployment_filter=deployed))
+        for window, field in windows:
+            answer = httpx.post(
+                f"{gateway.url}/v1/exports/trigger",
+                json={"parameters": {"window": window}},
+                headers=auth(token),
+            )
+            assert answer.status_code == 422, (window, answer.text)
+            assert answer.json()["detail"].startswith(f"{field}:"), answer.text
+        assert len(client.read_flow_runs(deployment_filter=deployed)) == runs_before
+
+
 def test_bad_input_is_never_a_5xx(gateway: Gateway, idle_deployment: str) -> None:
     token, _ = module_key(idle_deployment, "fay")
     trigger = f"{gateway.url}/v1/exports/trigger"

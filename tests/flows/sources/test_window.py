@@ -445,6 +445,27 @@ class TestBadWindow:
             ({"lookback": -60}, "window.lookback: `-60` seconds is negative"),
             ({"period": "PT0S"}, "window.period: `0` seconds is not a positive duration"),
             ({"bind_as": "date"}, "window.bind_as: `date`"),
+            # Windows the run could not compute (issue 17: they passed, then overflowed)
+            ({"lookback": 1e12}, "window.lookback: `1e+12` seconds is longer than 365,250 days"),
+            ({"period": "P999999999D"}, "window.period: `8.64e+13` seconds is longer than"),
+            (
+                {"since": "0001-01-01T00:00:00Z", "lookback": "P2D"},
+                "window.since: `0001-01-01T00:00:00+00:00` less window.lookback is outside "
+                "the years 1 to 9999 in UTC",
+            ),
+            (
+                {"since": "9999-12-31T23:59:59-14:00"},
+                "window.since: `9999-12-31T23:59:59-14:00` is outside the years 1 to 9999",
+            ),
+            (
+                {"until": "0001-01-05T00:00:00Z", "period": "P10D"},
+                "window.until: `0001-01-05T00:00:00+00:00` less window.period is outside",
+            ),
+            (
+                {"since": "0001-01-01T00:00:00Z", "timezone": "America/New_York"},
+                "window.since: `0001-01-01T00:00:00+00:00` is outside the years 1 to 9999 in "
+                "UTC or in America/New_York",
+            ),
         ],
     )
     def test_parameters_name_the_field(
