@@ -28,6 +28,7 @@ def gateway(
     import uvicorn
     from prefect.settings import PREFECT_API_URL
 
+    from deployments.gateway.access_log import gateway_log_config
     from deployments.gateway.app import app, limit_creates
 
     if not PREFECT_API_URL.value():
@@ -37,5 +38,6 @@ def gateway(
         )
     if concurrent_creates is not None:
         limit_creates(concurrent_creates)
-    # uvicorn's access log shows method, path and query, never headers: keys stay out of it.
-    uvicorn.run(app, host=host, port=port, server_header=False)
+    # uvicorn's access log shows method, path and query, never headers; a key a client put
+    # in its URL is hidden from it (deployments/gateway/access_log.py).
+    uvicorn.run(app, host=host, port=port, server_header=False, log_config=gateway_log_config())

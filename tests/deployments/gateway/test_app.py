@@ -302,6 +302,22 @@ def test_a_key_sees_only_its_own_deployment(
     assert file.status_code == 404 and file.content == missing.content
 
 
+def test_a_key_in_the_url_stays_out_of_the_access_log(
+    gateway: Gateway, idle_deployment: str
+) -> None:
+    """Issue 17: uvicorn wrote the whole request line, `?api_key=<key>` included."""
+    token, _ = module_key(idle_deployment, "hal")
+    in_query = httpx.post(f"{gateway.url}/v1/exports/trigger?api_key={token}&wait=5")
+    assert in_query.status_code == 401, in_query.text
+    in_path = httpx.get(f"{gateway.url}/v1/exports/runs/{token}")
+    assert in_path.status_code == 401, in_path.text
+
+    log = gateway.log.read_text()
+    assert '"POST /v1/exports/trigger?api_key=…&wait=5 HTTP/1.1" 401' in log
+    assert '"GET /v1/exports/runs/… HTTP/1.1" 401' in log
+    assert token not in log and token.removeprefix("pex_") not in log
+
+
 def test_windows_the_run_could_not_compute_are_422_before_any_run(
     gateway: Gateway, idle_deployment: str
 ) -> None:
