@@ -18,6 +18,7 @@ from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.logging.loggers import flow_run_logger
 
 from blocks.alerts import load_alert_settings
+from flows.alerts.errors import alert_error, state_error
 from flows.alerts.payload import AlertStatus, alert_payload, frequency_of
 from flows.alerts.webhook import AlertOutcome, send_alert
 from flows.errors import first_line
@@ -90,8 +91,8 @@ def _extras(state: State, status: AlertStatus) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - a crashed run may have no result at all
             pass
         if isinstance(result, BaseException):
-            return {"Error": first_line(result)}
-        return {"Error": (state.message or state.name or "failed").splitlines()[0]}
+            return {"Error": alert_error(result)}
+        return {"Error": state_error(state.message or state.name or "failed")}
     return {}
 
 
