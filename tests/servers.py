@@ -633,6 +633,9 @@ class ReceivedRequest:
         return None
 
 
+HOLD_AT_MOST_S = 30.0
+
+
 class WebhookReceiver:
     """A real HTTP server on 127.0.0.1 that records every request and answers scripted
     statuses: `answer(503, 200)` sends 503 to the next request, then 200; after the script
@@ -648,6 +651,8 @@ class WebhookReceiver:
         self.default_status = 200
         self.echo_authorization = False
         self.lock = threading.Lock()
+        self.answering = threading.Event()  # cleared by hold(): requests wait for release()
+        self.answering.set()
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -663,6 +668,7 @@ class WebhookReceiver:
                     receiver.requests.append(
                         ReceivedRequest("POST", self.path, dict(self.headers.items()), body, status)
                     )
+                receiver.answering.wait(HOLD_AT_MOST_S)
                 text = "accepted" if status < 300 else "refused"
                 if status >= 300 and receiver.echo_authorization:
                     text += f": bad credentials {self.headers.get('Authorization')}"
@@ -688,6 +694,14 @@ class WebhookReceiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def hold(self) -> None:
+        """Record requests but answer none until release() (a webhook that hangs), for at
+        most HOLD_AT_MOST_S each."""
+        self.answering.clear()
+
+    def release(self) -> None:
+        self.answering.set()
 
     def answer(self, *statuses: int) -> None:
         """Answer the next requests with these statuses, in order."""

@@ -1,5 +1,6 @@
 """Status alerts (Contract 5): the export flow's state hooks POST Initiated, Completed and Failed
-to the webhook of the `status-alerts` block, read when the state changes.
+to the webhook of the `status-alerts` block, read when the alert is sent. The hooks only queue
+the alert: one thread per process sends them in order, so the run never waits on a webhook.
 
 An alert never changes the export's state: delivery is retried within a bounded time
 (flows/alerts/webhook.py), and its outcome (HTTP status, attempts, last error) is logged on the
@@ -8,6 +9,8 @@ run and kept as an artifact, which the audit log and the alert reconciler read b
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -15,6 +18,8 @@ from uuid import UUID
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactCreate
 from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.context import AsyncClientContext, FlowRunContext, SyncClientContext, TaskRunContext
+from prefect.exceptions import CancelledRun, CrashedRun, FailedRun
 from prefect.logging.loggers import flow_run_logger
 
 from blocks.alerts import load_alert_settings
@@ -25,6 +30,8 @@ from flows.errors import first_line
 from flows.runs.artifacts import table_artifacts
 
 ALERT_ARTIFACT_PREFIX = "Status alert `"
+_STAND_INS = (FailedRun, CrashedRun, CancelledRun)
+_SENDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="status-alerts")
 
 
 def alert_artifact_description(status: str) -> str:
@@ -33,7 +40,13 @@ def alert_artifact_description(status: str) -> str:
 
 
 def _alert(
-    flow: Any, flow_run: FlowRun, state: State, status: AlertStatus, *, once: bool = False
+    flow: Any,
+    flow_run: FlowRun,
+    state: State,
+    status: AlertStatus,
+    *,
+    once: bool = False,
+    extras: dict[str, Any] | None = None,
 ) -> AlertOutcome | None:
     """Send one alert for a state change and record what became of it; None when alerts
     are off, it was sent before (`once`) or it could not be sent. Never raises (a hook that
@@ -45,7 +58,7 @@ def _alert(
             return None
         if once and _times_running(flow_run) > 1:
             return None
-        extras = _extras(state, status)
+        extras = _extras(state, status) if extras is None else extras
         moment = state.timestamp if state.timestamp else datetime.now(UTC)
         payload = alert_payload(
             flow_run,
@@ -90,7 +103,9 @@ def _extras(state: State, status: AlertStatus) -> dict[str, Any]:
             result = state.result(raise_on_failure=False)
         except Exception:  # noqa: BLE001 - a crashed run may have no result at all
             pass
-        if isinstance(result, BaseException):
+        # Prefect's stand-ins for an exception it does not have (another process's run, a
+        # crash) carry only the state's message: read it as one.
+        if isinstance(result, BaseException) and not isinstance(result, _STAND_INS):
             return {"Error": alert_error(result)}
         return {"Error": state_error(state.message or state.name or "failed")}
     return {}
@@ -125,7 +140,42 @@ def alert_initiated(flow: Any, flow_run: FlowRun, state: State) -> None:
     """on_running: once per flow run, not again when the flow is retried (the run's state
     history, not the `run_count` of the hook's copy of the run, which may lag behind; read
     only when alerts are on)."""
-    _alert(flow, flow_run, state, "Initiated", once=True)
+    _in_background(flow, flow_run, state, "Initiated", once=True)
+
+
+def _in_background(
+    flow: Any, flow_run: FlowRun, state: State, status: AlertStatus, *, once: bool = False
+) -> None:
+    """Queue the alert on the process's one sender thread and return: a webhook that hangs
+    holds neither the run nor its final state (issue 17: 4 x 5 s timeouts made a 1 s export
+    take 32 s). One thread keeps a run's alerts in the order of its states; the interpreter
+    waits for what is queued before it exits (each alert within the block's max_total_s)."""
+    extras = _extras(state, status)  # now, while the run's result is at hand
+    context = copy_context()  # the hook's Prefect settings (API URL, profile)
+    _SENDER.submit(
+        context.run, _without_the_runs_contexts, flow, flow_run, state, status, once, extras
+    )
+
+
+def _without_the_runs_contexts(
+    flow: Any,
+    flow_run: FlowRun,
+    state: State,
+    status: AlertStatus,
+    once: bool,
+    extras: dict[str, Any],
+) -> None:
+    """The alert, sent without the run's context and API clients: the run has closed them
+    by now, and the alert talks to the API with clients of its own."""
+    for context in (SyncClientContext, AsyncClientContext, FlowRunContext, TaskRunContext):
+        context.__var__.set(None)  # type: ignore[arg-type]
+    _alert(flow, flow_run, state, status, once=once, extras=extras)
+
+
+def deliver_pending_alerts(timeout_s: float | None = None) -> None:
+    """Wait until the alerts queued so far went out (or gave up), e.g. before reading what a
+    receiver got."""
+    _SENDER.submit(lambda: None).result(timeout=timeout_s)
 
 
 def _times_running(flow_run: FlowRun) -> int:
@@ -139,12 +189,12 @@ def _times_running(flow_run: FlowRun) -> int:
 
 def alert_completed(flow: Any, flow_run: FlowRun, state: State) -> None:
     """on_completion."""
-    _alert(flow, flow_run, state, "Completed")
+    _in_background(flow, flow_run, state, "Completed")
 
 
 def alert_failed(flow: Any, flow_run: FlowRun, state: State) -> None:
     """on_failure and on_crashed."""
-    _alert(flow, flow_run, state, "Failed")
+    _in_background(flow, flow_run, state, "Failed")
 
 
 def send_failed_alert(flow_run: FlowRun, state: State) -> AlertOutcome | None:

@@ -31,6 +31,7 @@ from typer.testing import CliRunner
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
 from deployments.cli.app import app
 from deployments.gateway.keys import create_key
+from flows.alerts.hooks import deliver_pending_alerts
 from flows.export import export
 from tests.conftest import DEMO_DB
 from tests.deployments.conftest import Gateway, api_parameters, auth
@@ -137,6 +138,7 @@ def history(
         destination = f"destination.url={folder}/{{export}}-{{run_id}}.{{ext}}"
         run_now = _cli_run("demo-orders", "--set", destination)
         failed = _cli_run("demo-orders", "--set", destination, "--set", "source.table=no_such")
+        deliver_pending_alerts(timeout_s=120)  # the runs' alerts, sent by this process
         yield History(began, api, scheduled, run_now, failed, folder)
     finally:
         StatusAlerts().save(ALERTS_BLOCK_NAME, overwrite=True)

@@ -71,6 +71,10 @@ def test_an_error_is_its_kind_and_field(error: Exception, said: str) -> None:
             "Flow run process exited with non-zero status code -9.",
             "Flow run process exited with non-zero status code -9.",
         ),
+        (
+            "no heartbeat for 90 s: the process was lost",  # the zombie automation's words
+            "no heartbeat for 90 s: the process was lost",
+        ),
         ("", "failed"),
     ],
 )

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
 from deployments.cli.app import app
 from flows.alert_reconciler import reconcile_alerts
+from flows.alerts.hooks import deliver_pending_alerts
 from flows.alerts.payload import alert_time
 from flows.alerts.webhook import signature
 from flows.export import export
@@ -45,6 +46,8 @@ def alerts(receiver: WebhookReceiver) -> Iterator[WebhookReceiver]:
 
 
 def bodies(receiver: WebhookReceiver) -> list[dict[str, Any]]:
+    """What the receiver got once this process's queued alerts went out."""
+    deliver_pending_alerts(timeout_s=120)
     return [json.loads(request.body) for request in receiver.requests]
 
 
@@ -135,6 +138,7 @@ def test_500_500_200_is_delivered_on_the_third_attempt(
 ) -> None:
     alerts.answer(500, 500)
     result = export(**orders(demo_db, tmp_path))
+    deliver_pending_alerts(timeout_s=120)
     assert [(json.loads(r.body)["Status"], r.status) for r in alerts.requests] == [
         ("Initiated", 500),
         ("Initiated", 500),
@@ -148,6 +152,7 @@ def test_500_500_200_is_delivered_on_the_third_attempt(
 def test_a_4xx_is_not_retried(alerts: WebhookReceiver, demo_db: Path, tmp_path: Path) -> None:
     alerts.answer(404)
     result = export(**orders(demo_db, tmp_path))
+    deliver_pending_alerts(timeout_s=120)
     assert [r.status for r in alerts.requests] == [404, 200]
     outcome = alert_artifacts(result.export_request_id)[0]
     assert outcome["http_status"] == 404 and outcome["attempts"] == 1
@@ -162,6 +167,7 @@ def test_a_dead_receiver_does_not_fail_the_export(
     ).save(ALERTS_BLOCK_NAME, overwrite=True)
     try:
         state = export(**orders(demo_db, tmp_path), return_state=True)
+        deliver_pending_alerts(timeout_s=120)  # with the block as it is now
     finally:
         StatusAlerts().save(ALERTS_BLOCK_NAME, overwrite=True)
     assert state.is_completed()
@@ -172,6 +178,31 @@ def test_a_dead_receiver_does_not_fail_the_export(
         assert "ConnectError" in row["error"]
     warnings = [r.getMessage() for r in caplog.records if "NOT delivered" in r.getMessage()]
     assert len(warnings) == 2 and "ConnectError" in warnings[0]
+
+
+def test_a_hanging_webhook_holds_neither_the_run_nor_its_end(
+    alerts: WebhookReceiver, demo_db: Path, tmp_path: Path
+) -> None:
+    """Issue 17: each alert waited for the webhook inside the run (4 x 5 s timeouts turned a
+    1 s export into 32 s). Here the receiver answers nothing until the run is over."""
+    StatusAlerts(enabled=True, url=f"{alerts.url}/alerts", timeout_s=60, max_total_s=120).save(
+        ALERTS_BLOCK_NAME, overwrite=True
+    )
+    alerts.hold()
+    try:
+        state = export(**orders(demo_db, tmp_path), return_state=True)
+        assert state.is_completed()
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(state.state_details.flow_run_id)
+        assert run.state is not None and run.state.is_completed()
+        # The run ended while its Initiated alert still waited for an answer; Completed is
+        # queued behind it.
+        held = alerts.wait_for(1, timeout_s=30)
+        assert [json.loads(request.body)["Status"] for request in held] == ["Initiated"]
+    finally:
+        alerts.release()
+    assert [body["Status"] for body in bodies(alerts)] == ["Initiated", "Completed"]
+    assert [row["status"] for row in alert_artifacts(str(run.id))] == ["Initiated", "Completed"]
 
 
 def test_the_signature_verifies_with_the_secret_only(

@@ -31,6 +31,7 @@ from flows.alerts.automations import (
     ZOMBIE_AUTOMATION,
     install_crash_automations,
 )
+from flows.runs.artifacts import table_artifacts
 from tests.servers import WebhookReceiver
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -202,6 +203,16 @@ def _flow_run_process(runner_pid: int, timeout_s: float = 60) -> int:
     raise AssertionError(f"the runner {runner_pid} started no flow run process")
 
 
+def _wait_for_alert_records(flow_run_id: Any, count: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        tables = table_artifacts(flow_run_id)
+        if sum(table.description.startswith("Status alert") for table in tables) >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no {count} alert record(s) on run {flow_run_id} in {timeout_s} s")
+
+
 def test_a_killed_run_sends_failed(served: Served, alerts: WebhookReceiver) -> None:
     """SIGKILL the flow run's process in the middle of a long export: the runner reports the
     run Crashed and runs its on_crashed hook, which sends Failed."""
@@ -213,6 +224,9 @@ def test_a_killed_run_sends_failed(served: Served, alerts: WebhookReceiver) -> N
     assert isinstance(run, FlowRun)
     initiated = alerts.wait_for(1)  # it is running
     assert [json.loads(r.body)["Status"] for r in initiated] == ["Initiated"]
+    # The alert is sent, then its outcome recorded on the run: killed in between, the
+    # record of a delivered Initiated would be lost with the process.
+    _wait_for_alert_records(run.id, 1)
     os.kill(_flow_run_process(served.pid), signal.SIGKILL)
     sent = [json.loads(request.body) for request in alerts.wait_for(2)]
     assert [body["Status"] for body in sent] == ["Initiated", "Failed"], sent
