@@ -4,8 +4,9 @@
 A run killed with its process cannot run `on_crashed`. Two Prefect automations
 (flows/alerts/automations.py) close that hole: one marks an `export` run Crashed when its
 heartbeats stop, the other runs the `alert-reconciler` deployment for every Crashed `export`
-run. The reconciler sends the "Failed" alert unless the run already recorded one, so no run
-gets two. It also sweeps for crashed or failed runs without a Failed alert.
+run. The reconciler sends the "Failed" alert unless the run's own was delivered, so no run
+gets two delivered. It also sweeps for crashed or failed runs whose Failed alert was never
+sent, or not delivered (a webhook outage), and sends it again, up to MAX_FAILED_ALERT_TRIES.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 
 from blocks.alerts import load_alert_settings
 from flows.alerts.automations import RECONCILER_FLOW
-from flows.alerts.hooks import failed_alert_recorded, send_failed_alert
+from flows.alerts.hooks import failed_alert_settled, send_failed_alert
 from flows.runs.naming import EXPORT_FLOW
 
 FINAL_FAILURES = (StateType.CRASHED, StateType.FAILED)
@@ -41,12 +42,13 @@ def reconcile_alerts(flow_run_id: str | None = None, since_hours: float = 24.0) 
         for run in runs
         if run.state is not None
         and run.state.type in FINAL_FAILURES
-        and not failed_alert_recorded(run.id)
+        and not failed_alert_settled(run.id)
     ]
     settings = load_alert_settings()
     if settings is None or not settings.enabled:
         logger.info(
-            "status alerts are disabled: no Failed alert sent (%s export run(s) without one)",
+            "status alerts are disabled: no Failed alert sent (%s export run(s) without a "
+            "delivered one)",
             len(missing),
         )
         return []

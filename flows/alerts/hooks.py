@@ -30,6 +30,9 @@ from flows.errors import first_line
 from flows.runs.artifacts import table_artifacts
 
 ALERT_ARTIFACT_PREFIX = "Status alert `"
+# A Failed alert that a webhook outage kept from its receiver is sent again by the alert
+# reconciler's sweeps (every 10 minutes), up to this many tries in all: about 4 hours.
+MAX_FAILED_ALERT_TRIES = 24
 _STAND_INS = (FailedRun, CrashedRun, CancelledRun)
 _SENDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="status-alerts")
 
@@ -130,10 +133,18 @@ def _record(flow_run: FlowRun, outcome: AlertOutcome) -> None:
         )
 
 
-def failed_alert_recorded(flow_run_id: UUID) -> bool:
-    """Whether the run already has its Failed alert's outcome artifact (sent or not)."""
+def failed_alert_settled(flow_run_id: UUID) -> bool:
+    """Whether the run's Failed alert needs no more sending: delivered once, or tried
+    MAX_FAILED_ALERT_TRIES times (each try is an outcome artifact, delivered or not)."""
     recorded = alert_artifact_description("Failed")
-    return any(table.description == recorded for table in table_artifacts(flow_run_id))
+    tries = [table for table in table_artifacts(flow_run_id) if table.description == recorded]
+    delivered = any(_was_delivered(row) for table in tries for row in table.rows)
+    return delivered or len(tries) >= MAX_FAILED_ALERT_TRIES
+
+
+def _was_delivered(row: dict[str, Any]) -> bool:
+    status = row.get("http_status")
+    return isinstance(status, int) and 200 <= status < 300
 
 
 def alert_initiated(flow: Any, flow_run: FlowRun, state: State) -> None:

@@ -310,7 +310,9 @@ def test_the_reconciler_logs_what_it_did(
 
     off = reconcile_alerts(flow_run_id=run_id, return_state=True)
     assert off.result() == [] and receiver.requests == []
-    line = "status alerts are disabled: no Failed alert sent (1 export run(s) without one)"
+    line = (
+        "status alerts are disabled: no Failed alert sent (1 export run(s) without a delivered one)"
+    )
     assert line in run_log(off.state_details.flow_run_id, line)
     try:
         StatusAlerts(enabled=True, url=f"{receiver.url}/alerts").save(
@@ -323,3 +325,39 @@ def test_the_reconciler_logs_what_it_did(
         assert line in run_log(on.state_details.flow_run_id, line)
     finally:
         StatusAlerts().save(ALERTS_BLOCK_NAME, overwrite=True)
+
+
+def test_a_failed_alert_lost_to_an_outage_is_sent_again_by_the_reconciler(
+    alerts: WebhookReceiver, demo_db: Path, tmp_path: Path
+) -> None:
+    """Issue 17: once a Failed alert's attempts had failed, the reconciler skipped the run for
+    good because an outcome was recorded, delivered or not."""
+    StatusAlerts(enabled=True, url=f"{alerts.url}/alerts", max_attempts=2).save(
+        ALERTS_BLOCK_NAME, overwrite=True
+    )
+    alerts.default_status = 503  # the webhook is down while the run fails
+    failing = orders(demo_db, tmp_path)
+    failing["source"] = {**failing["source"], "table": "no_such_table"}
+    failed = export(**failing, return_state=True)
+    assert failed.is_failed()
+    run_id = str(failed.state_details.flow_run_id)
+    deliver_pending_alerts(timeout_s=120)
+    assert [(json.loads(r.body)["Status"], r.status) for r in alerts.requests] == [
+        ("Initiated", 503),
+        ("Initiated", 503),
+        ("Failed", 503),
+        ("Failed", 503),
+    ]
+
+    alerts.default_status = 200  # back up: the next sweep delivers it
+    assert reconcile_alerts(flow_run_id=run_id) == [run_id]
+    assert [json.loads(r.body)["Status"] for r in alerts.requests[4:]] == ["Failed"]
+    assert alerts.requests[4].status == 200
+    # Delivered now: the sweeps after it leave the run alone.
+    assert reconcile_alerts(since_hours=1) == []
+    assert len(alerts.requests) == 5
+    assert [(row["status"], row["http_status"]) for row in alert_artifacts(run_id)] == [
+        ("Initiated", 503),
+        ("Failed", 503),
+        ("Failed", 200),
+    ]
