@@ -147,6 +147,16 @@ class PostgresServer:
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def restart(self) -> None:
+        """`pg_ctl restart -m fast`, as an operator does: sessions are terminated ("due to
+        administrator command"), then the server accepts connections again."""
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        data, log = str(self.root / "data"), str(self.root / "log")
+        _as_postgres(
+            [str(self.bin / "pg_ctl"), "-D", data, "-m", "fast", "-w", "-o", options, "-l", log,
+             "restart"]
+        )  # fmt: skip
+
     def stop(self) -> None:
         _as_postgres(
             [str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop"],

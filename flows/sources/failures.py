@@ -53,6 +53,10 @@ _TRANSIENT_WORDS = (
     "connection timed out",
     "timeout expired",
     "terminating connection",
+    # A restart or shutdown ends the parallel workers too; psycopg may report the worker's
+    # error without a SQLSTATE: `terminating background worker "parallel worker" due to
+    # administrator command` (issue 17: such runs failed without a retry).
+    "due to administrator command",
     "server closed the connection",
     "connection is lost",
     "connection was lost",

@@ -39,7 +39,14 @@ def _postgres(sqlstate: str, message: str) -> psycopg.Error:
         (_postgres("57P03", "the database system is starting up"), "transient"),
         (_postgres("08006", "server closed the connection unexpectedly"), "transient"),
         (_postgres("42P01", 'relation "nope" does not exist'), "other"),
-        # No SQLSTATE (psycopg's failures to connect): the words decide.
+        # No SQLSTATE (psycopg's failures to connect, errors met during COPY): the words decide.
+        (
+            psycopg.DatabaseError(
+                'terminating background worker "parallel worker" due to administrator command'
+            ),
+            "transient",
+        ),
+        (psycopg.DatabaseError("terminating connection due to administrator command"), "transient"),
         (psycopg.OperationalError("connection to server at port 9 failed: refused"), "transient"),
         (psycopg.OperationalError('FATAL:  role "ghost" does not exist'), "login"),
     ],
