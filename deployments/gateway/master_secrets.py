@@ -15,7 +15,9 @@ import threading
 import time
 from typing import Any
 
+import httpx
 from cryptography.fernet import Fernet, MultiFernet
+from prefect.logging import get_logger
 
 SECRETS_ENV = "EXPORTS_KEY_SECRETS"
 SECRETS_BLOCK = "exports-key-secrets"
@@ -26,6 +28,7 @@ class ApiKeyError(Exception):
     """An operator's request about keys cannot be done (no secret, unknown deployment or key)."""
 
 
+logger = get_logger("exports.keys")
 _secrets_lock = threading.Lock()
 _secrets_cache: tuple[float, MultiFernet] | None = None
 
@@ -69,7 +72,16 @@ def master_secrets() -> MultiFernet:
     with _secrets_lock:
         if _secrets_cache is not None and time.monotonic() - _secrets_cache[0] < SECRETS_TTL_S:
             return _secrets_cache[1]
-        text = _read_block_secrets()
+        try:
+            text = _read_block_secrets()
+        except httpx.HTTPError as exc:
+            if _secrets_cache is None:
+                raise
+            # The Prefect API is down: keep verifying with the secrets read last (a key they
+            # do not open is refused, 401, instead of every request answering 503), and read
+            # the block again on the next request.
+            logger.warning("master secrets not read again (%s): using the last ones", exc)
+            return _secrets_cache[1]
         if text is None:
             raise ApiKeyError(
                 f"no master secret for API keys: set {SECRETS_ENV} (comma-separated Fernet "

@@ -6,14 +6,17 @@ import json
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import VariableUpdate
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from typer.testing import CliRunner
 
 from deployments.cli.app import app
+from deployments.gateway import master_secrets as master_secrets_module
 from deployments.gateway.keys import (
     REGISTRY_TAG,
     REVOKED_TAG,
@@ -26,6 +29,7 @@ from deployments.gateway.keys import (
 )
 from deployments.gateway.master_secrets import SECRETS_BLOCK, SECRETS_ENV, forget_secrets
 from tests.conftest import REPO_ROOT
+from tests.servers import free_port
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -156,6 +160,25 @@ class TestKeys:
         with pytest.raises(InvalidKey) as caught:
             verify_key(spoil(token))
         assert token not in str(caught.value) and "pex_" not in str(caught.value)
+
+    def test_a_key_no_secret_opens_is_refused_while_the_api_is_down(
+        self, idle_deployment: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Issue 17: with the Prefect API down, a well-formed key made under another secret
+        got 503 (the block could not be read again); the secrets read last still refuse it.
+        A key they open needs its registry entry, which the API holds: that stays a 503."""
+        token, _ = create_key(idle_deployment, "finn")
+        forget_secrets()
+        assert verify_key(token).user == "finn"  # the gateway has read the secrets
+        foreign = "pex_" + Fernet(Fernet.generate_key()).encrypt(b"{}").decode()
+        monkeypatch.setattr(master_secrets_module, "SECRETS_TTL_S", 0.0)  # read at every use
+        down = f"http://127.0.0.1:{free_port()}/api"  # nothing listens there
+        with temporary_settings(updates={PREFECT_API_URL: down}):
+            with pytest.raises(InvalidKey, match="master secret"):
+                verify_key(foreign)
+            with pytest.raises(httpx.HTTPError):
+                verify_key(token)
+        forget_secrets()
 
     def test_revoked_expired_and_unregistered(self, idle_deployment: str) -> None:
         revoked, record = create_key(idle_deployment, "frank")
