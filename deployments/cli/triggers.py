@@ -41,17 +41,35 @@ app = typer.Typer()
 
 
 @app.command()
-def check(file: FileOption = DEFAULT_PROJECT_FILE) -> None:
-    """Check every deployment's entrypoint, parameters, schedules and work pool before deploying."""
+def check(
+    file: FileOption = DEFAULT_PROJECT_FILE,
+    offline: Annotated[
+        bool, typer.Option(help="Do not connect to the exports' databases.")
+    ] = False,
+) -> None:
+    """Check every deployment's entrypoint, parameters, schedules and work pool before deploying,
+    and that each export's table or query is in its database."""
     from deployments.triggers.check import check_project, count_schedules
+    from deployments.triggers.sources import check_sources
 
     problems = check_project(file)
     if problems:
         for problem in problems:
             typer.echo(str(problem), err=True)
         raise typer.Exit(1)
+    sources = [] if offline else check_sources(file)
+    failed = [item for item in sources if item.problem is not None]
+    for item in failed:
+        typer.echo(f"{file}: deployment `{item.deployment}`: source: {item.problem}", err=True)
+    if failed:
+        raise typer.Exit(1)
     deployments, schedules = count_schedules(file)
-    typer.echo(f"{file}: {deployments} deployments, {schedules} schedules — OK")
+    checked = sum(item.checked for item in sources)
+    asked = "databases not asked (--offline)" if offline else f"{checked} sources found"
+    typer.echo(f"{file}: {deployments} deployments, {schedules} schedules, {asked} — OK")
+    for item in sources:
+        if item.not_checked is not None:
+            typer.echo(f"  source of `{item.deployment}` not checked: {item.not_checked}")
 
 
 @app.command()

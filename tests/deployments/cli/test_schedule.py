@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from deployments.cli.app import app
 from tests.conftest import REPO_ROOT
+from tests.servers import free_port
 
 pytestmark = pytest.mark.unit
 
@@ -255,9 +256,52 @@ class TestCheck:
         assert result.exit_code == 0, result.stderr
         deployments = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())["deployments"]
         schedules = sum(len(spec.get("schedules") or []) for spec in deployments)
-        assert result.stdout.strip() == (
-            f"prefect.yaml: {len(deployments)} deployments, {schedules} schedules — OK"
+        windowed = ("orders-monthly-new-york", "orders-api")  # their queries take the window
+        exports = [spec for spec in deployments if spec["entrypoint"].endswith(":export")]
+        assert result.stdout.strip().splitlines() == [
+            f"prefect.yaml: {len(deployments)} deployments, {schedules} schedules, "
+            f"{len(exports) - len(windowed)} sources found — OK",
+            *(
+                f"  source of `{name}` not checked: its query takes the run's window "
+                "(:since / :until)"
+                for name in windowed
+            ),
+        ]
+
+    def test_a_missing_table_fails_the_check(self, tmp_path: Path) -> None:
+        """Issue 17: the check said OK for a table that is not in the database."""
+        spec = _demo_orders()
+        spec["parameters"]["source"]["table"] = "no_such_table"
+        path = tmp_path / "prefect.yaml"
+        path.write_text(yaml.safe_dump({"deployments": [spec]}))
+        result = runner.invoke(app, ["check", "--file", str(path)])
+        assert result.exit_code == 1, result.stdout
+        assert result.stdout == ""
+        [line] = result.stderr.splitlines()
+        assert line.startswith(
+            f"{path}: deployment `demo-orders`: source: source.table: table `no_such_table` not "
+            "found in `sqlite:///"
+        ), line
+        offline = runner.invoke(app, ["check", "--file", str(path), "--offline"])
+        assert offline.exit_code == 0, offline.stderr
+        assert offline.stdout.strip() == (
+            f"{path}: 1 deployments, 0 schedules, databases not asked (--offline) — OK"
         )
+
+    def test_a_database_that_does_not_answer_is_said_not_checked(self, tmp_path: Path) -> None:
+        spec = _demo_orders()
+        spec["parameters"]["source"] = {
+            "url": f"postgresql://reader@127.0.0.1:{free_port()}/shop",  # nothing listens
+            "table": "orders",
+        }
+        path = tmp_path / "prefect.yaml"
+        path.write_text(yaml.safe_dump({"deployments": [spec]}))
+        result = runner.invoke(app, ["check", "--file", str(path)])
+        assert result.exit_code == 0, result.stderr
+        first, note = result.stdout.strip().splitlines()
+        assert first == f"{path}: 1 deployments, 0 schedules, 0 sources found — OK"
+        assert note.startswith("  source of `demo-orders` not checked: source `postgresql"), note
+        assert "could not connect" in note
 
     def test_a_bad_file_prints_each_problem_on_one_line(self, tmp_path: Path) -> None:
         spec = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())["deployments"][2]
@@ -282,3 +326,10 @@ class TestCheck:
         result = runner.invoke(app, ["check", "--file", str(tmp_path / "nope.yaml")])
         assert result.exit_code == 2
         assert "does not exist" in result.stderr
+
+
+def _demo_orders() -> dict[str, Any]:
+    deployments = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())["deployments"]
+    [spec] = [spec for spec in deployments if spec["name"] == "demo-orders"]
+    spec.pop("schedules", None)
+    return dict(spec)

@@ -1,0 +1,57 @@
+"""`exports check` also asks each export's database what it can (issue 17: a missing table
+passed the check): the table or query is looked up the way a run's `inspect_source` does,
+without counting rows. What cannot be asked from here is said, not passed over: a database
+that does not answer, a saved block the API cannot give, a query that needs the run's window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from deployments.triggers.project import load_deployments
+from flows.config import SourceConfig
+from flows.errors import ConfigurationError, SourceError, TransientSourceError, first_line
+from flows.parameters import validate_export_parameters
+from flows.runs.naming import EXPORT_FLOW
+
+
+@dataclass(frozen=True)
+class SourceCheck:
+    deployment: str
+    problem: str | None  # what to fix: the table or query is not there, the login fails …
+    not_checked: str | None  # why the database could not be asked
+
+    @property
+    def checked(self) -> bool:
+        return self.not_checked is None
+
+
+def check_sources(project_file: Path) -> list[SourceCheck]:
+    """One SourceCheck per `export` deployment of a project file that passed check_project."""
+    from flows.sources.plan import inspect_source
+    from flows.sources.window import query_uses
+
+    checks = []
+    for spec in load_deployments(project_file):
+        if spec.entrypoint.partition(":")[2] != EXPORT_FLOW:
+            continue
+        source = validate_export_parameters(dict(spec.parameters))["source"]
+        assert isinstance(source, SourceConfig)
+        if query_uses(source):
+            reason = "its query takes the run's window (:since / :until)"
+            checks.append(SourceCheck(spec.name, None, reason))
+            continue
+        try:
+            inspect_source(source.model_copy(update={"count_rows": False}))
+        except TransientSourceError as exc:
+            checks.append(SourceCheck(spec.name, None, first_line(exc)))
+        except httpx.HTTPError as exc:  # source.block, and no Prefect API to read it from
+            checks.append(SourceCheck(spec.name, None, f"the Prefect API: {first_line(exc)}"))
+        except (ConfigurationError, SourceError) as exc:
+            checks.append(SourceCheck(spec.name, first_line(exc), None))
+        else:
+            checks.append(SourceCheck(spec.name, None, None))
+    return checks
