@@ -170,7 +170,8 @@ class ObjectStore(Store):
     discards_uploads = True
 
     def prepare(self, fs: AbstractFileSystem, final_path: str, run_id: str, *, first: bool) -> None:  # noqa: ARG002 - the interface of every store
-        """Fail before any byte is written when the bucket is missing (never create it)."""
+        """Fail before any byte is written when the bucket is missing (never create it). A
+        temporary object exists only from an upload's completion to its copy: not listed."""
         bucket = final_path.split("/", 1)[0]
         if first and not fs.exists(bucket):
             raise DeliveryError(
@@ -213,20 +214,36 @@ def _block_options(block: Block, name: str) -> dict[str, Any]:
 
 
 def temporary_path(final_path: str, run_id: str) -> str:
-    """A hidden sibling of the final path, unique to this run."""
+    """A hidden sibling of the final path, unique to this run and naming it (so a later run
+    can tell whether the run that wrote it is over)."""
     folder, name = posixpath.split(final_path)
-    token = f"{run_id[:8]}-{uuid.uuid4().hex[:8]}"
-    return posixpath.join(folder, f".{name}.{token}.tmp")
+    return posixpath.join(folder, f".{name}.{run_id}-{uuid.uuid4().hex[:8]}.tmp")
 
 
 def _remove_leftovers(fs: AbstractFileSystem, final_path: str, run_id: str) -> None:
-    """Remove this run's temporary files for `final_path` left by an earlier attempt."""
+    """Remove the temporary files of `final_path` that no run will publish: this run's own,
+    left by an earlier attempt, and those of runs that ended without publishing them (killed
+    mid-write: their process could not clean up). A running run's files stay."""
     folder, name = posixpath.split(final_path)
-    prefix = f".{name}.{run_id[:8]}-"
-    for path in fs.ls(folder or ".", detail=False):
+    prefix = f".{name}."
+    try:
+        listing = fs.ls(folder or ".", detail=False)
+    except FileNotFoundError:
+        return
+    by_writer: dict[str, list[str]] = {}
+    for path in listing:
         base = posixpath.basename(str(path))
         if base.startswith(prefix) and base.endswith(".tmp"):
-            remove_quietly(fs, str(path))
+            writer = base[len(prefix) : -len(".tmp")].rpartition("-")[0]
+            by_writer.setdefault(writer, []).append(str(path))
+    if not by_writer:
+        return
+    from flows.runs.liveness import ended_runs
+
+    removable = {run_id} | ended_runs(writer for writer in by_writer if writer != run_id)
+    for writer in removable:
+        for path in by_writer.get(writer, []):
+            remove_quietly(fs, path)
 
 
 def _strip_protocol(fs: AbstractFileSystem, url: str) -> str:
