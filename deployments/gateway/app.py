@@ -23,7 +23,7 @@ import httpx
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun
@@ -31,6 +31,7 @@ from prefect.client.schemas.responses import DeploymentResponse
 from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.gateway.keys import ApiKeyError, InvalidKey, KeyClaims, verify_key
@@ -45,6 +46,9 @@ logger = get_logger("exports.gateway")
 UNAUTHORIZED = "missing or invalid API key"
 RUN_NOT_FOUND = "no such export run"
 MAX_BODY_BYTES = 64 * 1024
+# A client that stops sending its body: answered 408 after this long without a byte, instead
+# of holding a connection and a worker (issue 17).
+BODY_TIMEOUT_S = 10.0
 MAX_WAIT_S = 300
 POLL_S = 1.0
 DEFAULT_CREATES = 2
@@ -108,7 +112,7 @@ bearer = HTTPBearer(auto_error=False, description="An API key made by `exports k
 
 class _BodyLimit:
     """Refuse request bodies over MAX_BODY_BYTES with 413, by Content-Length or as they
-    stream in (chunked)."""
+    stream in (chunked), and bodies that stall for BODY_TIMEOUT_S with 408."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.inner = app
@@ -126,14 +130,23 @@ class _BodyLimit:
             await response(scope, receive, send)
             return
         received = 0
+        body_done = False
 
         async def limited() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # later reads wait for the client to leave: no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), BODY_TIMEOUT_S)
+            except TimeoutError:
+                raise HTTPException(
+                    408, f"the request body stalled: no byte for {BODY_TIMEOUT_S:g} s"
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > MAX_BODY_BYTES:
                     raise HTTPException(413, _too_large())
+                body_done = not message.get("more_body", False)
             return message
 
         await self.inner(scope, limited, send)
@@ -161,6 +174,15 @@ def limit_creates(width: int) -> None:
 
 def _unauthorized() -> HTTPException:
     return HTTPException(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
+
+
+@app.exception_handler(ClientDisconnect)
+async def _client_left(request: Request, _exc: ClientDisconnect) -> Response:
+    """The client closed the connection before its body was complete: one log line, not an
+    ASGI traceback; the answer goes nowhere."""
+    client = request.client.host if request.client else "?"
+    logger.warning("a client (%s) left before sending its whole request body", client)
+    return Response(status_code=400)
 
 
 @app.exception_handler(httpx.HTTPError)

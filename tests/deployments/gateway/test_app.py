@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -300,6 +301,43 @@ def test_a_key_sees_only_its_own_deployment(
     assert foreign.content == missing.content
     file = httpx.get(f"{gateway.url}/v1/exports/runs/{RUN_IDS[0]}/file", headers=auth(other))
     assert file.status_code == 404 and file.content == missing.content
+
+
+def _partial_request(gateway: Gateway, token: str) -> socket.socket:
+    """A POST that announces 1,000 bytes of body and sends 10."""
+    host, port = gateway.url.removeprefix("http://").split(":")
+    conn = socket.create_connection((host, int(port)), timeout=60)
+    head = (
+        f"POST /v1/exports/trigger HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}"
+        "\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    )
+    conn.sendall(head.encode() + b'{"paramet')
+    return conn
+
+
+def test_a_body_that_stalls_is_408_and_one_that_stops_logs_one_line(
+    gateway: Gateway, idle_deployment: str
+) -> None:
+    """Issue 17: a client that stopped sending its body held the connection (over 15 s), and
+    one that went away made the gateway log an ASGI traceback."""
+    token, _ = module_key(idle_deployment, "ivy")
+    with _partial_request(gateway, token) as stalled:
+        answer = b""
+        while b"stalled" not in answer and (chunk := stalled.recv(4096)):  # 60 s at most each
+            answer += chunk
+    answer = answer.decode()
+    assert answer.startswith("HTTP/1.1 408 "), answer
+    assert "the request body stalled" in answer
+
+    left = _partial_request(gateway, token)
+    left.close()
+    deadline = time.monotonic() + 30
+    log = ""
+    while "left before sending its whole request body" not in log:
+        assert time.monotonic() < deadline, log[-2000:]
+        time.sleep(0.2)
+        log = gateway.log.read_text()
+    assert "Traceback" not in log and "Exception in ASGI application" not in log
 
 
 def test_a_key_in_the_url_stays_out_of_the_access_log(
