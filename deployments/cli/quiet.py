@@ -70,8 +70,12 @@ def quiet_prefect(debug: bool) -> Iterator[None]:
     if debug:
         yield
         return
-    import prefect  # noqa: F401 - configures Prefect's logging, whose handlers are filtered
+    # Prefect 3.9 configures its logging when its flow machinery is first imported; the
+    # handlers that get the filter must exist now (`exports demo` imports the engine later).
+    from prefect.logging.configuration import ensure_logging_setup
     from prefect.settings import PREFECT_API_URL
+
+    ensure_logging_setup()
 
     temporary = not PREFECT_API_URL.value()
     if temporary:

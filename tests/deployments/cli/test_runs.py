@@ -179,6 +179,17 @@ class TestTerminal:
         assert "Traceback (most recent call last)" in debug.stderr
         assert "ConfigurationError: source.table: table `no_such` not found" in debug.stderr
 
+    def test_the_demo_on_a_temporary_server_prints_its_table_only(self, tmp_path: Path) -> None:
+        """The demo imports the export engine after its console is made quiet (Prefect 3.9
+        sets its logging up lazily: a regression printed every run's INFO lines)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env["PREFECT_HOME"] = str(tmp_path / "home")  # no API: a temporary server starts
+        done = run_cli("demo", "--out", str(tmp_path / "out"), env=env)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""
+        assert done.stdout.splitlines()[0].split() == ["file", "format", "rows", "bytes"]
+        assert len(done.stdout.splitlines()) == 11
+
     def test_each_retry_of_an_unreachable_source_is_one_line(self, tmp_path: Path) -> None:
         env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
         done = run_cli(
