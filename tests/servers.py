@@ -297,7 +297,8 @@ class FaultProxy:
                     self.send_header("Content-Type", "application/xml")
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
-                    self.wfile.write(payload)
+                    if self.command != "HEAD":  # a HEAD answer has no body
+                        self.wfile.write(payload)
                     proxy.log.append((self.command, self.path, status))
                     return
                 import http.client

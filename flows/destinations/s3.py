@@ -31,6 +31,17 @@ class S3(ObjectStore):
     def connect(self, url: str, options: dict[str, Any], block: Block | None) -> AbstractFileSystem:  # noqa: ARG002 - the interface of every store
         return fsspec.filesystem("s3", skip_instance_cache=True, session=_session(), **options)
 
+    def container_exists(self, fs: AbstractFileSystem, bucket: str) -> bool:
+        """HEAD the bucket: only S3's 404 means it is missing. s3fs's `exists` answers False
+        to any failure, so a store answering 500 was reported as a missing bucket ("create
+        it"), a permanent error that stopped the retries (issue 17); now it raises, and the
+        500 is retried as the store's failure."""
+        try:
+            fs.call_s3("head_bucket", Bucket=bucket)
+        except FileNotFoundError:  # s3fs's translation of 404 / NoSuchBucket
+            return False
+        return True
+
     def sdk_transient(self, exc: BaseException) -> bool:
         from botocore.exceptions import (
             ClientError,

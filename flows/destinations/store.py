@@ -173,11 +173,16 @@ class ObjectStore(Store):
         """Fail before any byte is written when the bucket is missing (never create it). A
         temporary object exists only from an upload's completion to its copy: not listed."""
         bucket = final_path.split("/", 1)[0]
-        if first and not fs.exists(bucket):
+        if first and not self.container_exists(fs, bucket):
             raise DeliveryError(
                 f"destination: {self.container} `{bucket}` does not exist in {self.name} (or "
                 "these credentials may not see it); create it or fix destination.url"
             )
+
+    def container_exists(self, fs: AbstractFileSystem, bucket: str) -> bool:
+        """Whether the bucket exists; a store whose client reads every failure as "no" (a
+        500 would be called a missing bucket, and not retried) asks more precisely."""
+        return bool(fs.exists(bucket))
 
     def place(self, fs: AbstractFileSystem, temp_path: str, final_path: str) -> None:
         self.copy(fs, temp_path, final_path)

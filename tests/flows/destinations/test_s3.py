@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.export import export
 from tests.flows.conftest import demo_dataset
-from tests.flows.destinations.stores import StoreUnderTest, s3_store
+from tests.flows.destinations.stores import StoreUnderTest, failing_source, s3_store
 from tests.flows.formats.test_roundtrip import assert_round_trip
-from tests.servers import S3Server
+from tests.servers import FaultProxy, S3Server
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -36,3 +38,41 @@ def test_aws_variables_without_a_block(
     assert result.files == [s3_store_.url("env/orders.csv")]
     path = s3_store_.download("env/orders.csv", tmp_path)
     assert_round_trip("csv", path, demo_dataset("orders"))
+
+
+def test_s3_failing_for_good_mid_upload_is_never_called_a_missing_bucket(
+    s3: S3Server, s3_store_: StoreUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17: once S3 answered 500 to everything, the retry's bucket check read the 500 as
+    a missing bucket ("create it"), a permanent error that stopped the third attempt."""
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")  # botocore's own retries, kept short
+    proxy = FaultProxy(s3.endpoint_url)
+    try:
+        block = s3_store_.save_block("test-s3-down", proxy.url, part_size_mb=5)
+
+        def after_the_first_part(_method: str, _path: str) -> bool:
+            return any(s3_store_.is_upload_part(m, p) and st < 300 for m, p, st in proxy.log)
+
+        proxy.fail(after_the_first_part, 500)
+        state = export(
+            source=failing_source(tmp_path, text="z" * 800, fail_at=0),  # 16 MB
+            destination={"url": s3_store_.url("{export}.{ext}"), "block": block},
+            return_state=True,
+        )
+    finally:
+        proxy.stop()
+    assert state.is_failed()
+    message = str(state.result(raise_on_failure=False))
+    assert "does not exist" not in message and "create it" not in message, message
+    assert "retried" in message, message
+    with get_client(sync_client=True) as client:
+        [write] = [
+            task
+            for task in client.read_task_runs(
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+                )
+            )
+            if task.name.startswith("write-")
+        ]
+    assert write.run_count == 3  # the first attempt and both retries
