@@ -38,6 +38,12 @@ def gateway(
         )
     if concurrent_creates is not None:
         limit_creates(concurrent_creates)
+    # Prefect 3.9 configures logging when its flow machinery is first imported, resetting
+    # `uvicorn.access` (its handler gone, its lines dropped at the `uvicorn` logger's WARNING):
+    # the gateway's access log stopped at the first request that imported it. Done now, so
+    # the configuration uvicorn.run applies comes after Prefect's and stays.
+    import prefect.main  # noqa: F401
+
     # uvicorn's access log shows method, path and query, never headers; a key a client put
     # in its URL is hidden from it (deployments/gateway/access_log.py).
     uvicorn.run(app, host=host, port=port, server_header=False, log_config=gateway_log_config())
