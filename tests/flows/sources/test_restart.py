@@ -23,9 +23,9 @@ from tests.servers import PostgresServer, start_postgres
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 ROWS = 400_000
-# A row filter that sleeps now and then, in the parallel workers too: the reads last seconds.
+# A row filter that sleeps 1 s every 100,000 rows, in the parallel workers too.
 SLOW = """create function slow(i int) returns bool language plpgsql parallel safe as $$
-    begin if i % 20000 = 0 then perform pg_sleep(0.1); end if; return true; end $$"""
+    begin if i % 100000 = 0 then perform pg_sleep(1); end if; return true; end $$"""
 DEADLINE_S = 120.0
 
 
@@ -54,19 +54,19 @@ def restartable() -> Iterator[tuple[PostgresServer, str]]:
 
 
 def _restart_when_running(server: PostgresServer, database: str, marker: str) -> threading.Thread:
-    """Restart the server once a query containing `marker` is running."""
+    """Restart the server while a query containing `marker` sleeps in slow(), so the restart
+    always lands mid-read (restarting once the query was merely seen could come too late)."""
 
     def watch() -> None:
         deadline = time.monotonic() + DEADLINE_S
         while time.monotonic() < deadline:
             with psycopg.connect(server.dsn(database), autocommit=True) as conn:
-                running = conn.execute(
-                    "select count(*) from pg_stat_activity where state = 'active' "
+                sleeping = conn.execute(
+                    "select count(*) from pg_stat_activity where wait_event = 'PgSleep' "
                     "and query like %s and pid <> pg_backend_pid()",
                     (f"%{marker}%",),
                 ).fetchone()
-            if running and running[0]:
-                time.sleep(0.3)  # well into it
+            if sleeping and sleeping[0]:  # inside one of slow()'s 1 s sleeps: mid-read
                 server.restart()
                 return
             time.sleep(0.05)
@@ -87,7 +87,6 @@ def _attempts(flow_run_id: Any) -> dict[str, int]:
 @pytest.mark.parametrize(
     ("reader", "phase", "marker"),
     [
-        ("postgres_copy", "write", "COPY"),  # restarted while the rows stream
         ("sqlalchemy", "write", "FETCH"),  # a server-side cursor's fetch
         ("postgres_copy", "inspect", "count("),  # restarted while the rows are counted
     ],
