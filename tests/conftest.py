@@ -14,9 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_CLIENT_MAX_RETRIES,
+    PREFECT_SERVER_DATABASE_CONNECTION_URL,
+    temporary_settings,
+)
 from prefect.testing.utilities import prefect_test_harness
+from sqlalchemy.engine import make_url
 
+from deployments.gateway import keys
 from tests.flows.destinations.stores import (
     STORE_KEYS,
     StoreUnderTest,
@@ -24,6 +31,7 @@ from tests.flows.destinations.stores import (
     gcs_store,
     s3_store,
 )
+from tests.leaks import REGISTRY, files_under, record_keys
 from tests.servers import (
     AzuriteServer,
     GcsServer,
@@ -68,14 +76,44 @@ def _api_url() -> str:
 
 _SHARED_APIS: set[str] = {_api_url()}
 
+record_keys(keys)
+REGISTRY.remember("the S3 test server's secret key", S3Server.SECRET_KEY)
+REGISTRY.remember("the SFTP test server's password", SftpServer.PASSWORD)
+REGISTRY.remember("the Azurite account key", AzuriteServer.KEY)
+
 
 @pytest.fixture(scope="session")
-def prefect_api() -> Iterator[None]:
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """One temporary Prefect server and database for the whole test session, for the tests
-    that ask for it (`pytestmark = pytest.mark.usefixtures("prefect_api")`)."""
+    that ask for it (`pytestmark = pytest.mark.usefixtures("prefect_api")`).
+
+    At the session's end it scans for secrets (tests/leaks.py): the server's database file
+    (logs, artifacts, parameters, states), every file the tests wrote, and the alerts that
+    reached the receivers must hold none."""
     with prefect_test_harness(server_startup_timeout=120):
         _SHARED_APIS.add(_api_url())
+        database = Path(make_url(PREFECT_SERVER_DATABASE_CONNECTION_URL.value()).database or "")
         yield
+        _remember_master_secrets()
+    places = [
+        *database.parent.glob(database.name + "*"),
+        *files_under(tmp_path_factory.getbasetemp()),
+    ]
+    leaks = REGISTRY.findings(places)
+    assert not leaks, "secrets written where they must not be:\n" + "\n".join(leaks)
+
+
+def _remember_master_secrets() -> None:
+    from prefect.blocks.system import Secret
+
+    from deployments.gateway.master_secrets import SECRETS_BLOCK
+
+    try:
+        value = str(Secret.load(SECRETS_BLOCK).get())
+    except ValueError:  # no test made one
+        return
+    for secret in value.split(","):
+        REGISTRY.remember("a master secret", secret.strip())
 
 
 @pytest.fixture(autouse=True)
@@ -204,6 +242,7 @@ def receiver() -> Iterator[WebhookReceiver]:
         yield server
     finally:
         server.stop()
+        REGISTRY.alert_bodies.extend(request.body for request in server.requests)
 
 
 @pytest.fixture(scope="session")

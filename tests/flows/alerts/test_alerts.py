@@ -27,10 +27,15 @@ from flows.alerts.payload import alert_time
 from flows.alerts.webhook import signature
 from flows.export import export
 from flows.runs.artifacts import table_artifacts
+from tests.leaks import REGISTRY
 from tests.servers import WebhookReceiver, free_port
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
+WEBHOOK_SECRET = "s3cret-for-alerts"
+CLI_WEBHOOK_SECRET = "abc123-from-the-cli"
+REGISTRY.remember("a webhook secret", WEBHOOK_SECRET)
+REGISTRY.remember("a webhook secret", CLI_WEBHOOK_SECRET)
 CONTRACT_KEYS = ["Export Request Id", "Partner", "Type", "Status", "Frequency", "Date and Time"]
 DATE_AND_TIME = re.compile(r"^\d{2}/\d{2}/\d{4} (?:[1-9]|1[0-2]):[0-5]\d:[0-5]\d (?:AM|PM)$")
 
@@ -208,7 +213,7 @@ def test_a_hanging_webhook_holds_neither_the_run_nor_its_end(
 def test_the_signature_verifies_with_the_secret_only(
     receiver: WebhookReceiver, demo_db: Path, tmp_path: Path
 ) -> None:
-    StatusAlerts(enabled=True, url=receiver.url, secret="s3cret-for-alerts").save(
+    StatusAlerts(enabled=True, url=receiver.url, secret=WEBHOOK_SECRET).save(
         ALERTS_BLOCK_NAME, overwrite=True
     )
     try:
@@ -219,10 +224,10 @@ def test_the_signature_verifies_with_the_secret_only(
     for request in receiver.requests:
         header = request.header("X-Exports-Signature") or ""
         # What a receiver does: HMAC-SHA256 of the raw body with the shared secret.
-        expected = hmac.new(b"s3cret-for-alerts", request.body, hashlib.sha256).hexdigest()
+        expected = hmac.new(WEBHOOK_SECRET.encode(), request.body, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(header, f"sha256={expected}")
         assert header != signature(request.body, "another-secret")
-        assert b"s3cret-for-alerts" not in request.body
+        assert WEBHOOK_SECRET.encode() not in request.body
 
 
 def test_no_block_or_disabled_sends_nothing(
@@ -239,8 +244,8 @@ class TestCli:
         try:
             done = runner.invoke(
                 app,
-                ["alerts", "enable", "--url", f"{receiver.url}/hook", "--secret", "abc123",
-                 "--timezone", "Europe/Berlin"],
+                ["alerts", "enable", "--url", f"{receiver.url}/hook",
+                 "--secret", CLI_WEBHOOK_SECRET, "--timezone", "Europe/Berlin"],
             )  # fmt: skip
             assert done.exit_code == 0, done.output
             assert "note: deploy `alert-reconciler/alert-reconciler`" in done.output
@@ -252,7 +257,7 @@ class TestCli:
             body = json.loads(receiver.requests[-1].body)
             assert body["Test"] is True and list(body)[:6] == CONTRACT_KEYS
             header = receiver.requests[-1].header("X-Exports-Signature")
-            assert header == signature(receiver.requests[-1].body, "abc123")
+            assert header == signature(receiver.requests[-1].body, CLI_WEBHOOK_SECRET)
             assert runner.invoke(app, ["alerts", "disable"]).exit_code == 0
             shown = json.loads(runner.invoke(app, ["alerts", "show", "--json"]).output)
             assert shown["enabled"] is False and shown["secret"] == "set"

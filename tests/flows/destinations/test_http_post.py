@@ -25,6 +25,7 @@ from flows.formats.registry import ExportFormat, file_extension, media_type
 from tests.flows.conftest import demo_dataset
 from tests.flows.destinations.stores import failed_message, failing_source, measure_large_exports
 from tests.flows.formats.test_roundtrip import assert_round_trip
+from tests.leaks import REGISTRY
 from tests.servers import WebhookReceiver, free_port
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 FORMATS: tuple[ExportFormat, ...] = ("csv", "jsonl", "json", "xml", "parquet")
 TOKEN = "Bearer test-token-5f2c9a"
 QUERY_SECRET = "qs-secret-81d4"
+REGISTRY.remember("the HTTP POST block's token", TOKEN)
 
 
 @pytest.fixture

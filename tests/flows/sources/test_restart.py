@@ -27,6 +27,13 @@ ROWS = 400_000
 SLOW = """create function slow(i int) returns bool language plpgsql parallel safe as $$
     begin if i % 100000 = 0 then perform pg_sleep(1); end if; return true; end $$"""
 DEADLINE_S = 120.0
+# Every row through slow(): in the parallel workers, before the sort (the sleeps come before
+# the first row is sent) ...
+FILTERED = "select id, a from t where slow(id) order by id"
+# ... or after it, as the rows stream out (OFFSET 0 keeps slow() above the sort): COPY's
+# workers outrun the client, so a sleep inside the stream is the only sure way to restart
+# while COPY is sending.
+STREAMED = "select id, a from (select id, a from t order by id offset 0) s where slow(id)"
 
 
 @pytest.fixture(scope="module")
@@ -85,21 +92,27 @@ def _attempts(flow_run_id: Any) -> dict[str, int]:
 
 
 @pytest.mark.parametrize(
-    ("reader", "phase", "marker"),
+    ("reader", "phase", "marker", "query"),
     [
-        ("sqlalchemy", "write", "FETCH"),  # a server-side cursor's fetch
-        ("postgres_copy", "inspect", "count("),  # restarted while the rows are counted
+        ("sqlalchemy", "write", "FETCH", FILTERED),  # a server-side cursor's fetch
+        ("postgres_copy", "write", "COPY", STREAMED),  # while COPY streams the rows
+        ("postgres_copy", "inspect", "count(", FILTERED),  # while the rows are counted
     ],
 )
 def test_a_restart_mid_read_is_retried_and_every_row_arrives(
-    restartable: tuple[PostgresServer, str], tmp_path: Path, reader: str, phase: str, marker: str
+    restartable: tuple[PostgresServer, str],
+    tmp_path: Path,
+    reader: str,
+    phase: str,
+    marker: str,
+    query: str,
 ) -> None:
     server, database = restartable
     watcher = _restart_when_running(server, database, marker)
     state = export(
         source={
             "url": server.url(database),
-            "query": "select id, a from t where slow(id) order by id",
+            "query": query,
             "reader": reader,
             "count_rows": phase == "inspect",
         },
