@@ -31,7 +31,7 @@ from tests.flows.destinations.stores import (
     gcs_store,
     s3_store,
 )
-from tests.leaks import REGISTRY, files_under, record_keys
+from tests.leaks import REGISTRY, files_under, record_keys, temporary_files
 from tests.servers import (
     AzuriteServer,
     GcsServer,
@@ -101,6 +101,8 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     ]
     leaks = REGISTRY.findings(places)
     assert not leaks, "secrets written where they must not be:\n" + "\n".join(leaks)
+    left = temporary_files(tmp_path_factory.getbasetemp())
+    assert not left, "temporary files left behind:\n" + "\n".join(left)
 
 
 def _remember_master_secrets() -> None:
@@ -219,6 +221,8 @@ def sftp() -> Iterator[SftpServer]:
     server = SftpServer()
     try:
         yield server
+        left = temporary_files(server.root)
+        assert not left, "temporary files left on the SFTP server:\n" + "\n".join(left)
     finally:
         server.close()
 
