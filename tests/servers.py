@@ -542,10 +542,13 @@ class SftpServer:
             self.port,
             server_host_keys=[self.host_key],
             server_factory=lambda: _SshLogin(self),
-            sftp_factory=lambda chan: _ChrootSftp(chan, self),
+            sftp_factory=self._sftp_session,
             allow_scp=False,
         )
         self.port = self._listener.get_port()
+
+    def _sftp_session(self, chan: asyncssh.SSHServerChannel) -> asyncssh.SFTPServer:
+        return _ChrootSftp(chan, self)
 
     async def _stop(self) -> None:
         if self._listener is not None:
@@ -730,3 +733,301 @@ class WebhookReceiver:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@dataclass
+class PrefectServer:
+    """`prefect server start` of its own (API, services, no UI) on a free loopback port, with
+    its own PREFECT_HOME: SQLite there by default, or the database it was started with."""
+
+    url: str  # the API's URL, …/api
+    home: Path
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def env(self) -> dict[str, str]:
+        """An environment for a client process of this server (and of no other)."""
+        env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+        env.update(PREFECT_API_URL=self.url, PREFECT_HOME=str(self.home), DO_NOT_TRACK="1")
+        return env
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, 15)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, 9)
+            self.process.wait()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def start_prefect_server(database_url: str | None = None, timeout_s: float = 120) -> PrefectServer:
+    """Start `prefect server start` and wait for its /api/health. `database_url` is
+    PREFECT_API_DATABASE_CONNECTION_URL (postgresql+asyncpg://…); None: SQLite in its home.
+    Its whole output goes to `home/server.log`."""
+    import sys
+
+    import httpx
+
+    home = Path(tempfile.mkdtemp(prefix="exports-prefect-"))
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_UI_ENABLED="false",
+        DO_NOT_TRACK="1",
+    )
+    if database_url is not None:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+    log = home / "server.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "prefect"), "server", "start",
+             "--host", "127.0.0.1", "--port", str(port), "--no-ui", "--analytics-off"],
+            env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    server = PrefectServer(f"http://127.0.0.1:{port}/api", home, log, process)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None or time.monotonic() > deadline:
+            text = server.log_text()
+            server.stop()
+            raise RuntimeError(f"prefect server start did not come up:\n{text[-3000:]}")
+        try:
+            if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+
+
+_NO_LINGER = (1).to_bytes(4, "little") + (0).to_bytes(4, "little")  # struct linger {1, 0}
+
+
+class TcpCutter:
+    """A TCP relay on 127.0.0.1 in front of a real server (`upstream` port) that breaks a
+    connection mid-stream the way a network does, once `n` bytes went upstream through it, for
+    the next `times` connections: `cut_after` resets both sides (RST, no FIN: a dropped route,
+    a firewall), `stall_after` stops carrying bytes either way and keeps both sides open (a
+    black hole: only a timeout tells). `cuts` counts the connections broken."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.connections = 0
+        self.cuts = 0
+        self._fault: tuple[str, int] | None = None
+        self._times = 0
+        self._links: list[_Link] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut_after(self, upstream_bytes: int, times: int = 1) -> None:
+        with self._lock:
+            self._fault, self._times = ("cut", upstream_bytes), times
+
+    def stall_after(self, upstream_bytes: int, times: int = 1) -> None:
+        with self._lock:
+            self._fault, self._times = ("stall", upstream_bytes), times
+
+    def close(self) -> None:
+        self._closed.set()
+        self.listener.close()
+        for link in self._links:
+            link.reset()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream, timeout=10)
+            except OSError:
+                client.close()
+                continue
+            self.connections += 1
+            for sock in (client, server):
+                sock.settimeout(None)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            link = _Link(client, server)
+            self._links.append(link)
+            threading.Thread(target=self._pump, args=(link, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(link, False), daemon=True).start()
+
+    def _pump(self, link: _Link, upstream: bool) -> None:
+        source, target = (link.client, link.server) if upstream else (link.server, link.client)
+        try:
+            while data := source.recv(65536):
+                fault = self._fault_now(link, len(data)) if upstream else None
+                if fault == "cut":
+                    link.reset()
+                    return
+                if fault == "stall" or link.stalled:
+                    link.stalled = True
+                    return  # nothing more is read or sent; both sides stay open
+                target.sendall(data)
+        except OSError:
+            pass
+        if not link.stalled:
+            link.reset()
+
+    def _fault_now(self, link: _Link, size: int) -> str | None:
+        with self._lock:
+            link.sent += size
+            if self._fault is None or self._times <= 0 or link.sent < self._fault[1]:
+                return None
+            self._times -= 1
+            self.cuts += 1
+            return self._fault[0]
+
+
+@dataclass
+class _Link:
+    """Both sockets of one relayed connection, and the bytes sent upstream so far."""
+
+    client: socket.socket
+    server: socket.socket
+    sent: int = 0
+    stalled: bool = False
+
+    def reset(self) -> None:
+        """Close both sides with a RST (SO_LINGER 0), as a dropped route or firewall does."""
+        for sock in (self.client, self.server):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+@contextlib.contextmanager
+def small_filesystem(folder: Path, size_bytes: int) -> Iterator[bool]:
+    """Mount a tmpfs of `size_bytes` on `folder` (created), for a disk that really fills up;
+    yields False, mounting nothing, where mounting is not allowed (not root)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = (
+        os.geteuid() == 0
+        and shutil.which("mount") is not None
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size_bytes},mode=0755", "tmpfs", str(folder)],
+            capture_output=True, check=False, timeout=30,
+        ).returncode == 0
+    )  # fmt: skip
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
+
+
+class SmallDiskSftpServer(SftpServer):
+    """The test SFTP server with a full disk's answers. `capacity`: where mounting a small
+    filesystem is not allowed, writes fail as a full disk does (OSError ENOSPC) once the files
+    under `full_folder` would pass that many bytes, and statvfs reports what is left of it.
+    `openssh_status`: a failed write is answered as OpenSSH's sftp-server does, a bare
+    "Failure" status (it maps only ENOENT, EACCES and a few more to their own codes)."""
+
+    def __init__(self, full_folder: str, capacity: int | None, *, openssh_status: bool) -> None:
+        self.full_folder = full_folder.strip("/")
+        self.capacity = capacity
+        self.openssh_status = openssh_status
+        super().__init__()
+
+    def used(self) -> int:
+        folder = self.root / self.full_folder
+        return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+    def _sftp_session(self, chan: asyncssh.SSHServerChannel) -> asyncssh.SFTPServer:
+        return _SmallDiskSftp(chan, self)
+
+
+class _SmallDiskSftp(_ChrootSftp):
+    BLOCK = 4096
+
+    def __init__(self, chan: asyncssh.SSHServerChannel, server: SmallDiskSftpServer) -> None:
+        super().__init__(chan, server)
+        self.small = server
+
+    def _inside(self, name: bytes) -> bool:
+        return f"/{self.small.full_folder}".encode() in os.fsencode(name)
+
+    def write(self, file_obj: object, offset: int, data: bytes) -> int:
+        import errno
+
+        try:
+            capacity = self.small.capacity
+            if capacity is not None and self._inside(getattr(file_obj, "name", b"")):
+                if self.small.used() + len(data) > capacity:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return super().write(file_obj, offset, data)
+        except OSError:
+            if self.small.openssh_status:
+                raise asyncssh.SFTPFailure("Failure") from None
+            raise
+
+    def statvfs(self, path: bytes) -> Any:
+        capacity = self.small.capacity
+        if capacity is None or not self._inside(self.map_path(path)):
+            return super().statvfs(path)
+        blocks, free = capacity // self.BLOCK, max(capacity - self.small.used(), 0) // self.BLOCK
+        return asyncssh.SFTPVFSAttrs(
+            self.BLOCK, self.BLOCK, blocks, free, free, 1000, 1000, 1000, 0, 0, 255
+        )
+
+
+_PROBE = """
+import sys, time, urllib.request
+while True:
+    started = time.perf_counter()
+    urllib.request.urlopen(sys.argv[1], timeout=60).read()
+    print(time.perf_counter() - started, flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+class LivenessProbe:
+    """GET `url` every `every_s` from a process of its own, as an orchestrator's liveness probe
+    does: its answer times are not slowed by whatever the caller's own process is doing."""
+
+    def __init__(self, url: str, every_s: float = 0.1) -> None:
+        import sys
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _PROBE, url, str(every_s)], stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        self.first = float(self.process.stdout.readline())  # probing has begun
+
+    def stop(self) -> list[float]:
+        """Stop probing: the answer times, in seconds."""
+        self.process.terminate()
+        output, _ = self.process.communicate(timeout=30)
+        return [self.first, *(float(line) for line in output.split() if line)]
+
+
+DROP = 0  # a FaultProxy status that means: read the request, answer nothing, close the socket
+
+
+class DroppingFaultProxy(FaultProxy):
+    """A FaultProxy whose rules may also drop the connection (status DROP) instead of
+    answering: a store whose connections break mid-upload. Logged with status 0."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
+        self.server.handle_error = lambda *_args: None  # type: ignore[method-assign]
+
+    def _injected(self, method: str, path: str) -> int | None:
+        status = super()._injected(method, path)
+        if status == DROP:
+            self.log.append((method, path, DROP))
+            # Leaves the handler without an answer: the server thread closes the socket.
+            raise ConnectionAbortedError("connection dropped by the test proxy")
+        return status

@@ -19,7 +19,7 @@ from fsspec.asyn import sync
 from prefect.blocks.core import Block
 
 from blocks.destinations import AzureBlobCredentials
-from flows.destinations.store import MIB, ObjectStore, quietly
+from flows.destinations.store import MIB, Leftover, ObjectStore, quietly
 
 COPY_POLL_S = 0.5
 COPY_TIMEOUT_S = 15 * 60
@@ -48,6 +48,14 @@ class AzureBlob(ObjectStore):
 
     def remove_temporary(self, fs: AbstractFileSystem, path: str) -> None:
         quietly(discard_staged_blocks, fs, path)  # also drops blocks never committed
+
+    def list_leftovers(self, fs: AbstractFileSystem, prefix: str) -> list[Leftover]:
+        """The temporary blobs under `prefix`, uncommitted ones too: the blocks an upload
+        staged stay (billed, for a week) when the write and its clean-up both failed."""
+        return [Leftover(path) for path in sync(fs.loop, _blobs_under, fs, prefix)]
+
+    def drop_leftover(self, fs: AbstractFileSystem, leftover: Leftover) -> None:
+        discard_staged_blocks(fs, leftover.path)
 
     def sdk_transient(self, exc: BaseException) -> bool:
         """azure-core's errors for a request that got no (complete) answer."""
@@ -83,6 +91,16 @@ async def _copy_and_wait(fs: Any, source: str, target: str) -> None:
     if status != "success":
         raise CopyFailedError(f"Copy Blob to `{target}` ended as `{status}`")
     fs.invalidate_cache(target_container)
+
+
+async def _blobs_under(fs: Any, prefix: str) -> list[str]:
+    """container/name of every blob whose path starts with `prefix`, uncommitted included."""
+    container, start, _ = fs.split_path(prefix)
+    names: list[str] = []
+    async with fs.service_client.get_container_client(container) as client:
+        async for blob in client.list_blobs(name_starts_with=start, include=["uncommittedblobs"]):
+            names.append(f"{container}/{blob.name}")
+    return names
 
 
 def discard_staged_blocks(fs: AbstractFileSystem, path: str) -> None:

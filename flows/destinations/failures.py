@@ -9,6 +9,7 @@ at. The words of the message decide only when no type or status says anything.
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable, Iterator
 
@@ -41,6 +42,25 @@ def is_transient_failure(
     return any(
         word in f" {first_line(current).lower()}" for current in chain for word in _TRANSIENT_WORDS
     )
+
+
+# How a full disk or an exhausted quota is worded where no errno comes with it: OpenSSH's
+# sftp-server and asyncssh send the OS's text (SFTP v3 has no status for it).
+_FULL_DISK_WORDS = ("no space left", "no space on", "disk full", "disk is full", "quota exceeded")
+
+
+def full_disk(exc: BaseException) -> str | None:
+    """The words of a full disk or an exhausted quota in the error's chain, else None. Such a
+    failure does not pass between attempts, and "check the folder exists" sends users the
+    wrong way: the stores say the disk is full instead."""
+    for current in _chain(exc):
+        strerror = current.strerror if isinstance(current, OSError) else None
+        text = strerror or first_line(current)
+        if getattr(current, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or any(
+            word in text.lower() for word in _FULL_DISK_WORDS
+        ):
+            return text
+    return None
 
 
 def http_status(exc: BaseException) -> int | None:

@@ -12,7 +12,7 @@ from fsspec import AbstractFileSystem
 from prefect.blocks.core import Block
 
 from blocks.destinations import S3Credentials
-from flows.destinations.store import MIB, ObjectStore
+from flows.destinations.store import MIB, Leftover, ObjectStore
 
 # S3's error codes for a request worth sending again (their HTTP statuses say the same).
 _TRANSIENT_CODES = frozenset(
@@ -42,6 +42,30 @@ class S3(ObjectStore):
             return False
         return True
 
+    def list_leftovers(self, fs: AbstractFileSystem, prefix: str) -> list[Leftover]:
+        """The open multipart uploads and the temporary objects under `prefix`: an upload whose
+        abort failed (S3 failing for good mid-upload) keeps its parts, billed, until it is
+        aborted or a lifecycle rule removes it; it is no object, so only this listing finds
+        it."""
+        bucket, _, key_prefix = prefix.partition("/")
+        where = {"Bucket": bucket, "Prefix": key_prefix}
+        uploads = _pages(fs, "list_multipart_uploads", "Uploads", **where)
+        objects = _pages(fs, "list_objects_v2", "Contents", **where)
+        return [Leftover(f"{bucket}/{item['Key']}", item["UploadId"]) for item in uploads] + [
+            Leftover(f"{bucket}/{item['Key']}") for item in objects
+        ]
+
+    def drop_leftover(self, fs: AbstractFileSystem, leftover: Leftover) -> None:
+        """Abort an open multipart upload (its parts are deleted), or delete an object."""
+        bucket, _, key = leftover.path.partition("/")
+        if leftover.upload_id:
+            fs.call_s3(
+                "abort_multipart_upload", Bucket=bucket, Key=key, UploadId=leftover.upload_id
+            )
+        else:
+            fs.call_s3("delete_object", Bucket=bucket, Key=key)
+            fs.invalidate_cache(leftover.path)
+
     def sdk_transient(self, exc: BaseException) -> bool:
         from botocore.exceptions import (
             ClientError,
@@ -60,6 +84,24 @@ class S3(ObjectStore):
             ReadTimeoutError,
         )
         return isinstance(exc, lost)
+
+
+def _pages(fs: Any, method: str, field: str, **request: Any) -> list[dict[str, Any]]:
+    """Every entry of a paginated S3 listing (`field` of each page)."""
+    entries: list[dict[str, Any]] = []
+    markers: dict[str, Any] = {}
+    while True:
+        page = fs.call_s3(method, **request, **markers)
+        entries.extend(page.get(field, []))
+        if not page.get("IsTruncated"):
+            return entries
+        if method == "list_objects_v2":
+            markers = {"ContinuationToken": page["NextContinuationToken"]}
+        else:
+            markers = {
+                "KeyMarker": page["NextKeyMarker"],
+                "UploadIdMarker": page["NextUploadIdMarker"],
+            }
 
 
 def _session() -> Any:

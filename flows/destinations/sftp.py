@@ -26,6 +26,8 @@ class Sftp(Store):
         "running and reachable)"
     )
     check_hint = "check the folder exists or may be created, and that the user may write there"
+    full_disk_words = "the server's disk is full"
+    full_disk_hint = "free space on the server or raise the user's quota"
 
     def check_url(self, template: str) -> None:
         """A server URL names its host, and never a password: URLs are logged and shown."""

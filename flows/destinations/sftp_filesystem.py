@@ -9,7 +9,11 @@ What fsspec's `SFTPFileSystem` does not do on its own, and this one does:
   close ignores a lost connection, so the server's size must match the bytes written;
 - `mv` replaces an existing target (posix-rename, or rename after a remove on servers
   without OpenSSH's extension);
-- a dropped connection is opened again for the next operation (cleaning up after a failure).
+- a dropped connection is opened again for the next operation (cleaning up after a failure),
+  and so is one that timed out mid-upload (a silent network: every later request on it would
+  wait out the timeout too, and the temporary file could not be removed);
+- a write the server refuses with a bare "Failure" (OpenSSH's answer to a full disk: SFTP v3
+  has no status for it) is told apart by asking the server its free space (statvfs@openssh.com).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 import paramiko
 from fsspec.implementations.sftp import SFTPFileSystem
+from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 
@@ -30,6 +35,8 @@ from flows.errors import ConfigurationError, DeliveryError, TransientDeliveryErr
 DEFAULT_PORT = 22
 # paramiko buffers this much before it sends 32 KiB write requests without waiting for ACKs.
 WRITE_BUFFER = 256 * 1024
+# Below this much free space, a refused write is taken for a full disk.
+FULL_BELOW = 1024 * 1024
 
 logger = logging.getLogger("prefect.exports.sftp")
 
@@ -186,7 +193,13 @@ class SftpUpload:
             self.discard()
 
     def write(self, data: Any) -> int:
-        self.handle.write(data)
+        try:
+            self.handle.write(data)
+        except TimeoutError:
+            self._drop_connection()
+            raise
+        except OSError as exc:
+            raise self._refused(exc) from exc
         size = memoryview(data).nbytes
         self.size += size
         return size
@@ -200,6 +213,13 @@ class SftpUpload:
         self.closed = True
         try:
             self.handle.close()
+        except TimeoutError:
+            _forget(self.handle)
+            self._drop_connection()
+            raise
+        except OSError as exc:
+            _forget(self.handle)
+            raise self._refused(exc) from exc
         except BaseException:
             _forget(self.handle)
             raise
@@ -210,6 +230,27 @@ class SftpUpload:
                 "was lost during the upload)"
             )
 
+    def _drop_connection(self) -> None:
+        """Close a connection that stopped answering, so the clean-up that follows connects
+        again (SftpFileSystem.ftp) instead of timing out on it, step after step."""
+        channel = self.handle.sftp.get_channel()
+        transport = channel.get_transport() if channel is not None else None
+        if transport is not None:
+            logger.debug("SFTP upload of %s timed out; closing its connection", self.path)
+            transport.close()
+
+    def _refused(self, exc: OSError) -> OSError:
+        """A write the server answered with a status: a full disk is said so (OpenSSH sends
+        only "Failure" for it), anything else is passed on as it is."""
+        if exc.errno is not None:  # a socket's error, or a status paramiko maps to errno
+            return exc
+        free = free_space(self.handle.sftp, posixpath.dirname(self.path) or "/")
+        if free is None or free >= FULL_BELOW:
+            return exc
+        return OSError(
+            errno.ENOSPC, f"the server answered `{first_line(exc)}` and has {free} bytes free"
+        )
+
     def discard(self) -> None:
         """Close without the check: the file is being thrown away."""
         self.closed = True
@@ -217,6 +258,19 @@ class SftpUpload:
             self.handle.close()
         except Exception:  # noqa: BLE001 - the connection may be gone already
             _forget(self.handle)
+
+
+def free_space(sftp: paramiko.SFTPClient, folder: str) -> int | None:
+    """Bytes the user may still write in `folder`, by OpenSSH's statvfs extension (paramiko
+    has no method for it); None where the server does not answer it."""
+    try:
+        kind, reply = sftp._request(CMD_EXTENDED, "statvfs@openssh.com", folder)
+    except Exception:  # noqa: BLE001 - no extension, or no connection: nothing to tell
+        return None
+    if kind != CMD_EXTENDED_REPLY or reply is None:
+        return None
+    bsize, frsize, _blocks, _bfree, bavail = (reply.get_int64() for _ in range(5))
+    return int(bavail * (frsize or bsize))
 
 
 def _forget(handle: paramiko.SFTPFile) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import posixpath
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
@@ -20,7 +20,7 @@ from fsspec import AbstractFileSystem
 from prefect.blocks.core import Block
 
 from blocks.integrations import as_exports_block, load_named_block
-from flows.destinations.failures import is_transient_failure
+from flows.destinations.failures import full_disk, is_transient_failure
 from flows.destinations.targets import TargetContext, render_target, with_part_token
 from flows.destinations.urls import url_scheme, without_secrets
 from flows.errors import ConfigurationError, DeliveryError, TransientDeliveryError, first_line
@@ -67,6 +67,9 @@ class Store:
     check_hint: ClassVar[str] = (
         "check the bucket or folder exists and that the credentials may write there"
     )
+    # What a full disk is called, and what to do about it (local folders; SFTP says the server's).
+    full_disk_words: ClassVar[str] = "the disk is full"
+    full_disk_hint: ClassVar[str] = "free space on the disk that holds the folder"
 
     # -- configuration -------------------------------------------------------------------
 
@@ -154,6 +157,12 @@ class Store:
     def failure(self, exc: BaseException, target: str) -> DeliveryError:
         """A typed error naming the store and the target: transient ones are retried by the
         task, permanent ones (no such bucket, access denied, bad credentials) fail at once."""
+        if (words := full_disk(exc)) is not None:
+            return DeliveryError(
+                f"cannot deliver `{target}` to {self.writes_to}: {self.full_disk_words} "
+                f"({words}); {self.full_disk_hint}, then run the export again (not retried: a "
+                "full disk does not empty itself)"
+            )
         text = first_line(exc)
         where = f"cannot deliver `{target}` to {self.writes_to}: {text}"
         if is_transient_failure(exc, self.sdk_transient):
@@ -169,15 +178,43 @@ class ObjectStore(Store):
     container: ClassVar[str] = "bucket"  # what the store calls the top of a path
     discards_uploads = True
 
-    def prepare(self, fs: AbstractFileSystem, final_path: str, run_id: str, *, first: bool) -> None:  # noqa: ARG002 - the interface of every store
-        """Fail before any byte is written when the bucket is missing (never create it). A
-        temporary object exists only from an upload's completion to its copy: not listed."""
+    def prepare(self, fs: AbstractFileSystem, final_path: str, run_id: str, *, first: bool) -> None:
+        """Fail before any byte is written when the bucket is missing (never create it), then
+        sweep what earlier writes to this target left in the store (`sweep_leftovers`)."""
         bucket = final_path.split("/", 1)[0]
         if first and not self.container_exists(fs, bucket):
             raise DeliveryError(
                 f"destination: {self.container} `{bucket}` does not exist in {self.name} (or "
                 "these credentials may not see it); create it or fix destination.url"
             )
+        self.sweep_leftovers(fs, final_path, run_id)
+
+    def sweep_leftovers(self, fs: AbstractFileSystem, final_path: str, run_id: str) -> None:
+        """Throw away the unfinished uploads and temporary objects of `final_path` that no run
+        will publish: this run's own (an earlier attempt's) and those of runs in a final state.
+        A failed write aborts its upload itself, but when the store is failing for good the
+        abort fails too, and the upload (S3's open multipart upload, Azure's uncommitted
+        blocks) would stay billed until a lifecycle rule removes it (issue 17). One listing of
+        the target's temporary names per file written; a running run's uploads stay. Never
+        raises: cleaning up must not fail the write."""
+        prefix = leftover_prefix(final_path)
+        try:
+            found = self.list_leftovers(fs, prefix)
+        except Exception:  # noqa: BLE001 - a courtesy; the write itself reports the store
+            return
+        removable = removable_paths((item.path for item in found), prefix, run_id)
+        for item in found:
+            if item.path in removable:
+                quietly(self.drop_leftover, fs, item)
+
+    def list_leftovers(self, fs: AbstractFileSystem, prefix: str) -> list[Leftover]:
+        """The temporary objects whose path starts with `prefix` (bucket/folder/.name.)."""
+        folder, _, start = prefix.rpartition("/")
+        return [Leftover(str(path)) for path in fs.find(folder, prefix=start)]
+
+    def drop_leftover(self, fs: AbstractFileSystem, leftover: Leftover) -> None:
+        """Remove one leftover: a temporary object by default."""
+        fs.rm(leftover.path)
 
     def container_exists(self, fs: AbstractFileSystem, bucket: str) -> bool:
         """Whether the bucket exists; a store whose client reads every failure as "no" (a
@@ -225,30 +262,59 @@ def temporary_path(final_path: str, run_id: str) -> str:
     return posixpath.join(folder, f".{name}.{run_id}-{uuid.uuid4().hex[:8]}.tmp")
 
 
-def _remove_leftovers(fs: AbstractFileSystem, final_path: str, run_id: str) -> None:
-    """Remove the temporary files of `final_path` that no run will publish: this run's own,
-    left by an earlier attempt, and those of runs that ended without publishing them (killed
-    mid-write: their process could not clean up). A running run's files stay."""
+@dataclass(frozen=True)
+class Leftover:
+    """Something a write to an object store may leave: a temporary object, or an upload that
+    was never completed nor aborted (`upload_id`: S3's multipart upload; Azure's uncommitted
+    blocks are listed as their blob)."""
+
+    path: str  # bucket/key of the temporary name
+    upload_id: str = ""
+
+
+def leftover_prefix(final_path: str) -> str:
+    """What every temporary name of `final_path` starts with: `folder/.NAME.`"""
     folder, name = posixpath.split(final_path)
-    prefix = f".{name}."
+    return posixpath.join(folder, f".{name}.")
+
+
+def temporary_writer(path: str, prefix: str) -> str | None:
+    """The run id in a temporary name `prefix<run id>-xxxxxxxx.tmp`, None for other names."""
+    if not (path.startswith(prefix) and path.endswith(".tmp")):
+        return None
+    writer = path[len(prefix) : -len(".tmp")].rpartition("-")[0]
+    return writer if writer and "/" not in writer else None
+
+
+def removable_paths(paths: Iterable[str], prefix: str, run_id: str) -> set[str]:
+    """The temporary names among `paths` that no run will publish: this run's own (left by an
+    earlier attempt) and those of runs the Prefect API has in a final state (killed mid-write,
+    or failed while the store failed too: nothing could clean up). Names of running runs, of
+    runs the API does not know, and other names are kept."""
+    by_writer: dict[str, list[str]] = {}
+    for path in paths:
+        writer = temporary_writer(path, prefix)
+        if writer is not None:
+            by_writer.setdefault(writer, []).append(path)
+    if not by_writer:
+        return set()
+    from flows.runs.liveness import ended_runs
+
+    removable = {run_id} | ended_runs(writer for writer in by_writer if writer != run_id)
+    return {path for writer in removable for path in by_writer.get(writer, [])}
+
+
+def _remove_leftovers(fs: AbstractFileSystem, final_path: str, run_id: str) -> None:
+    """Remove the temporary files of `final_path` that no run will publish (`removable_paths`).
+    A running run's files stay."""
+    folder, name = posixpath.split(final_path)
     try:
         listing = fs.ls(folder or ".", detail=False)
     except FileNotFoundError:
         return
-    by_writer: dict[str, list[str]] = {}
-    for path in listing:
-        base = posixpath.basename(str(path))
-        if base.startswith(prefix) and base.endswith(".tmp"):
-            writer = base[len(prefix) : -len(".tmp")].rpartition("-")[0]
-            by_writer.setdefault(writer, []).append(str(path))
-    if not by_writer:
-        return
-    from flows.runs.liveness import ended_runs
-
-    removable = {run_id} | ended_runs(writer for writer in by_writer if writer != run_id)
-    for writer in removable:
-        for path in by_writer.get(writer, []):
-            remove_quietly(fs, path)
+    by_name = {posixpath.basename(str(path)): str(path) for path in listing}
+    for base in removable_paths(by_name, f".{name}.", run_id):
+        remove_quietly(fs, by_name[base])
 
 
 def _strip_protocol(fs: AbstractFileSystem, url: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -41,6 +42,7 @@ class StoreUnderTest:
     is_upload_part: Callable[[str, str], bool]
     count_uploads: Callable[[list[tuple[str, str, int]]], int]
     secret: str
+    find_leftovers: Callable[[], list[str]]  # what `leftovers` reports for this container
 
     @property
     def block_type(self) -> str:
@@ -104,6 +106,7 @@ def s3_store(server: S3Server) -> StoreUnderTest:
         is_upload_part=lambda method, path: method == "PUT" and "partNumber=" in path,
         count_uploads=lambda log: sum(1 for m, p, _ in log if m == "POST" and "?uploads" in p),
         secret=S3Server.SECRET_KEY,
+        find_leftovers=lambda: s3_leftovers(server, [bucket]),
     )
 
 
@@ -131,6 +134,7 @@ def gcs_store(server: GcsServer) -> StoreUnderTest:
         is_upload_part=lambda _method, path: "upload_id=" in path,
         count_uploads=upload_starts,
         secret="",
+        find_leftovers=lambda: gcs_leftovers(server, [bucket]),
     )
 
 
@@ -164,7 +168,92 @@ def az_store(server: AzuriteServer) -> StoreUnderTest:
         is_upload_part=is_block,
         count_uploads=staged_blobs,
         secret=AzuriteServer.KEY,
+        find_leftovers=lambda: azurite_leftovers(server, [container_name]),
     )
+
+
+# A temporary name of an export (flows/destinations/store.py `temporary_path`):
+# `.NAME.<run id>-<8 hex>.tmp` next to its target.
+TEMPORARY_NAME = re.compile(r"(?:^|/)\.[^/]+\.[^/]+-[0-9a-f]{8}\.tmp$")
+
+
+def leftovers(store: StoreUnderTest) -> list[str]:
+    """What a write left in the store's bucket that should not be there (see `s3_leftovers`,
+    `gcs_leftovers`, `azurite_leftovers`); [] when clean."""
+    return store.find_leftovers()
+
+
+def all_leftovers(
+    s3: S3Server | None = None, gcs: GcsServer | None = None, azurite: AzuriteServer | None = None
+) -> list[str]:
+    """Leftovers in every bucket and container of the servers given (None: not started)."""
+    found: list[str] = []
+    if s3 is not None:
+        found += s3_leftovers(s3)
+    if gcs is not None:
+        found += gcs_leftovers(gcs)
+    if azurite is not None:
+        found += azurite_leftovers(azurite)
+    return found
+
+
+def s3_leftovers(server: S3Server, buckets: list[str] | None = None) -> list[str]:
+    """Open multipart uploads (billed parts no object shows) and temporary objects, in
+    `buckets` (None: every bucket on the server), as `s3://bucket/key (what)`."""
+    client: Any = server.client()
+    if buckets is None:
+        buckets = [bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])]
+    found: list[str] = []
+    for bucket in buckets:
+        uploads = client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket)
+        for page in uploads:
+            found += [
+                f"s3://{bucket}/{upload['Key']} (open multipart upload {upload['UploadId']})"
+                for upload in page.get("Uploads", [])
+            ]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            found += [
+                f"s3://{bucket}/{item['Key']} (temporary object)"
+                for item in page.get("Contents", [])
+                if TEMPORARY_NAME.search(item["Key"])
+            ]
+    return found
+
+
+def gcs_leftovers(server: GcsServer, buckets: list[str] | None = None) -> list[str]:
+    """Temporary objects in `buckets` (None: every bucket on the server), as
+    `gs://bucket/name (what)`. Resumable upload sessions are not listed: GCS has no API that
+    lists them (they expire after a week), and gcp-storage-emulator keeps every session that
+    was not finished, even one the client cancelled (it answers DELETE of a session URI 501),
+    so its state says nothing about the product."""
+    client = server.client()
+    names = buckets if buckets is not None else [bucket.name for bucket in client.list_buckets()]
+    return [
+        f"gs://{bucket}/{blob.name} (temporary object)"
+        for bucket in names
+        for blob in client.list_blobs(bucket)
+        if TEMPORARY_NAME.search(blob.name)
+    ]
+
+
+def azurite_leftovers(server: AzuriteServer, containers: list[str] | None = None) -> list[str]:
+    """Uncommitted block lists (a blob with staged blocks and no committed ones is listed only
+    with `uncommittedblobs`; a committed blob may carry uncommitted blocks too: Get Block List
+    is asked for every blob) and temporary blobs, in `containers` (None: all), as
+    `az://container/name (what)`."""
+    client = server.client()
+    if containers is None:
+        containers = [container.name for container in client.list_containers()]
+    found: list[str] = []
+    for name in containers:
+        container = client.get_container_client(name)
+        for blob in container.list_blobs(include=["uncommittedblobs"]):
+            _, uncommitted = container.get_blob_client(blob.name).get_block_list("uncommitted")
+            if uncommitted:
+                found.append(f"az://{name}/{blob.name} ({len(uncommitted)} uncommitted blocks)")
+            elif TEMPORARY_NAME.search(blob.name):
+                found.append(f"az://{name}/{blob.name} (temporary blob)")
+    return found
 
 
 def is_block(method: str, path: str) -> bool:
@@ -182,6 +271,7 @@ def failed_message(**parameters: Any) -> str:
 def failing_source(folder: Path, *, text: str, fail_at: int) -> dict[str, Any]:
     """20,000 rows of `text`; the query fails when SQLite reaches row `fail_at`
     (json_extract of a non-JSON text raises); `fail_at=0` never fails."""
+    folder.mkdir(parents=True, exist_ok=True)
     db = folder / "rows.sqlite"
     with sqlite3.connect(db) as conn:
         conn.execute("create table t (id integer primary key, v text)")

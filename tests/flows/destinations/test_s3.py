@@ -11,7 +11,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.export import export
 from tests.flows.conftest import demo_dataset
-from tests.flows.destinations.stores import StoreUnderTest, failing_source, s3_store
+from tests.flows.destinations.stores import StoreUnderTest, failing_source, leftovers, s3_store
 from tests.flows.formats.test_roundtrip import assert_round_trip
 from tests.servers import FaultProxy, S3Server
 
@@ -59,8 +59,16 @@ def test_s3_failing_for_good_mid_upload_is_never_called_a_missing_bucket(
             destination={"url": s3_store_.url("{export}.{ext}"), "block": block},
             return_state=True,
         )
+        # Its abort failed too; the next run to the target aborts the upload it left open
+        # (tests/flows/destinations/test_abandoned_uploads.py), and the bucket is left clean.
+        proxy.rules.clear()
+        export(
+            source=failing_source(tmp_path / "later", text="later", fail_at=0),
+            destination={"url": s3_store_.url("{export}.{ext}"), "block": block},
+        )
     finally:
         proxy.stop()
+    assert leftovers(s3_store_) == []
     assert state.is_failed()
     message = str(state.result(raise_on_failure=False))
     assert "does not exist" not in message and "create it" not in message, message
