@@ -23,6 +23,11 @@ class DeliveryError(ExportError):
     """The file could not be written to, or published at, its destination."""
 
 
+class OutOfMemoryError(ExportError):
+    """The run's process ran out of memory (its own limit, or the machine's) while a chunk of
+    rows was read or written. Never retried: the same chunk would not fit again."""
+
+
 class TransientExportError(ExportError):
     """Mixin for failures worth retrying: timeouts, refused connections, 5xx."""
 
@@ -43,6 +48,19 @@ def first_line(exc: BaseException) -> str:
     """The first line of an error's text: drivers add hints and SQL on later lines."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def memory_error(exc: BaseException) -> MemoryError | None:
+    """The MemoryError behind `exc`: itself, or one a driver or a value conversion wrapped in
+    an error of its own; None when it is not about memory."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, MemoryError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def is_transient(exc: BaseException) -> bool:

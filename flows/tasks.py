@@ -19,7 +19,7 @@ from flows.destinations.publish import publish
 from flows.destinations.sink import PartSink
 from flows.destinations.store import WrittenFile
 from flows.destinations.targets import TargetContext
-from flows.errors import is_transient
+from flows.errors import OutOfMemoryError, is_transient, memory_error
 from flows.formats.registry import ExportFormat
 from flows.runs.progress import WriteProgress
 from flows.sources.plan import SourcePlan, inspect_source
@@ -115,6 +115,7 @@ def _write_files(
     progress = WriteProgress(described, plan.row_count)
     sink: PartSink | None = None
     rows = 0
+    out_of_memory: str | None = None
     batches = read_for_format(plan, fmt, options)
     try:
         for batch in batches:
@@ -126,15 +127,26 @@ def _write_files(
             progress.rows_written(rows)
         assert sink is not None, "the reader yields at least one (possibly empty) batch"
         written = sink.finish()
-    except BaseException:
+    except BaseException as exc:
         if sink is not None:
             sink.abort()
-        raise
+        memory = memory_error(exc)
+        if memory is None:
+            raise
+        out_of_memory = f"{type(memory).__name__}: {str(memory).strip() or 'no more memory'}"
     finally:
         batches.close()  # stops the COPY reader thread now, not whenever it is collected
         del sink
         if buffers_uploads:
             gc.collect()  # free the store client's upload buffers before the next run
+    if out_of_memory is not None:
+        # Raised here, outside the handler: the MemoryError's traceback would keep the chunk
+        # that did not fit alive for as long as the run's failed state holds the error.
+        raise OutOfMemoryError(
+            f"source.chunk_rows: the export ran out of memory after {rows} rows, reading "
+            f"{plan.chunk_rows} rows at a time ({out_of_memory.splitlines()[0]}); lower "
+            "source.chunk_rows or give the process more memory"
+        )
     progress.finished()
     return [replace(item, writer=writer()) for item in written]
 

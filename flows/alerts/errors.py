@@ -16,6 +16,7 @@ from flows.errors import (
     ConfigurationError,
     DeliveryError,
     FormatError,
+    OutOfMemoryError,
     SourceError,
     TransientDeliveryError,
     TransientSourceError,
@@ -32,6 +33,7 @@ _EXCEPTION_IN_MESSAGE = re.compile(
 # Most specific first: a SourceConfigurationError is a ConfigurationError for the alert.
 _SUMMARIES: tuple[tuple[type[BaseException], str], ...] = (
     (ConfigurationError, "a parameter is not valid"),
+    (OutOfMemoryError, "the run's process ran out of memory (source.chunk_rows)"),
     (TransientSourceError, "the database could not be reached or dropped the connection"),
     (SourceError, "reading the database failed"),
     (FormatError, "the rows could not be written in the export's format"),

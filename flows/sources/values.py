@@ -128,6 +128,8 @@ def _to_array(field: pa.Field, values: Sequence[Any]) -> pa.Array:
                 raise
             values = [None if v is None else convert(v) for v in values]
             return pa.array(values, type=field.type, from_pandas=False)
+    except MemoryError:  # pyarrow's is an ArrowException too: not a value that does not fit
+        raise
     except _CONVERSION_ERRORS as exc:
         bad = _first_bad_value(field, values)
         raise SourceError(

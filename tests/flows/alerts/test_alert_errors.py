@@ -10,6 +10,7 @@ from flows.alerts.errors import alert_error, state_error
 from flows.errors import (
     ConfigurationError,
     DeliveryError,
+    OutOfMemoryError,
     SourceConfigurationError,
     SourceError,
     TransientSourceError,
@@ -44,6 +45,13 @@ TABLES = "source.table: table `nope` not found in `sqlite:///x.db`; tables there
         (
             DeliveryError("s3://bucket/secret-path/x.csv: denied"),
             f"DeliveryError: the file could not be delivered to its destination; {SEE}",
+        ),
+        (
+            OutOfMemoryError(
+                "source.chunk_rows: the export ran out of memory after 20000 rows, reading "
+                "10000 rows at a time ('ana@x.com'); lower source.chunk_rows"
+            ),
+            f"OutOfMemoryError: the run's process ran out of memory (source.chunk_rows); {SEE}",
         ),
         (KeyError("ana@x.com"), f"KeyError: the export failed unexpectedly; {SEE}"),
     ],
