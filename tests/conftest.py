@@ -28,7 +28,10 @@ from tests.flows.destinations.stores import (
     STORE_KEYS,
     StoreUnderTest,
     az_store,
+    azurite_leftovers,
+    gcs_leftovers,
     gcs_store,
+    s3_leftovers,
     s3_store,
 )
 from tests.leaks import REGISTRY, files_under, record_keys, temporary_files
@@ -181,6 +184,8 @@ def s3() -> Iterator[S3Server]:
     server = start_s3()
     try:
         yield server
+        left = s3_leftovers(server)
+        assert not left, "left in the S3 server's buckets:\n" + "\n".join(left)
     finally:
         server.stop()
 
@@ -191,6 +196,8 @@ def gcs() -> Iterator[GcsServer]:
     server = start_gcs()
     try:
         yield server
+        left = gcs_leftovers(server)
+        assert not left, "left in the GCS server's buckets:\n" + "\n".join(left)
     finally:
         server.stop()
 
@@ -201,6 +208,8 @@ def azurite() -> Iterator[AzuriteServer]:
     server = start_azurite()
     try:
         yield server
+        left = azurite_leftovers(server)
+        assert not left, "left in the Azurite server's buckets:\n" + "\n".join(left)
     finally:
         server.stop()
 

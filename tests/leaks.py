@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.flows.destinations.stores import TEMPORARY_NAME
+
 # Anything shaped like an API key: `pex_` and a Fernet token.
 KEY_SHAPE = re.compile(rb"pex_gAAAAA[A-Za-z0-9_=-]{20,}")
 # A file bigger than this is exported data; secrets would be in small files (logs, databases).
@@ -77,16 +79,10 @@ def files_under(folder: Path) -> Iterable[Path]:
     return (path for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
 
 
-# A run's temporary file (flows/destinations/store.py temporary_path): `.NAME.<run id>-xxxx.tmp`.
-TEMPORARY_NAME = re.compile(
-    r"^\..+\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-[0-9a-f]{8}\.tmp$"
-)
-
-
 def temporary_files(folder: Path) -> list[str]:
     """The runs' temporary files left under `folder`: after the suite, none (a failed write
     removes its own; a killed run's go with the next run to the same target)."""
-    return sorted(str(path) for path in files_under(folder) if TEMPORARY_NAME.match(path.name))
+    return sorted(str(path) for path in files_under(folder) if TEMPORARY_NAME.search(path.name))
 
 
 def _leaks_in_file(path: Path, needles: list[tuple[bytes, str]]) -> set[str]:

@@ -31,6 +31,7 @@ from flows.alerts.automations import (
     ZOMBIE_AUTOMATION,
     install_crash_automations,
 )
+from flows.export import export
 from flows.runs.artifacts import table_artifacts
 from tests.servers import WebhookReceiver
 
@@ -297,6 +298,17 @@ def test_a_killed_in_process_run_sends_failed_through_the_reconciler(
     assert [body["Status"] for body in sent] == ["Initiated", "Failed"], sent
     assert sent[1]["Export Request Id"] == sent[0]["Export Request Id"]
     assert sent[1]["Export Name"] == "killed-in-process" and "heartbeat" in sent[1]["Error"]
+    # The killed run's temporary file goes with the next run to the same target, now that the
+    # killed run is over (Crashed).
+    assert [path.name for path in tmp_path.glob(".killed-in-process.csv.*.tmp")]
+    again = export(
+        source={"url": "sqlite://", "query": "select 1 as n"},
+        destination=parameters["destination"],
+        name="killed-in-process",
+        return_state=True,
+    )
+    assert again.is_completed(), again.message
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["killed-in-process.csv"]
 
 
 def _delete_automations() -> None:
