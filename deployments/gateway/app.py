@@ -25,7 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.responses import DeploymentResponse
 from prefect.exceptions import ObjectNotFound
@@ -35,6 +35,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.gateway.keys import ApiKeyError, InvalidKey, KeyClaims, verify_key
+from deployments.gateway.prefect_api import prefect_client
 from deployments.gateway.run_status import NoFile, RunStatus, open_delivered, read_status
 from flows.errors import ConfigurationError
 from flows.parameters import validate_export_parameters
@@ -308,7 +309,7 @@ async def trigger(
 ) -> Any:
     """Start the key's deployment now. Body (optional): `{"parameters": {"window": {"since":
     ISO, "until": ISO, "lookback": "PT15M"}}}`."""
-    async with get_client() as client:
+    async with prefect_client() as client:
         deployment = await _deployment(client, claims)
         if deployment.paused:
             raise HTTPException(
@@ -370,7 +371,7 @@ async def _finished(run: FlowRun, claims: KeyClaims) -> Any:
 @app.get("/v1/exports/runs/{run_id}", response_model=RunStatus, name="run_status")
 async def run_status(run_id: UUID, claims: Claims) -> RunStatus:
     """The run's status; rows, bytes and files once it completed; error if it did not."""
-    async with get_client() as client:
+    async with prefect_client() as client:
         run = await _own_run(client, run_id, claims)
         return await _status(run, claims)
 
@@ -389,7 +390,7 @@ async def run_file(
     part: Annotated[int, Query(ge=1, le=100_000, description="Which part (max_file_mb).")] = 1,
 ) -> StreamingResponse:
     """The file the run delivered (part 1 unless `part` is given), streamed from its store."""
-    async with get_client() as client:
+    async with prefect_client() as client:
         run = await _own_run(client, run_id, claims)
         status = await _status(run, claims)
     if status.status != "Completed":

@@ -27,7 +27,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.fernet import InvalidToken
-from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import VariableCreate, VariableUpdate
 from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_logger
@@ -35,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 
 from deployments.gateway.master_secrets import ApiKeyError as ApiKeyError
 from deployments.gateway.master_secrets import master_secrets
+from deployments.gateway.prefect_api import sync_prefect_client
 
 KEY_PREFIX = "pex_"
 VARIABLE_PREFIX = "exports-key-"
@@ -167,7 +167,7 @@ def _record_from(name: str, value: Any, tags: list[str]) -> KeyRecord | None:
 
 
 def _read_record(key_id: str) -> KeyRecord | None:
-    with get_client(sync_client=True) as client:
+    with sync_prefect_client() as client:
         variable = client.read_variable_by_name(_variable_name(key_id))
     if variable is None:
         return None
@@ -177,7 +177,7 @@ def _read_record(key_id: str) -> KeyRecord | None:
 def _resolve_deployment(deployment: str) -> str:
     if deployment.count("/") != 1 or len(deployment) > MAX_DEPLOYMENT_CHARS:
         raise ApiKeyError(f"deployment `{deployment}` is not FLOW/NAME, e.g. export/orders-api")
-    with get_client(sync_client=True) as client:
+    with sync_prefect_client() as client:
         try:
             client.read_deployment_by_name(deployment)
         except ObjectNotFound:
@@ -224,7 +224,7 @@ def create_key(
         expires=expires,
     )
     token = KEY_PREFIX + fernet.encrypt(_encode_claims(record)).decode()
-    with get_client(sync_client=True) as client:
+    with sync_prefect_client() as client:
         client.create_variable(
             VariableCreate(
                 name=_variable_name(record.key_id),
@@ -284,7 +284,7 @@ def _note_use(record: KeyRecord, now: datetime) -> None:
         _used_written[record.key_id] = time.monotonic()
     used = record.model_copy(update={"last_used": now.replace(microsecond=0)})
     try:
-        with get_client(sync_client=True) as client:
+        with sync_prefect_client() as client:
             # the value only: tags (the revocation mark) are left as they are
             client.update_variable(
                 VariableUpdate(name=_variable_name(record.key_id), value=_registry_value(used))
@@ -297,7 +297,7 @@ def list_keys() -> list[KeyRecord]:
     """Every registered key (never the key itself), oldest first."""
     records: list[KeyRecord] = []
     offset = 0
-    with get_client(sync_client=True) as client:
+    with sync_prefect_client() as client:
         while True:
             body = {
                 "variables": {"tags": {"all_": [REGISTRY_TAG]}},
@@ -327,7 +327,7 @@ def revoke_key(key_id: str) -> KeyRecord:
         raise ApiKeyError(f"no API key `{key_id}`; `exports keys list` shows the key ids")
     if record.revoked_at is None:
         record = record.model_copy(update={"revoked_at": datetime.now(UTC).replace(microsecond=0)})
-    with get_client(sync_client=True) as client:
+    with sync_prefect_client() as client:
         client.update_variable(
             VariableUpdate(
                 name=_variable_name(key_id),
