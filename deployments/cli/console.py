@@ -36,6 +36,46 @@ def fail(message: str, code: int = 1) -> CommandError:
     return CommandError(message, code)
 
 
+# What Prefect's client says when its API does not answer at all (before any request).
+_UNREACHABLE_API = "Failed to reach API at"
+
+
+def _unreachable_api(exc: BaseException) -> str | None:
+    """The one-line error for a Prefect API that does not answer (not running, a wrong
+    PREFECT_API_URL, or down longer than the client's retries): None for other errors."""
+    import httpx
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, httpx.TransportError) or str(current).startswith(_UNREACHABLE_API):
+            from prefect.settings import PREFECT_API_URL
+
+            return (
+                f"the Prefect API at {PREFECT_API_URL.value()} did not answer "
+                f"({type(current).__name__}: {current}); start it (`prefect server start`, "
+                "`make serve`) or point PREFECT_API_URL at a running one, then run the command "
+                "again (a run it stopped published nothing)"
+            )
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _mute_prefect() -> None:
+    """Prefect's log and event workers flush as the process ends, to the API that did not
+    answer: each failure would print a traceback or a whole event after the command's one
+    line. (They drain from threading's shutdown hooks, before atexit's: muted now.)"""
+    import logging
+
+    logging.raiseExceptions = False  # the log worker's "--- Error logging to API ---"
+    logging.disable(logging.CRITICAL)
+    # Prefect's internal loggers answer isEnabledFor themselves, past logging.disable.
+    for name in list(logging.root.manager.loggerDict):
+        if name == "prefect" or name.startswith("prefect."):
+            logging.getLogger(name).disabled = True
+
+
 def _exit_code(exc: BaseException) -> int | None:
     """The exit code of an error the handler reports in one line; None for any other."""
     if isinstance(exc, CommandError):
@@ -54,11 +94,16 @@ class ExportsGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except Exception as exc:
-            code = _exit_code(exc)
-            if code is None or ctx.meta.get(_DEBUG):
+            if ctx.meta.get(_DEBUG):
                 raise
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code) from None
+            code = _exit_code(exc)
+            message = str(exc) if code is not None else _unreachable_api(exc)
+            if message is None:
+                raise
+            typer.echo(f"error: {message}", err=True)
+            if code is None:  # the API did not answer; the process ends now
+                _mute_prefect()
+            raise typer.Exit(code or 1) from None
 
 
 def _remember_debug(ctx: typer.Context, value: bool) -> bool:

@@ -236,6 +236,11 @@ def test_an_outage_past_the_clients_retries_publishes_nothing(
             run.process.wait()
         api.start()
     assert code == 1, run.output()
+    said = run.stderr.read_text().splitlines()
+    assert said and said[-1].startswith(f"error: the Prefect API at {api.url} did not answer"), (
+        run.output()
+    )
+    assert "Traceback" not in run.stderr.read_text(), run.output()
     assert (folder / "orders.csv").read_bytes() == b"an earlier run's file\n"
     run_id = run_id_of(temporary)
     state = api.flow_run(run_id).state
