@@ -10,6 +10,7 @@ server-side copy and a delete on object stores, a POST for HTTP receivers.
 from __future__ import annotations
 
 import posixpath
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -190,25 +191,26 @@ class ObjectStore(Store):
         self.sweep_leftovers(fs, final_path, run_id)
 
     def sweep_leftovers(self, fs: AbstractFileSystem, final_path: str, run_id: str) -> None:
-        """Throw away the unfinished uploads and temporary objects of `final_path` that no run
-        will publish: this run's own (an earlier attempt's) and those of runs in a final state.
+        """Throw away the unfinished uploads and temporary objects in the folder of
+        `final_path` that no run will publish (`removable_paths`): this run's own of this target
+        (an earlier attempt's) and those of runs in a final state.
         A failed write aborts its upload itself, but when the store is failing for good the
         abort fails too, and the upload (S3's open multipart upload, Azure's uncommitted
         blocks) would stay billed until a lifecycle rule removes it (issue 17). One listing of
-        the target's temporary names per file written; a running run's uploads stay. Never
+        the folder's temporary names per file written; a running run's uploads stay. Never
         raises: cleaning up must not fail the write."""
         prefix = leftover_prefix(final_path)
         try:
             found = self.list_leftovers(fs, prefix)
         except Exception:  # noqa: BLE001 - a courtesy; the write itself reports the store
             return
-        removable = removable_paths((item.path for item in found), prefix, run_id)
+        removable = removable_paths((item.path for item in found), final_path, run_id)
         for item in found:
             if item.path in removable:
                 quietly(self.drop_leftover, fs, item)
 
     def list_leftovers(self, fs: AbstractFileSystem, prefix: str) -> list[Leftover]:
-        """The temporary objects whose path starts with `prefix` (bucket/folder/.name.)."""
+        """The temporary objects whose path starts with `prefix` (bucket/folder/.)."""
         folder, _, start = prefix.rpartition("/")
         return [Leftover(str(path)) for path in fs.find(folder, prefix=start)]
 
@@ -272,49 +274,62 @@ class Leftover:
     upload_id: str = ""
 
 
+# A temporary name (`temporary_path`): `.NAME.<flow run id>-xxxxxxxx.tmp`.
+_TEMPORARY_NAME = re.compile(
+    r"^\.(?P<name>.+)\.(?P<run>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+    r"-[0-9a-f]{8}\.tmp$"
+)
+
+
 def leftover_prefix(final_path: str) -> str:
-    """What every temporary name of `final_path` starts with: `folder/.NAME.`"""
-    folder, name = posixpath.split(final_path)
-    return posixpath.join(folder, f".{name}.")
+    """What every temporary name in the folder of `final_path` starts with: `folder/.`"""
+    return posixpath.join(posixpath.dirname(final_path), ".")
 
 
-def temporary_writer(path: str, prefix: str) -> str | None:
-    """The run id in a temporary name `prefix<run id>-xxxxxxxx.tmp`, None for other names."""
-    if not (path.startswith(prefix) and path.endswith(".tmp")):
+def temporary_writer(path: str, folder_prefix: str) -> str | None:
+    """The run id in a temporary name directly under `folder_prefix`, None for other names."""
+    if not path.startswith(folder_prefix) or "/" in path[len(folder_prefix) :]:
         return None
-    writer = path[len(prefix) : -len(".tmp")].rpartition("-")[0]
-    return writer if writer and "/" not in writer else None
+    found = _TEMPORARY_NAME.match(posixpath.basename(path))
+    return found["run"] if found else None
 
 
-def removable_paths(paths: Iterable[str], prefix: str, run_id: str) -> set[str]:
-    """The temporary names among `paths` that no run will publish: this run's own (left by an
-    earlier attempt) and those of runs the Prefect API has in a final state (killed mid-write,
-    or failed while the store failed too: nothing could clean up). Names of running runs, of
-    runs the API does not know, and other names are kept."""
+def removable_paths(paths: Iterable[str], final_path: str, run_id: str) -> set[str]:
+    """The temporary names among `paths`, in the folder of `final_path`, that no run will
+    publish: this run's own names of this target (left by an earlier attempt; its names of
+    other targets are other writes of the run, in progress) and every name of a run the
+    Prefect API has in a final state (killed mid-write, or failed while the store failed too:
+    nothing could clean up; with `{run_id}` in a template no later run writes its target).
+    Names of running runs, of runs the API does not know, and other names are kept."""
+    folder_prefix = leftover_prefix(final_path)
+    folder, name = posixpath.split(final_path)
+    own_target = posixpath.join(folder, f".{name}.")
     by_writer: dict[str, list[str]] = {}
     for path in paths:
-        writer = temporary_writer(path, prefix)
+        writer = temporary_writer(path, folder_prefix)
         if writer is not None:
             by_writer.setdefault(writer, []).append(path)
     if not by_writer:
         return set()
     from flows.runs.liveness import ended_runs
 
-    removable = {run_id} | ended_runs(writer for writer in by_writer if writer != run_id)
-    return {path for writer in removable for path in by_writer.get(writer, [])}
+    removable = {path for path in by_writer.pop(run_id, []) if path.startswith(own_target)}
+    for writer in ended_runs(by_writer):
+        removable.update(by_writer[writer])
+    return removable
 
 
 def _remove_leftovers(fs: AbstractFileSystem, final_path: str, run_id: str) -> None:
-    """Remove the temporary files of `final_path` that no run will publish (`removable_paths`).
-    A running run's files stay."""
-    folder, name = posixpath.split(final_path)
+    """Remove the temporary files in the folder of `final_path` that no run will publish
+    (`removable_paths`). A running run's files stay."""
+    folder = posixpath.dirname(final_path)
     try:
         listing = fs.ls(folder or ".", detail=False)
     except FileNotFoundError:
         return
-    by_name = {posixpath.basename(str(path)): str(path) for path in listing}
-    for base in removable_paths(by_name, f".{name}.", run_id):
-        remove_quietly(fs, by_name[base])
+    by_path = {posixpath.join(folder, posixpath.basename(str(path))): str(path) for path in listing}
+    for path in removable_paths(by_path, final_path, run_id):
+        remove_quietly(fs, by_path[path])
 
 
 def _strip_protocol(fs: AbstractFileSystem, url: str) -> str:

@@ -68,6 +68,7 @@ serve(
 class Served:
     deployment_id: str
     pid: int  # the runner's
+    folder: Path  # where its runs deliver: {export}-{run_id}.{ext}
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        yield Served(_wait_for_deployment(runner, folder / "runner.log"), runner.pid)
+        yield Served(_wait_for_deployment(runner, folder / "runner.log"), runner.pid, folder)
     finally:
         for child in _children(runner.pid):  # a run a failed test left going
             os.kill(child, signal.SIGKILL)
@@ -249,6 +250,12 @@ def test_a_killed_run_sends_failed(served: Served, alerts: WebhookReceiver) -> N
         ("Initiated", 200, 1),
         ("Failed", 200, 1),
     ]
+    # Its temporary file stays until a later run writes into the folder: that run's target is
+    # another ({run_id} in the template), but the killed run is over, so its file goes.
+    assert list(served.folder.glob(f".endless-{run.id}.csv.{run.id}-*.tmp"))
+    later = run_deployment(DEPLOYMENT, parameters={"name": "later"}, timeout=120)
+    assert isinstance(later, FlowRun) and later.state is not None and later.state.is_completed()
+    assert not list(served.folder.glob(f".*{run.id}*.tmp"))
 
 
 IN_PROCESS_SCRIPT = """

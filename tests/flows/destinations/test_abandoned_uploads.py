@@ -179,7 +179,8 @@ def test_only_the_uploads_of_runs_that_are_over_are_thrown_away(
     store: StoreUnderTest, demo_db: Path, request: pytest.FixtureRequest
 ) -> None:
     """A running run's upload, and one of a run the API does not know (another server's),
-    stay; the upload of a run in a final state goes; another target's names are not looked
+    stay; the uploads of a run in a final state go, also of another target in the folder (a
+    template with {run_id} gives each run its own target); another folder's are not looked
     at."""
     plant, remove = _planter(store, request)
     running, crashed, unknown = (
@@ -189,7 +190,8 @@ def test_only_the_uploads_of_runs_that_are_over_are_thrown_away(
     )
     names = {run: f".orders.csv.{run}-0123abcd.tmp" for run in (running, crashed, unknown)}
     other_target = f".other.csv.{crashed}-0123abcd.tmp"
-    planted = [*names.values(), other_target]
+    other_folder = f"elsewhere/.orders.csv.{crashed}-0123abcd.tmp"
+    planted = [*names.values(), other_target, other_folder]
     for name in planted:
         plant(name)
     try:
@@ -198,10 +200,14 @@ def test_only_the_uploads_of_runs_that_are_over_are_thrown_away(
             destination={"url": store.url("{export}.{ext}"), "block": store.save_block("t")},
         )
         left = leftovers(store)
-        assert not [item for item in left if names[crashed] in item], left
-        assert [item for item in left if names[running] in item], left
-        assert [item for item in left if names[unknown] in item], left
-        assert [item for item in left if other_target in item], left
+
+        def kept(name: str) -> bool:
+            return any(f"{store.container}/{name} (" in item for item in left)
+
+        assert not kept(names[crashed]), left
+        assert kept(names[running]) and kept(names[unknown]), left
+        assert not kept(other_target), left
+        assert kept(other_folder), left
         # The session's scan over every bucket of the server finds them as well.
         server = request.getfixturevalue(SERVER_FIXTURES[store.key])
         everywhere = all_leftovers(**{SERVER_FIXTURES[store.key]: server})
