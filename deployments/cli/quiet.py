@@ -81,6 +81,11 @@ def quiet_prefect(debug: bool) -> Iterator[None]:
     if temporary:
         for name, value in _TEMPORARY_SERVER_SETTINGS.items():
             os.environ.setdefault(name, value)
+    # Prefect's log worker writes "--- Error logging to API ---" and the connection error
+    # straight to stderr (no newline, no logger) whenever it cannot send a run's logs, if
+    # logging.raiseExceptions is on. The command's own error says when the API did not
+    # answer; the run's logs are lost with the API either way. Left off: it flushes at exit.
+    logging.raiseExceptions = False
     handlers = _console_handlers()
     quiet = OneLineWarnings()
     for handler in handlers:
