@@ -229,6 +229,11 @@ def test_a_killed_run_sends_failed(served: Served, alerts: WebhookReceiver) -> N
     # The alert is sent, then its outcome recorded on the run: killed in between, the
     # record of a delivered Initiated would be lost with the process.
     _wait_for_alert_records(run.id, 1)
+    temporary = f".endless-{run.id}.csv.{run.id}-*.tmp"
+    deadline = time.monotonic() + 60
+    while not list(served.folder.glob(temporary)) and time.monotonic() < deadline:
+        time.sleep(0.1)  # killed mid-write: its rows are going into the temporary file
+    assert list(served.folder.glob(temporary)), "the run never started writing"
     os.kill(_flow_run_process(served.pid), signal.SIGKILL)
     sent = [json.loads(request.body) for request in alerts.wait_for(2)]
     assert [body["Status"] for body in sent] == ["Initiated", "Failed"], sent
@@ -252,7 +257,7 @@ def test_a_killed_run_sends_failed(served: Served, alerts: WebhookReceiver) -> N
     ]
     # Its temporary file stays until a later run writes into the folder: that run's target is
     # another ({run_id} in the template), but the killed run is over, so its file goes.
-    assert list(served.folder.glob(f".endless-{run.id}.csv.{run.id}-*.tmp"))
+    assert list(served.folder.glob(temporary))
     later = run_deployment(DEPLOYMENT, parameters={"name": "later"}, timeout=120)
     assert isinstance(later, FlowRun) and later.state is not None and later.state.is_completed()
     assert not list(served.folder.glob(f".*{run.id}*.tmp"))
