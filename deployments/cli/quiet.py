@@ -90,9 +90,13 @@ def quiet_prefect(debug: bool) -> Iterator[None]:
     quiet = OneLineWarnings()
     for handler in handlers:
         handler.addFilter(quiet)
+    failed = True
     try:
         yield
+        failed = False
     finally:
-        if not temporary:  # else the filter stays for the server's stop at exit
+        # The filter stays for a temporary server's stop at exit, and after a failed command
+        # for what Prefect says while the process ends (an alert sent in the background).
+        if not temporary and not failed:
             for handler in handlers:
                 handler.removeFilter(quiet)
