@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -549,22 +550,40 @@ def _at_most_max_span(value: timedelta, name: str) -> timedelta:
 
 
 def check_columns(source: SourceConfig, fmt: ExportFormat) -> None:
-    """Output names that XML would write as one element (`a b` and `a_b` are both `<a_b>`).
+    """source.columns' output names that the format would write as one column (XML writes
+    `a b` and `a_b` both as `<a_b>`), before the run; check_output_names checks the source's
+    own names once the run has inspected it.
 
     Raises:
-        ConfigurationError: naming both columns and the element.
+        ConfigurationError: naming both columns.
     """
-    if fmt != "xml" or source.columns is None:
-        return
-    from flows.formats.xml_names import element_name, same_element
+    if source.columns is not None:
+        check_output_names([column.output for column in source.columns], fmt)
 
-    clash = same_element([column.output for column in source.columns])
-    if clash is not None:
-        first, second = clash
+
+def check_output_names(names: Sequence[str], fmt: ExportFormat) -> None:
+    """Refuse output column names that `fmt` would write as one (flows/formats/output_names.py):
+    a JSON object with a repeated key, a CSV header readers keyed by name read as one column,
+    a Parquet file its readers refuse, one XML element for two columns.
+
+    Raises:
+        ConfigurationError: naming both columns and how the format would write them.
+    """
+    from flows.formats.output_names import name_clash
+
+    clash = name_clash(fmt, names)
+    if clash is None:
+        return
+    first, second = names[clash.first], names[clash.second]
+    if first == second:  # only a query names two columns alike (source.columns cannot)
         raise ConfigurationError(
-            f"source.columns: `{first}` and `{second}` are both written as the XML element "
-            f"<{element_name(second)[0]}>; rename one of them with `as`"
+            f"source.columns: two columns are written as `{first}` (columns {clash.first + 1} "
+            f"and {clash.second + 1} of the query); give one of them another name in the query"
         )
+    raise ConfigurationError(
+        f"source.columns: `{first}` and `{second}` {clash.reason}; rename one of them with "
+        "`as` or in the query"
+    )
 
 
 def check_runner(runner: RunnerConfig | None, destination: DestinationConfig) -> None:

@@ -150,7 +150,7 @@ def export(
         until=until,
     )
     partner = partner or destination.store.name
-    plan = inspect_source_task(source, name)
+    plan = inspect_source_task(source, name, format)
     logger.info(
         "exporting %s from %s (%s rows, %s reader) as %s to %s",
         plan.label,

@@ -11,7 +11,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.config import DestinationConfig, FormatOptions, SourceConfig
+from flows.config import DestinationConfig, FormatOptions, SourceConfig, check_output_names
 from flows.destinations.http_post import post_files as post_spooled_files
 from flows.destinations.manifest import manifest_path
 from flows.destinations.manifest import write_manifest as store_manifest
@@ -53,9 +53,13 @@ RETRY_TRANSIENT: dict[str, Any] = {
 def inspect_source_task(
     source: SourceConfig,
     label: str,  # noqa: ARG001 - names the task run
+    fmt: ExportFormat,
 ) -> SourcePlan:
-    """Connect, check the table or query and learn its columns, before anything is written."""
-    return inspect_source(source)
+    """Connect, check the table or query and learn its columns, before anything is written:
+    columns the format would write as one (`select 1 as a, 2 as a`) fail the run here."""
+    plan = inspect_source(source)
+    check_output_names(plan.column_names, fmt)
+    return plan
 
 
 @task(

@@ -4,6 +4,7 @@ the partitions of a split read (in the snapshot they all read)."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -129,7 +130,8 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
                 declared = list(described_mysql.fields)
                 source_types = described_mysql.type_names
             params = dict(source.params)
-            shape = plan_shape(source.columns, source.filter, names, declared, shown)
+            fold_case = conn.dialect.name == "sqlite"  # SQLite: `a` and `A` are one name
+            shape = plan_shape(source.columns, source.filter, names, declared, shown, fold_case)
             if shape is not None:  # the projection and WHERE, in the SQL every reader runs
                 if table is not None:
                     sql, filter_values = compile_named(
@@ -306,7 +308,38 @@ def _query_columns(conn: sa.Connection, sql: str, params: dict[str, Any], shown:
         ) from exc
     except sa.exc.StatementError as exc:
         raise ConfigurationError(f"source.query: {first_line(exc)}") from exc
-    return list(result.keys())
+    names = list(result.keys())
+    if conn.dialect.name == "sqlite" and _renamed_by_sqlite(names):
+        names = _sqlite_query_names(conn, sql, params)
+    return names
+
+
+_NUMBERED = re.compile(r"(.*):[0-9]+")
+
+
+def _renamed_by_sqlite(names: list[str]) -> bool:
+    """Whether SQLite may have renamed a column of the wrapped query: it makes a subquery's
+    names unique (ignoring case) by replacing a repeated name's `:digits` tail, if any, with
+    `:N`, so `select 1 as a, 2 as a` wrapped names `a` and `a:1`."""
+    seen: set[str] = set()
+    for name in names:
+        numbered = _NUMBERED.fullmatch(name)
+        if numbered is not None and numbered.group(1).casefold() in seen:
+            return True
+        seen.add(name.casefold())
+        seen.add(_NUMBERED.sub(r"\1", name).casefold())
+    return False
+
+
+def _sqlite_query_names(conn: sa.Connection, sql: str, params: dict[str, Any]) -> list[str]:
+    """The query's own column names, as it writes them (`a`, `a`), not as SQLite renamed them
+    in the wrapped probe: from running the query itself, closed before any row is fetched
+    (SQLite prepares no statement it does not start; run only when a name looks renamed)."""
+    result = conn.execute(sa.text(sql), params)
+    try:
+        return list(result.keys())
+    finally:
+        result.close()
 
 
 def check_bind_params(sql: str, params: dict[str, Any]) -> None:

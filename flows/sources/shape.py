@@ -48,12 +48,15 @@ def plan_shape(
     names: Sequence[str],
     fields: Sequence[pa.Field | None],
     shown: str,
+    fold_case: bool = False,
 ) -> Shape | None:
     """The shape of `columns` and `conditions` over a source with these columns, or None
-    when the export takes every column as it is.
+    when the export takes every column as it is. `fold_case`: the database takes `a` and `A`
+    for one column name (SQLite).
 
     Raises ConfigurationError naming the field: a column that does not exist (listing those
-    that do), or a filter value that does not fit its column's type.
+    that do) or that two columns of the query share, or a filter value that does not fit its
+    column's type.
     """
     if columns is None and not conditions:
         return None
@@ -61,9 +64,11 @@ def plan_shape(
     chosen = [(c.name, c.output) for c in columns] if columns else [(n, n) for n in known]
     for source_name, _ in chosen:
         _check_exists("source.columns", source_name, known, shown)
+        _check_one("source.columns", source_name, known, fold_case)
     values = []
     for condition in conditions:
         _check_exists("source.filter", condition.column, known, shown)
+        _check_one("source.filter", condition.column, known, fold_case)
         field = fields[known.index(condition.column)]
         values.append(_typed_value(condition, field))
     return Shape(tuple(chosen), tuple(conditions), tuple(values))
@@ -76,6 +81,24 @@ def _check_exists(where: str, name: str, known: list[str], shown: str) -> None:
     raise ConfigurationError(
         f"{where}: no column `{name}` in the source (`{shown}`); its columns are: {listed}"
     )
+
+
+def _check_one(where: str, name: str, known: list[str], fold_case: bool) -> None:
+    """A name the query gives two columns cannot pick one of them (the database would take
+    either, or refuse the SQL as ambiguous)."""
+    key = name.casefold() if fold_case else name
+    same = [i for i, other in enumerate(known) if (other.casefold() if fold_case else other) == key]
+    if len(same) > 1:
+        first, second = same[:2]
+        named = (
+            f"the query names two columns `{name}`"
+            if known[first] == known[second]
+            else f"`{known[first]}` and `{known[second]}` are one name to SQLite (it ignores case)"
+        )
+        raise ConfigurationError(
+            f"{where}: {named} (columns {first + 1} and {second + 1}); give one of them another "
+            "name in the query"
+        )
 
 
 def shaped_table_select(table: sa.Table, shape: Shape) -> sa.Select[Any]:

@@ -325,6 +325,46 @@ class TestFlowRejectsBadSource:
         error = self._fail(out, {"url": f"sqlite:///{sqlite_db}", "query": query})
         _assert_missing_parameter(str(error), "customer")
 
+    @pytest.mark.parametrize(
+        ("fmt", "source", "message"),
+        [
+            (
+                "json",
+                {"query": "select id as a, name as a from customers"},
+                "two columns are written as `a` (columns 1 and 2 of the query)",
+            ),
+            (
+                "xml",
+                {"table": "spaced"},
+                "`a b` and `a_b` are both written as the XML element <a_b>",
+            ),
+        ],
+    )
+    def test_duplicate_output_columns_fail_before_any_row(
+        self, sqlite_db: Path, out: Path, fmt: str, source: dict[str, Any], message: str
+    ) -> None:
+        """Issue 24: two columns written under one name (`select id as a, name as a`, which
+        SQLite renamed to `a` and `a:1`; a table's `a b` and `a_b`, both <a_b> in XML) fail
+        the run in its inspection step with a ConfigurationError naming both columns: no
+        write task runs, no file is left."""
+        with sqlite3.connect(sqlite_db) as conn:
+            conn.execute('create table spaced (id integer, "a b" text, a_b text)')
+            conn.execute("insert into spaced values (1, 'x', 'y')")
+        conn.close()
+        state = export(
+            source={"url": f"sqlite:///{sqlite_db}", **source},
+            destination={"url": f"{out}/{{export}}.{{ext}}"},
+            format=fmt,
+            name="twins",
+            return_state=True,
+        )
+        assert state.is_failed()
+        with pytest.raises(ConfigurationError) as caught:
+            state.result()
+        _assert_names(str(caught.value), "source.columns", None, (message,))
+        assert _files_in(out) == [], "a refused export must not leave files behind"
+        assert _task_run_counts(state.state_details.flow_run_id) == {"inspect-twins": 1}
+
     def test_params_without_query(self, sqlite_db: Path, out: Path) -> None:
         source = {"url": f"sqlite:///{sqlite_db}", "table": "orders", "params": {"a": 1}}
         with pytest.raises(ParameterTypeError) as caught:

@@ -26,7 +26,7 @@ import pytest
 from lxml import etree
 from pydantic import ValidationError
 
-from flows.config import FilterCondition, SourceConfig
+from flows.config import ColumnSpec, FilterCondition, SourceConfig
 from flows.errors import ConfigurationError
 from flows.export import export
 from flows.formats.columns import array_field
@@ -308,6 +308,28 @@ class TestRefused:
         with pytest.raises(ConfigurationError) as raised:
             validate_export_parameters({**parameters, "format": "xml"})
         assert "`a b` and `a_b` are both written as the XML element <a_b>" in str(raised.value)
+
+    @pytest.mark.parametrize(
+        ("columns", "fold_case", "message"),
+        [
+            (["a"], False, "source.columns: the query names two columns `a` (columns 1 and 3)"),
+            (["b", {"name": "a", "as": "x"}], False, "two columns `a`"),
+            (["A"], True, "source.columns: `a` and `A` are one name to SQLite"),
+        ],
+    )
+    def test_a_name_two_columns_of_the_query_share(
+        self, columns: list[Any], fold_case: bool, message: str
+    ) -> None:
+        """A column the query names twice cannot be picked by name (the database would take
+        either); one it names once still can."""
+        chosen = [
+            ColumnSpec.model_validate(c if isinstance(c, dict) else {"name": c}) for c in columns
+        ]
+        names, fields = ["a", "b", "A" if fold_case else "a"], [None, None, None]
+        with pytest.raises(ConfigurationError) as raised:
+            plan_shape(chosen, [], names, fields, "db", fold_case)
+        assert message in str(raised.value)
+        assert plan_shape([ColumnSpec(name="b")], [], names, fields, "db", fold_case)
 
     @pytest.mark.parametrize(
         ("field", "condition", "message"),
