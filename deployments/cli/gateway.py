@@ -10,6 +10,8 @@ from deployments.cli.console import fail
 
 app = typer.Typer()
 
+PUBLIC_URL_ENV = "EXPORTS_GATEWAY_PUBLIC_URL"
+
 
 @app.command()
 def gateway(
@@ -23,19 +25,32 @@ def gateway(
             "The default, 2, suits a SQLite-backed server; raise it for PostgreSQL.",
         ),
     ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar=PUBLIC_URL_ENV,
+            help="The URL callers reach the gateway at (behind a proxy, e.g. "
+            "https://exports.example.com); status_url, file_url and Location start with it. "
+            "Default: the address the request reached, never the request's Host header.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the API gateway: POST /v1/exports/trigger with an API key starts its export."""
     import uvicorn
     from prefect.settings import PREFECT_API_URL
 
     from deployments.gateway.access_log import gateway_log_config
-    from deployments.gateway.app import app, limit_creates
+    from deployments.gateway.app import app, limit_creates, set_public_url
 
     if not PREFECT_API_URL.value():
         raise fail(
             "PREFECT_API_URL is not set; point it at the Prefect server the runs go to, "
             "e.g. http://127.0.0.1:4200/api"
         )
+    try:
+        set_public_url(public_url or None)
+    except ValueError as exc:
+        raise fail(f"--public-url: {exc}", 2) from None
     if concurrent_creates is not None:
         limit_creates(concurrent_creates)
     # Prefect 3.9 configures logging when its flow machinery is first imported, resetting

@@ -9,6 +9,10 @@ The key decides the deployment (deployments/gateway/keys.py); a run of another d
 to it, like a run that does not exist. Every refused key gets the same 401 body. Runs are
 created on the Prefect server with the Prefect client, tagged `trigger:api`, `user:<user>` and
 `key:<key id>`; the key itself is never logged, stored or echoed.
+
+A caller learns no more of the database than a status alert says: errors are their kind and
+field (flows/alerts/errors.py), files their download names (run_status.py). Links come from the
+gateway's public URL or the address the request reached, never from the request's headers.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncio
 import time
 from datetime import datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
@@ -37,6 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from deployments.gateway.keys import ApiKeyError, InvalidKey, KeyClaims, verify_key
 from deployments.gateway.prefect_api import prefect_client
 from deployments.gateway.run_status import NoFile, RunStatus, open_delivered, read_status
+from flows.alerts.errors import alert_error
 from flows.errors import ConfigurationError
 from flows.parameters import validate_export_parameters
 from flows.runs.naming import EXPORT_FLOW
@@ -53,6 +59,7 @@ BODY_TIMEOUT_S = 10.0
 MAX_WAIT_S = 300
 POLL_S = 1.0
 DEFAULT_CREATES = 2
+IN_GATEWAY_LOG = "the gateway's log has the details"
 
 
 # -- request and response documents --------------------------------------------------------
@@ -173,6 +180,42 @@ def limit_creates(width: int) -> None:
     _creating = asyncio.Semaphore(width)
 
 
+_public_url: str | None = None
+
+
+def set_public_url(url: str | None) -> None:
+    """The URL callers reach the gateway at (`exports gateway --public-url`), e.g. behind a
+    proxy `https://exports.example.com/api`; `status_url`, `file_url` and `Location` start
+    with it. None: the address each request reached the gateway on (its socket's, not the
+    Host header a caller sends).
+
+    Raises:
+        ValueError: not an http(s) URL with a host, or with a query or fragment.
+    """
+    global _public_url
+    if url is not None:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and parts.hostname
+        if not valid or parts.query or parts.fragment:
+            raise ValueError(
+                f"the public URL `{url}` is not an http(s) URL with a host and without a "
+                "query, e.g. https://exports.example.com"
+            )
+        url = url.rstrip("/")
+    _public_url = url
+
+
+def base_url(request: Request) -> str:
+    """What `status_url`, `file_url` and `Location` start with (see set_public_url)."""
+    if _public_url is not None:
+        return _public_url
+    server = request.scope.get("server")  # the listening socket's address, from uvicorn
+    if not server or server[1] is None:
+        return ""  # a unix socket: the links are paths, relative to whatever reached it
+    host, port = server
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _unauthorized() -> HTTPException:
     return HTTPException(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
 
@@ -263,16 +306,19 @@ async def _overrides(
         try:
             await run_in_threadpool(validate_export_parameters, parameters)
         except ConfigurationError as exc:
-            raise HTTPException(422, str(exc)) from None
+            # As a Failed alert says it: the whole error may name the source's table or SQL.
+            logger.warning("refused a window for %s: %s", claims.deployment, exc)
+            raise HTTPException(422, alert_error(exc, IN_GATEWAY_LOG)) from None
     return {"window": merged}
 
 
 def _links(request: Request, run_id: UUID, claims: KeyClaims) -> TriggerAccepted:
+    base = base_url(request)
     return TriggerAccepted(
         export_request_id=str(run_id),
         deployment=claims.deployment,
-        status_url=str(request.url_for("run_status", run_id=run_id)),
-        file_url=str(request.url_for("run_file", run_id=run_id)),
+        status_url=base + app.url_path_for("run_status", run_id=str(run_id)),
+        file_url=base + app.url_path_for("run_file", run_id=str(run_id)),
     )
 
 

@@ -41,6 +41,9 @@ VARIABLE_PREFIX = "exports-key-"
 REGISTRY_TAG = "exports-key"
 REVOKED_TAG = "exports-key-revoked"
 LAST_USED_EVERY_S = 60.0  # `last_used` is written at most this often per key and process
+# A key created later than this ahead of the gateway's clock is refused: Fernet's own limit on
+# a token's time ahead (cryptography.fernet's _MAX_CLOCK_SKEW).
+MAX_CLOCK_SKEW = timedelta(seconds=60)
 MAX_TOKEN_CHARS = 2048
 MAX_USER_CHARS = 100
 MAX_DEPLOYMENT_CHARS = 300  # the registry value stays far below Prefect's 5000-character limit
@@ -77,10 +80,13 @@ class KeyRecord(KeyClaims):
 
     @property
     def state(self) -> str:
+        now = datetime.now(UTC)
         if self.revoked_at is not None:
             return "revoked"
-        if self.expires is not None and self.expires <= datetime.now(UTC):
+        if self.expires is not None and self.expires <= now:
             return "expired"
+        if self.created > now + MAX_CLOCK_SKEW:
+            return "not-yet-valid"
         return "active"
 
 
@@ -244,8 +250,9 @@ def verify_key(token: str) -> KeyClaims:
     """The claims of a valid key.
 
     Raises:
-        InvalidKey: malformed, altered, made under an unknown secret, unknown to the registry,
-            revoked, expired, or its registry entry names another deployment or user.
+        InvalidKey: malformed, altered, made under an unknown secret, created more than 60 s
+            ahead of now, unknown to the registry, revoked, expired, or its registry entry
+            names another deployment or user.
     """
     body = _token_body(token)
     try:
@@ -258,6 +265,12 @@ def verify_key(token: str) -> KeyClaims:
     now = datetime.now(UTC)
     if claims.expires is not None and claims.expires <= now:
         raise InvalidKey(f"key {claims.key_id} expired at {claims.expires.isoformat()}")
+    if claims.created > now + MAX_CLOCK_SKEW:
+        # a clock that ran ahead when it was made, or a key minted with a stolen secret
+        raise InvalidKey(
+            f"key {claims.key_id} was created at {claims.created.isoformat()}, more than "
+            f"{MAX_CLOCK_SKEW.seconds} s ahead of this gateway's clock"
+        )
     record = _read_record(claims.key_id)
     if record is None:
         raise InvalidKey(f"key {claims.key_id} is not in the registry")

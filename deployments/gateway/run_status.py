@@ -3,10 +3,13 @@ files (the gateway's GET /v1/exports/runs/{id} and /file).
 
 The status is the run's audit record (deployments/audit.py): rows, bytes and files from the
 "Export result" table artifact the flow records, times and errors from the run and its state.
+A caller sees no more of it than a status alert says (issue 24): the error's kind and field
+(flows/alerts/errors.py), and the files' names as it downloads them, never where they are.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,9 +18,10 @@ from typing import Any
 from urllib.parse import quote
 
 from prefect.client.schemas.objects import FlowRun
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from deployments.audit import audit_record
+from flows.alerts.errors import state_error
 from flows.config import DestinationConfig
 from flows.formats.registry import media_type
 from flows.runs.artifacts import table_artifacts
@@ -39,21 +43,42 @@ class RunStatus(BaseModel):
     final: bool = Field(description="Whether the run has finished (completed or not).")
     rows: int | None = None
     bytes: int | None = None
-    files: list[str] = Field(default_factory=list)
+    files: list[str] = Field(
+        default_factory=list,
+        description="The delivered files' names below the folder they share (part N is "
+        "files[N-1], downloaded with ?part=N); never where the store keeps them.",
+    )
     started: datetime | None = None
     finished: datetime | None = None
-    error: str | None = None
+    error: str | None = Field(
+        default=None,
+        description="The error's kind and, for a bad parameter, its field, as the Failed "
+        "alert says it; the run's logs have the whole error.",
+    )
+    _paths: list[str] = PrivateAttr(default_factory=list)  # where the files are: never shown
 
 
 def read_status(run: FlowRun, deployment: str) -> RunStatus:
-    """The run's status; rows, bytes and files once completed; the error's first line if it
-    ended otherwise (read as the audit log reads it)."""
+    """The run's status; rows, bytes and files once completed; the error as the Failed alert
+    renders it if it ended otherwise (read as the audit log reads it)."""
     record = audit_record(run, deployment, table_artifacts(run.id, limit=50))
     state = run.state
-    return RunStatus(
-        **record.model_dump(include=set(RunStatus.model_fields) - {"final"}),
+    status = RunStatus(
+        **record.model_dump(include=set(RunStatus.model_fields) - {"final", "files", "error"}),
+        files=download_names(record.files),
+        error=state_error(record.error) if record.error else None,
         final=bool(state is not None and state.is_final()),
     )
+    status._paths = record.files
+    return status
+
+
+def download_names(paths: list[str]) -> list[str]:
+    """The files' names below the folder they all share: one file's is its own name,
+    partitions keep their folders (`s3://b/out/region=eu/x.csv` -> `region=eu/x.csv`)."""
+    folders = [path.rstrip("/").split("/")[:-1] for path in paths]
+    shared = len(os.path.commonprefix(folders)) if folders else 0
+    return ["/".join(path.rstrip("/").split("/")[shared:]) for path in paths]
 
 
 @dataclass
@@ -94,7 +119,7 @@ def open_delivered(run: FlowRun, status: RunStatus, part: int = 1) -> DeliveredF
         raise NoFile("the run's destination cannot be read back") from None
     if destination.store.posts:
         raise NoFile("the run POSTed its file to an HTTP receiver; there is nothing to download")
-    path = status.files[part - 1]
+    path = status._paths[part - 1]
     fs = destination.filesystem()
     try:
         size = fs.size(path)

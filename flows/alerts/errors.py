@@ -42,9 +42,12 @@ _SUMMARIES: tuple[tuple[type[BaseException], str], ...] = (
 )
 
 
-def alert_error(exc: BaseException) -> str:
-    """e.g. `ConfigurationError: source.table is not valid; the run's logs have the details`."""
-    return _described(type(exc), type(exc).__name__, str(exc))
+def alert_error(exc: BaseException, details: str = SEE_LOGS) -> str:
+    """e.g. `ConfigurationError: source.table is not valid; the run's logs have the details`.
+
+    `details` says where the whole error is: the gateway refuses parameters before any run
+    exists, so its answers point at its own log instead."""
+    return _described(type(exc), type(exc).__name__, str(exc), details)
 
 
 def state_error(message: str) -> str:
@@ -61,12 +64,14 @@ def state_error(message: str) -> str:
     return _described(error_type, kind, found.group("text"))
 
 
-def _described(error_type: type[BaseException] | None, kind: str, text: str) -> str:
+def _described(
+    error_type: type[BaseException] | None, kind: str, text: str, details: str = SEE_LOGS
+) -> str:
     if error_type is not None and issubclass(error_type, ConfigurationError):
         field = _FIELD.match(text.strip())
         if field:
-            return f"{kind}: {field.group(1)} is not valid; {SEE_LOGS}"
+            return f"{kind}: {field.group(1)} is not valid; {details}"
     for known, summary in _SUMMARIES:
         if error_type is not None and issubclass(error_type, known):
-            return f"{kind}: {summary}; {SEE_LOGS}"
-    return f"{kind}: the export failed unexpectedly; {SEE_LOGS}"
+            return f"{kind}: {summary}; {details}"
+    return f"{kind}: the export failed unexpectedly; {details}"

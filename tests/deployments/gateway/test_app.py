@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ from prefect.flow_engine import run_flow
 from typer.testing import CliRunner
 
 from deployments.cli.app import app
-from deployments.gateway.keys import create_key, revoke_key
+from deployments.gateway import keys as keys_module
+from deployments.gateway.keys import create_key, list_keys, revoke_key
 from deployments.gateway.master_secrets import SECRETS_ENV, forget_secrets
 from flows.export import export
 from tests.conftest import DEMO_DB, REPO_ROOT
@@ -35,6 +37,7 @@ from tests.deployments.conftest import (
     Gateway,
     api_parameters,
     auth,
+    delete_runs,
     stop_process,
     subprocess_env,
 )
@@ -210,7 +213,7 @@ def test_a_file_in_an_object_store_downloads_through_the_gateway(
 
     status = httpx.get(f"{gateway.url}/v1/exports/runs/{run.id}", headers=auth(token)).json()
     [path] = status["files"]
-    assert path == store.url(f"api/orders-{run.id}.jsonl")
+    assert path == f"orders-{run.id}.jsonl"  # its name, not where the store keeps it
     download = httpx.get(
         f"{gateway.url}/v1/exports/runs/{run.id}/file", headers=auth(token), timeout=60
     )
@@ -378,7 +381,9 @@ def test_windows_the_run_could_not_compute_are_422_before_any_run(
                 headers=auth(token),
             )
             assert answer.status_code == 422, (window, answer.text)
-            assert answer.json()["detail"].startswith(f"{field}:"), answer.text
+            assert answer.json()["detail"] == (
+                f"ConfigurationError: {field} is not valid; the gateway's log has the details"
+            ), answer.text
         assert len(client.read_flow_runs(deployment_filter=deployed)) == runs_before
 
 
@@ -504,3 +509,112 @@ def test_no_key_in_logs_parameters_or_tags(served: Served, gateway: Gateway) -> 
     for where, text in texts.items():
         for secret in secrets:
             assert secret not in text, f"a key in the {where}"
+
+
+def _run_in_process(deployment: str, **overrides: Any) -> uuid.UUID:
+    """A run of `deployment`, executed here as a runner's child would execute it."""
+    with get_client(sync_client=True) as client:
+        found = client.read_deployment_by_name(deployment)
+        run = client.create_flow_run_from_deployment(found.id, parameters=overrides)
+    run_flow(export, flow_run=run, parameters=run.parameters, return_type="state")
+    return run.id
+
+
+def test_answers_name_no_table_sql_source_column_or_server_path(
+    gateway: Gateway, idle_deployment: str, tmp_path: Path
+) -> None:
+    """Issue 24: the gateway's answers said what only the run's readers may see: a window on a
+    table export was a 422 naming the table with an SQL example, a failed run's status carried
+    the source's URL, the database's error and the column names, a completed run's files were
+    server paths. They now say what a status alert says (the error's kind and field) and list
+    the names the caller downloads."""
+    table_parameters = {**api_parameters(tmp_path), "window": None,
+                        "source": {"url": f"sqlite:///{DEMO_DB}", "table": "orders"}}  # fmt: skip
+    table_id = export.to_deployment(name="orders-table", parameters=table_parameters).apply()
+    try:
+        token, _ = module_key("export/orders-table", "kim")
+        window = {"parameters": {"window": {"since": SINCE, "until": UNTIL}}}
+        refused = httpx.post(f"{gateway.url}/v1/exports/trigger", json=window, headers=auth(token))
+    finally:
+        delete_runs(table_id)
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(table_id)
+    assert refused.status_code == 422, refused.text
+    assert refused.json() == {
+        "detail": "ConfigurationError: window is not valid; the gateway's log has the details"
+    }
+
+    token, _ = module_key(idle_deployment, "kim")
+    hidden = "SELECT order_id, hidden_column FROM orders WHERE ordered_at >= :since"
+    failed_id = _run_in_process(
+        idle_deployment,
+        source={"url": f"sqlite:///{DEMO_DB}", "query": f"{hidden} AND ordered_at < :until"},
+        window={"since": SINCE, "until": UNTIL},
+    )
+    failed = httpx.get(f"{gateway.url}/v1/exports/runs/{failed_id}", headers=auth(token))
+    assert failed.status_code == 200, failed.text
+    status = failed.json()
+    assert status == {
+        "export_request_id": str(failed_id), "deployment": idle_deployment, "status": "Failed",
+        "final": True, "rows": None, "bytes": None, "files": [],
+        "started": status["started"], "finished": status["finished"],
+        # the database's "no such column", as the Failed alert says it
+        "error": "ConfigurationError: source.query is not valid; the run's logs have the details",
+    }  # fmt: skip
+    for internal in (str(DEMO_DB), "sqlite", "hidden_column", "SELECT", "no such"):
+        assert internal not in failed.text, internal
+
+    done_id = _run_in_process(idle_deployment, window={"since": SINCE, "until": UNTIL})
+    done = httpx.get(f"{gateway.url}/v1/exports/runs/{done_id}", headers=auth(token))
+    assert done.json()["files"] == [f"orders-{done_id}.jsonl"], done.text
+    assert str(tmp_path.parent) not in done.text  # the tests' folders, the deployment's among them
+    download = httpx.get(f"{gateway.url}/v1/exports/runs/{done_id}/file", headers=auth(token))
+    assert download.status_code == 200 and exported_rows(download.text) == source_rows()
+
+
+def test_links_come_from_the_gateways_address_not_the_host_header(
+    gateway: Gateway, idle_deployment: str
+) -> None:
+    """Issue 24: `Location` and `status_url` were built from the request's Host header, so a
+    caller (or a proxy's cache) could have them point anywhere; they come from the gateway's
+    public URL or its own address."""
+    token, _ = module_key(idle_deployment, "lou")
+    spoofed = {**auth(token), "Host": "evil.example:6666", "X-Forwarded-Host": "evil.example"}
+    answer = httpx.post(f"{gateway.url}/v1/exports/trigger", headers=spoofed)
+    assert answer.status_code == 202, answer.text
+    run_id = answer.json()["export_request_id"]
+    assert answer.json()["status_url"] == f"{gateway.url}/v1/exports/runs/{run_id}"
+    assert answer.json()["file_url"] == f"{gateway.url}/v1/exports/runs/{run_id}/file"
+    assert answer.headers["location"] == answer.json()["status_url"]
+    assert "evil" not in answer.text
+
+
+def _clock_ahead(by: timedelta) -> type[datetime]:
+    """The key module's clock, `by` ahead (to mint a key as a clock that runs ahead would)."""
+
+    class Ahead(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+            return datetime.now(tz) + by
+
+    return Ahead
+
+
+def test_a_key_created_in_the_future_is_refused(
+    gateway: Gateway, idle_deployment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24: a key whose creation time was ahead of the gateway's clock (a clock that runs
+    ahead, a key minted with a stolen master secret) was valid; more than 60 s ahead (Fernet's
+    own skew) it is now the fixed 401, up to 60 s it works."""
+    with monkeypatch.context() as patched:
+        patched.setattr(keys_module, "datetime", _clock_ahead(timedelta(hours=1)))
+        future, future_id = module_key(idle_deployment, "mel")
+        patched.setattr(keys_module, "datetime", _clock_ahead(timedelta(seconds=30)))
+        near, _ = module_key(idle_deployment, "mel")
+    path = f"{gateway.url}/v1/exports/runs/{uuid.uuid4()}"
+    refused = httpx.get(path, headers=auth(future))
+    assert refused.status_code == 401, refused.text
+    assert refused.content == b'{"detail":"missing or invalid API key"}'
+    assert httpx.get(path, headers=auth(near)).status_code == 404  # a valid key, no such run
+    [listed] = [record for record in list_keys() if record.key_id == future_id]
+    assert listed.state == "not-yet-valid"
