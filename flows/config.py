@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from flows.destinations.registry import check_destination_url, store_for
 from flows.destinations.store import Store
+from flows.destinations.targets import TargetContext, check_name, check_targets
 from flows.destinations.urls import url_scheme
 from flows.errors import ConfigurationError
 from flows.formats.registry import EXPORT_FORMATS, Compression, ExportFormat
@@ -609,6 +611,43 @@ def check_runner(runner: RunnerConfig | None, destination: DestinationConfig) ->
             "which each Dask worker would resolve in its own folder; use an absolute path on a "
             "filesystem every worker mounts, or an object store"
         )
+
+
+def check_export_name(name: object) -> str | None:
+    """The `name` parameter: None, or one file name (flows/destinations/targets.py
+    `name_problem`): never a folder, a control character or a hidden name.
+
+    Raises:
+        ConfigurationError: naming `name` and what it may hold.
+    """
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise ConfigurationError(f"name: `{name}` is not text; give the export's name as text")
+    if name:
+        check_name("name", name)
+    return name
+
+
+def check_destination_names(
+    destination: DestinationConfig, export: str, ext: str, context: TargetContext | None = None
+) -> None:
+    """Every name the run will write, rendered with the export's name and extension (and the
+    run's other values, where known): inside the template's folder and writable (at most 255
+    bytes a name), the first part's, the `.gz` and the manifest's alike. Before any row is read.
+
+    Raises:
+        ConfigurationError: naming `name` or `destination.url` and what to change.
+    """
+    context = replace(context or TargetContext.sample(), export=export, ext=ext)
+    check_targets(
+        destination.url,
+        context,
+        split=destination.max_file_mb is not None,
+        names_file=not destination.store.posts,
+        gzip=destination.compression == "gzip",
+        manifest=destination.manifest,
+    )
 
 
 def parse_format(value: str) -> ExportFormat:

@@ -31,6 +31,8 @@ from flows.config import (
     SourceConfig,
     WindowConfig,
     check_columns,
+    check_destination_names,
+    check_export_name,
     check_runner,
     parse_format,
 )
@@ -85,6 +87,17 @@ def _format_value(value: object) -> object:
 FormatParameter = Annotated[ExportFormat, BeforeValidator(_format_value)]
 
 
+def _name_value(value: object) -> object:
+    """Validate `name` with our message: one file name, never a folder (issue 24)."""
+    try:
+        return check_export_name(value)
+    except ConfigurationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+NameParameter = Annotated[str | None, BeforeValidator(_name_value)]
+
+
 @flow(
     name=EXPORT_FLOW,
     flow_run_name=current_run_name,
@@ -98,7 +111,7 @@ def export(
     source: SourceConfig,
     destination: DestinationConfig,
     format: FormatParameter = "csv",
-    name: str | None = None,
+    name: NameParameter = None,
     partner: str | None = None,
     type: str | None = None,
     format_options: FormatOptions | None = None,
@@ -149,6 +162,7 @@ def export(
         since=since,
         until=until,
     )
+    check_destination_names(destination, name, context.ext, context)
     partner = partner or destination.store.name
     plan = inspect_source_task(source, name, format)
     logger.info(

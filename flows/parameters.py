@@ -18,11 +18,14 @@ from flows.config import (
     SourceConfig,
     WindowConfig,
     check_columns,
+    check_destination_names,
+    check_export_name,
     check_runner,
     parse_format,
 )
 from flows.errors import ConfigurationError
-from flows.formats.options import check_format_options
+from flows.formats.options import check_format_options, export_extension
+from flows.runs.naming import export_name
 from flows.sources.window import check_window
 
 
@@ -55,12 +58,17 @@ def validate_export_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
             raise ConfigurationError(describe_validation_error(key, exc)) from None
     if "format" in parameters:
         validated["format"] = parse_format(str(parameters["format"]))
+    name = check_export_name(parameters.get("name"))
+    fmt, options = validated.get("format", "csv"), validated.get("format_options")
     source, destination = validated["source"], validated["destination"]
     if isinstance(source, SourceConfig) and isinstance(destination, DestinationConfig):
         check_window(source, validated.get("window"), destination)
         check_runner(validated.get("runner"), destination)
-        check_columns(source, validated.get("format", "csv"))
-    check_format_options(validated.get("format", "csv"), validated.get("format_options"))
+        check_columns(source, fmt)
+    check_format_options(fmt, options)
+    if isinstance(source, SourceConfig) and isinstance(destination, DestinationConfig):
+        ext = export_extension(fmt, options or FormatOptions())
+        check_destination_names(destination, export_name(name, source.table), ext)
     return validated
 
 

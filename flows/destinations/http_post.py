@@ -26,7 +26,13 @@ from fsspec import AbstractFileSystem
 
 from blocks.destinations import HttpPostTarget, default_user_agent
 from flows.destinations.store import Store, WrittenFile, load_block
-from flows.destinations.targets import TargetContext, render_target, template_fields
+from flows.destinations.targets import (
+    TargetContext,
+    check_rendered,
+    check_token_values,
+    render_target,
+    template_fields,
+)
 from flows.destinations.urls import without_secrets
 from flows.errors import (
     ConfigurationError,
@@ -107,7 +113,10 @@ class HttpPost(Store):
         split: bool,  # noqa: ARG002 - the receiver numbers parts by X-Export-Part
         gzip: bool,  # noqa: ARG002 - the file name travels in a header
     ) -> tuple[str, str]:
-        return render_target(template, context, part=number), spool_path(context.run_id)
+        url = render_target(template, context, part=number)
+        check_token_values(context)
+        check_rendered(template, url, names_file=False)
+        return url, spool_path(context.run_id)
 
     def prepare(self, fs: AbstractFileSystem, final_path: str, run_id: str, *, first: bool) -> None:  # noqa: ARG002 - the interface of every store
         """The spool folder is the system's temp folder: nothing to prepare."""

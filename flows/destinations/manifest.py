@@ -15,9 +15,8 @@ from typing import Any
 from fsspec import AbstractFileSystem
 
 from flows.destinations.store import Store, WrittenFile, temporary_path
-from flows.destinations.targets import TargetContext
+from flows.destinations.targets import TargetContext, manifest_name
 
-MANIFEST_SUFFIX = ".manifest.json"
 MEDIA_TYPE = "application/json"
 
 
@@ -27,8 +26,7 @@ def manifest_path(
     """Next to the files: the file name an unsplit export would have, its extension (and
     `.gz`) replaced by `.manifest.json`, e.g. out/orders-20260301.manifest.json."""
     final, _ = store.part_paths(fs, template, context, 1, split=False, gzip=gzip)
-    base = final.removesuffix(".gz")
-    return base.removesuffix(f".{context.ext}") + MANIFEST_SUFFIX
+    return manifest_name(final, context.ext)
 
 
 def manifest_document(

@@ -9,6 +9,7 @@ server-side copy and a delete on object stores, a POST for HTTP receivers.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 import uuid
@@ -22,7 +23,14 @@ from prefect.blocks.core import Block
 
 from blocks.integrations import as_exports_block, load_named_block
 from flows.destinations.failures import full_disk, is_transient_failure
-from flows.destinations.targets import TargetContext, render_target, with_part_token
+from flows.destinations.targets import (
+    MAX_NAME_BYTES,
+    TargetContext,
+    check_rendered,
+    check_token_values,
+    render_target,
+    with_part_token,
+)
 from flows.destinations.urls import url_scheme, without_secrets
 from flows.errors import ConfigurationError, DeliveryError, TransientDeliveryError, first_line
 
@@ -118,6 +126,8 @@ class Store:
         final_url = render_target(template, context, part=number)
         if gzip and not final_url.endswith(".gz"):
             final_url += ".gz"
+        check_token_values(context)  # checked before the run; its deployment only now
+        check_rendered(template, final_url)
         final_path = _strip_protocol(fs, final_url)
         return final_path, temporary_path(final_path, context.run_id)
 
@@ -261,7 +271,22 @@ def temporary_path(final_path: str, run_id: str) -> str:
     """A hidden sibling of the final path, unique to this run and naming it (so a later run
     can tell whether the run that wrote it is over)."""
     folder, name = posixpath.split(final_path)
-    return posixpath.join(folder, f".{name}.{run_id}-{uuid.uuid4().hex[:8]}.tmp")
+    stem = temporary_stem(name, run_id)
+    return posixpath.join(folder, f".{stem}.{run_id}-{uuid.uuid4().hex[:8]}.tmp")
+
+
+def temporary_stem(name: str, run_id: str) -> str:
+    """NAME in a temporary name `.NAME.<run id>-xxxxxxxx.tmp`: the final file's name, or, where
+    the whole would pass the filesystem's 255 bytes, its start and `~` and 8 hex digits of its
+    sha256, so that a final name of up to 255 bytes can be written, each target's temporary
+    names stay its own, and the run id stays at the end to be read."""
+    room = MAX_NAME_BYTES - len(f"..{run_id}-00000000.tmp".encode())
+    encoded = name.encode()
+    if len(encoded) <= room:
+        return name
+    digest = hashlib.sha256(encoded).hexdigest()[:8]
+    head = encoded[: room - len(digest) - 1].decode("utf-8", errors="ignore")
+    return f"{head}~{digest}"
 
 
 @dataclass(frozen=True)
@@ -303,7 +328,7 @@ def removable_paths(paths: Iterable[str], final_path: str, run_id: str) -> set[s
     Names of running runs, of runs the API does not know, and other names are kept."""
     folder_prefix = leftover_prefix(final_path)
     folder, name = posixpath.split(final_path)
-    own_target = posixpath.join(folder, f".{name}.")
+    own_target = posixpath.join(folder, f".{temporary_stem(name, run_id)}.")
     by_writer: dict[str, list[str]] = {}
     for path in paths:
         writer = temporary_writer(path, folder_prefix)

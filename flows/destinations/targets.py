@@ -7,16 +7,26 @@ What a URL's scheme means (which store, and its own rules for the URL) is the st
 from __future__ import annotations
 
 import string
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from flows.destinations.urls import url_scheme, without_secrets
 from flows.errors import ConfigurationError
 
 TEMPLATE_TOKENS = ("export", "deployment", "run_id", "date", "ext", "part", "since", "until")
 # Tokens that only render for a run with a window (flows/sources/window.py).
 WINDOW_TOKENS = ("since", "until")
 PART_SUFFIX = "-{part:04d}"
+# The longest file or folder name, in bytes of UTF-8: ext4, XFS, Btrfs, APFS, NTFS and SFTP
+# servers on them. Every store keeps to it, so an export moves between stores unchanged.
+MAX_NAME_BYTES = 255
+MANIFEST_SUFFIX = ".manifest.json"
+# What an export name may not hold: a folder separator (the template owns folders), control
+# characters and line separators (a newline in a file name, a NUL no filesystem takes).
+_SEPARATORS = ("/", "\\")
+_CONTROL_CATEGORIES = ("Cc", "Zl", "Zp")
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,149 @@ def check_template(template: str, *, split: bool, names_file: bool = True) -> No
             f"destination.url: `{template}` names a folder; end it with a file name, "
             "e.g. out/{export}-{date:%Y%m%d}.{ext}"
         )
+    check_targets(template, TargetContext.sample(), split=split, names_file=names_file)
+
+
+def check_targets(
+    template: str,
+    context: TargetContext,
+    *,
+    split: bool,
+    names_file: bool = True,
+    gzip: bool = False,
+    manifest: bool = False,
+) -> None:
+    """Fail before the run starts if a file it would write leaves the template's folder or
+    cannot be written: rendered with this run's values (the export's name and extension), the
+    first part's name, with `.gz`, and the manifest's (`check_rendered`)."""
+    check_token_values(context)
+    template = with_part_token(template) if split and names_file else template
+    url = render_target(template, context, part=1)
+    if names_file and gzip and not url.endswith(".gz"):
+        url += ".gz"
+    check_rendered(template, url, names_file=names_file)
+    if manifest and names_file:
+        check_rendered(template, manifest_name(url, context.ext), names_file=True)
+
+
+def manifest_name(final: str, ext: str) -> str:
+    """The manifest next to the files: an unsplit export's file name, its extension (and
+    `.gz`) replaced by `.manifest.json`, e.g. out/orders-20260301.manifest.json."""
+    return final.removesuffix(".gz").removesuffix(f".{ext}") + MANIFEST_SUFFIX
+
+
+def name_problem(value: str) -> str | None:
+    """Why `value` cannot be one file name of an export (`{export}`, `{deployment}`), or None:
+    a `/` or `\\` (the template owns folders), a control character, a leading `.` (hidden
+    names are the exports' temporary files, and `..` leaves the folder), or more than 255 bytes.
+    """
+    if not value:
+        return "is empty"
+    if any(sep in value for sep in _SEPARATORS):
+        sep = next(sep for sep in _SEPARATORS if sep in value)
+        return (
+            f"has a `{sep}`; it is one file name, and the folders are destination.url's "
+            "(e.g. out/tenant-a/{export}.{ext})"
+        )
+    if (control := _control_character(value)) is not None:
+        return f"has a control character ({control}), which no file name should hold"
+    if value.startswith("."):
+        return (
+            "starts with `.`; hidden names are the exports' temporary files, and `..` leaves "
+            "the folder"
+        )
+    size = len(value.encode())
+    if size > MAX_NAME_BYTES:
+        return f"is {size} bytes of UTF-8; a file name holds at most {MAX_NAME_BYTES}"
+    return None
+
+
+def check_token_values(context: TargetContext) -> None:
+    """The values that become one file or folder name each: the export's name (the `name`
+    parameter, or the table's) and the deployment's."""
+    check_name("name", context.export)
+    check_name("{deployment}", context.deployment)
+
+
+def check_name(field: str, value: str) -> None:
+    """Fail naming `field` when `value` cannot be one file name of an export (`name_problem`)."""
+    problem = name_problem(value)
+    if problem is not None:
+        raise ConfigurationError(
+            f"{field}: `{_shown(value)}` {problem}; use letters, digits, spaces, `-`, `_` and `.`"
+        )
+
+
+def check_rendered(template: str, url: str, *, names_file: bool = True) -> None:
+    """Fail if the URL `template` rendered to leaves the template's folder or cannot be
+    written: a `..` segment, an empty one (`//`), an absolute path from a relative template, a
+    control character, or (where the URL names a file) a name of more than 255 bytes."""
+    path, template_path = _path_of(url), _path_of(template)
+    shown_template = without_secrets(template) if "://" in template else template
+    where = f"destination.url: `{shown_template}` renders `{_shown(path)}`"
+    if (control := _control_character(url)) is not None:
+        raise ConfigurationError(
+            f"{where}, with a control character ({control}); remove it from the template or the "
+            "values of its tokens"
+        )
+    absolute = path.startswith("/")
+    if absolute and not template_path.startswith("/"):
+        raise ConfigurationError(
+            f"{where}, an absolute path from a relative template; a token's value must not "
+            "start with `/`"
+        )
+    segments = path.removeprefix("/").split("/")
+    if not names_file and segments[-1] == "":  # an endpoint's URL may end in /
+        segments.pop()
+    for segment in segments:
+        if segment == "..":
+            raise ConfigurationError(
+                f"{where}, with a `..` segment, which leaves the template's folder; name the "
+                "folder without `..` (an absolute path for a local folder)"
+            )
+        if segment == "" and path:
+            raise ConfigurationError(
+                f"{where}, with an empty segment (`//`); write one `/` between folders"
+            )
+        size = len(segment.encode())
+        if names_file and size > MAX_NAME_BYTES:
+            raise ConfigurationError(
+                f"{where}, whose name `{_shown(segment)}` is {size} bytes of UTF-8; a file or "
+                f"folder name holds at most {MAX_NAME_BYTES}: shorten the export's name or the "
+                "template"
+            )
+
+
+def _path_of(url: str) -> str:
+    """The path of a destination URL or template: a local path as written (without file://),
+    else what follows the host or bucket (`/key`), without a query string or fragment."""
+    if url_scheme(url) in ("file", "local"):
+        return url.partition("://")[2] if "://" in url else url
+    rest = url.partition("://")[2]
+    slash = rest.find("/")
+    path = rest[slash:] if slash >= 0 else ""
+    if url_scheme(url) in ("http", "https"):
+        path = path.partition("?")[0].partition("#")[0]
+    return path
+
+
+def _control_character(value: str) -> str | None:
+    """The first control character or line separator in `value`, escaped (`\\n`, `\\x00`)."""
+    for char in value:
+        if unicodedata.category(char) in _CONTROL_CATEGORIES:
+            return char.encode("unicode_escape").decode("ascii")
+    return None
+
+
+def _shown(value: str, limit: int = 80) -> str:
+    """A value as a message shows it: control characters escaped, a long one cut short."""
+    escaped = "".join(
+        char.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(char) in _CONTROL_CATEGORIES
+        else char
+        for char in value
+    )
+    return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"
 
 
 def with_part_token(template: str) -> str:

@@ -121,6 +121,20 @@ class TestRun:
         assert message in lines[0]
         assert set(tmp_path.rglob("*")) == before, "nothing may be written"
 
+    def test_set_name_cannot_leave_the_destination_folder(self, tmp_path: Path) -> None:
+        """Issue 24: `exports run --set name=../../x` with `out/a/b/{export}.{ext}` wrote
+        out/x.csv: the name is refused before the run, one line naming the field, and
+        nothing is written anywhere under the folder."""
+        target = tmp_path / "a" / "b" / "{export}.{ext}"
+        result = runner.invoke(
+            app,
+            ["run", "demo-orders", "--set", f"destination.url={target}", "--set", "name=../../x"],
+        )
+        assert result.exit_code == 1, result.stdout
+        [line] = result.stderr.strip().splitlines()
+        assert "name: `../../x` has a `/`; it is one file name" in line, line
+        assert list(tmp_path.rglob("*")) == []
+
     def test_unknown_deployment_is_a_usage_error(self) -> None:
         result = runner.invoke(app, ["run", "no-such-export"])
         assert result.exit_code == 2

@@ -84,3 +84,26 @@ def test_s3_failing_for_good_mid_upload_is_never_called_a_missing_bucket(
             if task.name.startswith("write-")
         ]
     assert write.run_count == 3  # the first attempt and both retries
+
+
+def test_a_hostile_export_name_writes_no_object(demo_db: Path, s3_store_: StoreUnderTest) -> None:
+    """Issue 24: `name: ../../other/planted` wrote the key `tenant-a/../../other/planted.csv`
+    and `name: /abs/x` the key `tenant-a//abs/x.csv`, and a name too long for a file failed
+    only when written: each run is refused before it reads a row, naming the field, and the
+    bucket stays empty."""
+    block = s3_store_.save_block("test-s3-names")
+    hostile = {
+        "../../other/planted": "name: `../../other/planted` has a `/`",
+        "/abs/x": "name: `/abs/x` has a `/`",
+        "n" * 250: "is 265 bytes of UTF-8; a file or folder name holds at most 255",
+    }
+    for name, says in hostile.items():
+        state = export(
+            source={"url": f"sqlite:///{demo_db}", "table": "orders"},
+            destination={"url": s3_store_.url("tenant-a/{export}-{date}.{ext}"), "block": block},
+            name=name,
+            return_state=True,
+        )
+        assert state.is_failed(), name
+        assert says in str(state.result(raise_on_failure=False)), name
+    assert s3_store_.names() == []
