@@ -188,7 +188,7 @@ def export(
         finally:
             remove_spools(written)  # after the last attempt, whatever its outcome
     else:
-        files = deliver_files(destination, written, name)
+        files = deliver_files(destination, written, name, context)
     finished = datetime.now(UTC)
     manifest = None
     if destination.manifest:

@@ -15,7 +15,7 @@ from flows.config import DestinationConfig, FormatOptions, SourceConfig, check_o
 from flows.destinations.http_post import post_files as post_spooled_files
 from flows.destinations.manifest import manifest_path
 from flows.destinations.manifest import write_manifest as store_manifest
-from flows.destinations.publish import publish
+from flows.destinations.publish import PartNames, publish
 from flows.destinations.sink import PartSink
 from flows.destinations.store import WrittenFile
 from flows.destinations.targets import TargetContext
@@ -165,9 +165,13 @@ def deliver_files(
     destination: DestinationConfig,
     files: list[WrittenFile],
     label: str,  # noqa: ARG001 - names the task run
+    context: TargetContext,
 ) -> list[str]:
-    """Publish the temporary files at their final paths, all or nothing."""
-    return publish(destination.store, destination.filesystem(), files, destination.scheme)
+    """Publish the temporary files at their final paths, all or nothing; a split set also
+    removes the parts above its last that earlier runs of the template left."""
+    parts = PartNames(destination.url, context, gzip=destination.compression == "gzip")
+    store, fs = destination.store, destination.filesystem()
+    return publish(store, fs, files, destination.scheme, parts)
 
 
 @task(name="write_manifest", task_run_name="manifest-{label}", **RETRY_TRANSIENT)

@@ -80,6 +80,15 @@ class HttpPost(Store):
     def writes_to(self) -> str:
         return f"{self.name} (local spool file)"  # a failure while rows are written
 
+    def full_disk_advice(self) -> str:
+        """Which folder to free: the spool folder is the process's (TMPDIR), not the
+        destination's. Named in the run's error and log only; alerts and the gateway show an
+        error's kind and field, never its text."""
+        return (
+            f"free space in the spool folder `{spool_folder()}` (the system temp folder; set "
+            "TMPDIR to spool elsewhere)"
+        )
+
     def check_url(self, template: str) -> None:
         """A webhook URL needs a host, and credentials belong in the block (kept secret), not in
         the URL (visible in the run's parameters and easily logged)."""
@@ -152,10 +161,15 @@ class _Request:
     headers: dict[str, str]
 
 
+def spool_folder() -> str:
+    """Where parts are spooled: the system temp folder (TMPDIR, TEMP or TMP, else /tmp)."""
+    return tempfile.gettempdir()
+
+
 def spool_path(run_id: str) -> str:
-    """A new local file in the system temp folder, for one part of one run."""
+    """A new local file in the spool folder, for one part of one run."""
     name = f"{SPOOL_PREFIX}{run_id[:8]}-{uuid.uuid4().hex[:8]}{SPOOL_SUFFIX}"
-    return os.path.join(tempfile.gettempdir(), name)
+    return os.path.join(spool_folder(), name)
 
 
 def remove_spools(files: Sequence[WrittenFile]) -> None:

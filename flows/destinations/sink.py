@@ -145,8 +145,7 @@ class PartSink:
     def abort(self) -> None:
         """Remove every temporary file this sink created."""
         if self._part is not None:
-            if self.store.discards_uploads:
-                discard_upload(self._part.raw)
+            self._release(self._part.raw)  # first: the streams' closing bytes go nowhere
             for stream in (self._part.stream, self._part.counter):
                 try:
                     stream.close()
@@ -157,6 +156,18 @@ class PartSink:
         for item in self.written:
             self.store.remove_temporary(self.fs, item.temp_path)
         self.written.clear()
+
+    def _release(self, raw: BinaryIO) -> None:
+        """Let go of a failed part's file: an unlinked file still open keeps its disk space
+        until the process ends (issue 24: the next export in a served runner or a Dask worker
+        found the disk still full). An upload is discarded, never completed."""
+        if self.store.discards_uploads:
+            discard_upload(raw)
+            return
+        try:
+            raw.close()  # its unwritten bytes fail again on a full disk; the file closes anyway
+        except Exception:  # noqa: BLE001 - the file is being thrown away
+            pass
 
     def _budget(self, part: _OpenPart) -> int | None:
         """Bytes the writer may still write: a text part stops at the row that would pass
@@ -212,6 +223,7 @@ class PartSink:
                     part.stream.close()  # writes the gzip trailer; the raw file stays open
                 part.raw.close()
         except Exception:
+            self._release(part.raw)
             self.written.append(WrittenFile(part.final_path, part.temp_path, 0, 0))
             raise
         self.written.append(

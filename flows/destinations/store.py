@@ -156,6 +156,10 @@ class Store:
 
     # -- failures ------------------------------------------------------------------------
 
+    def full_disk_advice(self) -> str:
+        """What to do about a full disk; a store whose disk is not the destination's names it."""
+        return self.full_disk_hint
+
     @property
     def writes_to(self) -> str:
         """Where the bytes go, as messages name it."""
@@ -171,7 +175,7 @@ class Store:
         if (words := full_disk(exc)) is not None:
             return DeliveryError(
                 f"cannot deliver `{target}` to {self.writes_to}: {self.full_disk_words} "
-                f"({words}); {self.full_disk_hint}, then run the export again (not retried: a "
+                f"({words}); {self.full_disk_advice()}, then run the export again (not retried: a "
                 "full disk does not empty itself)"
             )
         text = first_line(exc)

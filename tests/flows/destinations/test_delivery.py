@@ -14,6 +14,7 @@ import os
 import random
 import re
 import sqlite3
+import subprocess
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -333,6 +334,65 @@ class TestSplitting:
             assert len(data) > LIMIT_BYTES or name == names[-1], "not cut before compression"
             rows.extend(_parse("csv", data))
         assert _ids(rows) == list(range(1, ROWS + 1)) and result.rows == ROWS
+
+    def test_a_smaller_set_removes_the_earlier_runs_higher_parts(
+        self, events_db: Path, tmp_path: Path
+    ) -> None:
+        """Issue 24: run A writes parts 1-N, run B with fewer rows parts 1-M: A's parts M+1..N
+        stayed next to B's, and B's manifest listed M of the folder's N parts. Now publishing B
+        removes them: the folder holds exactly B's parts and its manifest, which lists them
+        all. Files that are not this template's rendering with a part number stay."""
+        destination = {
+            "url": f"{tmp_path}/{{export}}.{{ext}}",
+            "max_file_mb": MAX_FILE_MB,
+            "manifest": True,
+        }
+        first = export(source=_source(events_db), destination=destination)
+        decoys = ["events-00099.csv", "events-0099.csv.bak", "events-0099.json", "other-0099.csv"]
+        for name in decoys:
+            (tmp_path / name).write_text("not a part of this export\n")
+        fewer = {
+            **_source(events_db),
+            "table": None,
+            "query": "select * from events where id <= 6000",
+        }
+        second = export(source=fewer, destination=destination, name="events")
+        assert 1 < len(second.files) < len(first.files)
+        parts = [f"events-{n:04d}.csv" for n in range(1, len(second.files) + 1)]
+        assert _files(tmp_path) == sorted([*parts, "events.manifest.json", *decoys])
+        manifest = json.loads((tmp_path / "events.manifest.json").read_text())
+        assert [item["url"] for item in manifest["files"]] == [str(tmp_path / n) for n in parts]
+        rows = [row for name in parts for row in _parse("csv", (tmp_path / name).read_bytes())]
+        assert _ids(rows) == list(range(1, 6001)) and manifest["rows"] == 6000
+
+    def test_an_earlier_part_that_cannot_be_removed_fails_the_run(
+        self, events_db: Path, tmp_path: Path
+    ) -> None:
+        """Issue 24: when an earlier run's higher part cannot be removed (here an immutable
+        file), the run fails naming it, and takes its own parts back rather than publish
+        them among a stale part."""
+        destination = {"url": f"{tmp_path}/{{export}}.{{ext}}", "max_file_mb": MAX_FILE_MB}
+        first = export(source=_source(events_db), destination=destination)
+        last = f"events-{len(first.files):04d}.csv"
+        if subprocess.run(["chattr", "+i", tmp_path / last], check=False).returncode != 0:
+            pytest.skip("needs chattr +i (root, on a filesystem that supports it)")
+        try:
+            fewer = {
+                **_source(events_db),
+                "table": None,
+                "query": "select * from events where id <= 6000",
+            }
+            state = export(source=fewer, destination=destination, name="events", return_state=True)
+            assert state.is_failed()
+            message = str(state.result(raise_on_failure=False))
+            assert _files(tmp_path) == [last]
+        finally:
+            subprocess.run(["chattr", "-i", tmp_path / last], check=False)
+        assert (
+            f"cannot remove `{tmp_path / last}` from Local folder, part {len(first.files)}"
+            in message
+        ), message
+        assert "this run's parts were taken back" in message, message
 
 
 class TestPublishing:

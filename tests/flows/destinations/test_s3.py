@@ -3,6 +3,9 @@ What every store does is in test_stores.py."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from pathlib import Path
 
 import pytest
@@ -107,3 +110,35 @@ def test_a_hostile_export_name_writes_no_object(demo_db: Path, s3_store_: StoreU
         assert state.is_failed(), name
         assert says in str(state.result(raise_on_failure=False)), name
     assert s3_store_.names() == []
+
+
+def test_a_smaller_split_set_removes_the_earlier_runs_higher_parts(
+    s3: S3Server, s3_store_: StoreUnderTest, tmp_path: Path
+) -> None:
+    """Issue 24: on S3 as in a folder, run B with fewer rows than run A published its parts
+    1-M next to A's M+1..N, and its manifest listed M of the folder's N parts. Now the folder
+    holds exactly B's parts and its manifest, which lists them all; other keys stay."""
+    block = s3_store_.save_block("test-s3-parts")
+    destination = {
+        "url": s3_store_.url("out/{export}.{ext}"),
+        "block": block,
+        "max_file_mb": 0.25,
+        "manifest": True,
+    }
+    source = failing_source(tmp_path, text="x" * 100, fail_at=0)  # 20,000 rows, ~2 MB
+    first = export(source=source, destination=destination, name="rows")
+    decoy = "out/rows-00099.csv"
+    s3.client().put_object(Bucket=s3_store_.container, Key=decoy, Body=b"kept\n")
+    fewer = {**source, "query": source["query"] + " where id <= 6000"}
+    second = export(source=fewer, destination=destination, name="rows")
+    assert 1 < len(second.files) < len(first.files)
+    parts = [f"out/rows-{n:04d}.csv" for n in range(1, len(second.files) + 1)]
+    assert s3_store_.names() == sorted([*parts, "out/rows.manifest.json", decoy])
+    manifest = json.loads(s3_store_.read("out/rows.manifest.json"))
+    assert [item["url"] for item in manifest["files"]] == [s3_store_.url(n) for n in parts]
+    ids = [
+        int(row["id"])
+        for name in parts
+        for row in csv.DictReader(io.StringIO(s3_store_.read(name).decode()))
+    ]
+    assert ids == list(range(1, 6001)) and manifest["rows"] == 6000
