@@ -161,8 +161,9 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 
 
 class TestTerminal:
-    """What `exports run` prints on stderr: one line per retry and one for the error, the
-    tracebacks with --debug (and in the run's Prefect logs)."""
+    """What `exports` commands print on stderr: for `run`, one line per retry and one for the
+    error, the tracebacks with --debug (and in the run's Prefect logs); on a temporary server,
+    nothing of the server's own."""
 
     def test_a_missing_table_on_a_temporary_server_is_one_line(self, tmp_path: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
