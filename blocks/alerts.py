@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from flows.alerts.signing import signing_key
 from flows.zones import iana_zone
 
 ALERTS_BLOCK_NAME = "status-alerts"
@@ -42,7 +43,11 @@ class StatusAlerts(Block):
     url: str | None = Field(default=None, description="The webhook (http or https), POSTed to.")
     secret: SecretStr | None = Field(
         default=None,
-        description="Signs each body: X-Exports-Signature: sha256=<HMAC-SHA256 of the body>.",
+        description=(
+            "Signs each alert as Standard Webhooks do (webhook-id, webhook-timestamp, "
+            "webhook-signature), and for one release more with X-Exports-Signature. "
+            "`whsec_<base64>` (the standard's form) or any other text."
+        ),
     )
     timezone: str = Field(default="UTC", description='Time zone of "Date and Time".')
     timeout_s: float = Field(default=5.0, gt=0, le=60, description="Timeout of one attempt.")
@@ -69,6 +74,13 @@ class StatusAlerts(Block):
                 "url must not carry a user or password (it is shown by `exports alerts show`); "
                 "use a secret path or --secret to sign the alerts"
             )
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _usable_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            signing_key(value.get_secret_value())  # a `whsec_` secret must be base64
         return value
 
     @field_validator("timezone")

@@ -13,6 +13,7 @@ from pydantic import SecretStr, ValidationError
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts, load_alert_settings
 from deployments.cli.console import fail
 from flows.alerts.payload import alert_time
+from flows.alerts.signing import signing_key
 from flows.alerts.webhook import send_alert
 
 app = typer.Typer(
@@ -39,7 +40,7 @@ def _settings_with(current: StatusAlerts | None, **changes: Any) -> StatusAlerts
     except ValidationError as exc:
         problem = exc.errors()[0]
         field = ".".join(str(part) for part in problem["loc"]) or "settings"
-        option = {"url": "--url", "timezone": "--timezone"}.get(field, field)
+        option = {"url": "--url", "timezone": "--timezone", "secret": "--secret"}.get(field, field)
         raise fail(f"{option}: {problem['msg'].removeprefix('Value error, ')}", 2) from None
 
 
@@ -48,7 +49,10 @@ def enable(
     url: Annotated[str, typer.Option(help="The webhook every export POSTs its alerts to.")],
     secret: Annotated[
         str | None,
-        typer.Option(help="Sign each body (X-Exports-Signature); kept if not given."),
+        typer.Option(
+            help="Sign each alert: whsec_<base64> (Standard Webhooks) or any text; kept if "
+            "not given."
+        ),
     ] = None,
     timezone: Annotated[
         str | None, typer.Option(help='Time zone of "Date and Time" (default UTC).')
@@ -57,6 +61,10 @@ def enable(
     """Send alerts for every export, deployed or new, from its next state change on."""
     changes: dict[str, Any] = {"enabled": True, "url": url}
     if secret is not None:
+        try:
+            signing_key(secret)  # a usage error before the API is asked anything
+        except ValueError as exc:
+            raise fail(f"--secret: {exc}", 2) from None
         changes["secret"] = SecretStr(secret)
     if timezone is not None:
         changes["timezone"] = timezone

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from deployments.cli.quiet import quiet_temporary_server
 from deployments.gateway.master_secrets import ApiKeyError
 from deployments.triggers.project import UsageError
 from flows.errors import ExportError
@@ -91,6 +92,7 @@ class ExportsGroup(TyperGroup):
     """The `exports` command group: reports every command's errors the same way."""
 
     def invoke(self, ctx: Any) -> Any:  # a click Context (typer vendors click)
+        quiet_temporary_server()  # `exports audit`, `alerts`, `keys` … start one too
         try:
             return super().invoke(ctx)
         except Exception as exc:

@@ -5,9 +5,10 @@ complete, tracebacks included) and the terminal. On the terminal a failed export
 print some 200 lines of tracebacks before the command's own one-line `error:`; a retry printed
 its traceback each time. Unless `--debug` is given, the terminal shows warnings and errors
 only, each on one line, and each retry of a task in one line, but not the run's final failure
-(the command says it); the API keeps everything. A temporary Prefect server the command
+(the command says it); the API keeps everything. A temporary Prefect server that any command
 starts (no PREFECT_API_URL) sends no telemetry, so an offline machine prints no `Failed to
-send telemetry`, and logs only critical errors of its own.
+send telemetry`, and logs only critical errors of its own (`--debug` too: set
+PREFECT_SERVER_LOGGING_LEVEL to see more).
 """
 
 from __future__ import annotations
@@ -64,6 +65,19 @@ def _console_handlers() -> list[logging.Handler]:
     ]
 
 
+def quiet_temporary_server() -> bool:
+    """Whether a command would start a temporary server (no PREFECT_API_URL); if so, its
+    settings as above, unless the environment sets them. Every command calls it first
+    (deployments/cli/console.py): the server starts at the command's first API call."""
+    from prefect.settings import PREFECT_API_URL
+
+    temporary = not PREFECT_API_URL.value()
+    if temporary:
+        for name, value in _TEMPORARY_SERVER_SETTINGS.items():
+            os.environ.setdefault(name, value)
+    return temporary
+
+
 @contextmanager
 def quiet_prefect(debug: bool) -> Iterator[None]:
     """Prefect's console logging as described above for the duration of a command."""
@@ -73,14 +87,10 @@ def quiet_prefect(debug: bool) -> Iterator[None]:
     # Prefect 3.9 configures its logging when its flow machinery is first imported; the
     # handlers that get the filter must exist now (`exports demo` imports the engine later).
     from prefect.logging.configuration import ensure_logging_setup
-    from prefect.settings import PREFECT_API_URL
 
     ensure_logging_setup()
 
-    temporary = not PREFECT_API_URL.value()
-    if temporary:
-        for name, value in _TEMPORARY_SERVER_SETTINGS.items():
-            os.environ.setdefault(name, value)
+    temporary = quiet_temporary_server()
     # Prefect's log worker writes "--- Error logging to API ---" and the connection error
     # straight to stderr (no newline, no logger) whenever it cannot send a run's logs, if
     # logging.raiseExceptions is on. The command's own error says when the API did not

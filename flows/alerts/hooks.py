@@ -25,6 +25,7 @@ from prefect.logging.loggers import flow_run_logger
 from blocks.alerts import load_alert_settings
 from flows.alerts.errors import alert_error, state_error
 from flows.alerts.payload import AlertStatus, alert_payload, frequency_of
+from flows.alerts.signing import message_id
 from flows.alerts.webhook import AlertOutcome, send_alert
 from flows.errors import first_line
 from flows.runs.artifacts import table_artifacts
@@ -71,7 +72,9 @@ def _alert(
             frequency=frequency_of(flow_run),
             extras=extras,
         )
-        outcome = send_alert(settings, payload)
+        # One id per state change: a Failed alert the reconciler sends again has the id of the
+        # hook's, so a receiver that got both keeps one.
+        outcome = send_alert(settings, payload, message_id(flow_run.id, status, state.id))
         _record(flow_run, outcome)
     except Exception as exc:  # noqa: BLE001 - an alert must never fail the export
         logger.warning("status alert %s not sent: %s", status, first_line(exc))

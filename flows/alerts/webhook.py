@@ -1,10 +1,9 @@
-"""Delivering one status alert to the webhook: signed, retried within a bounded time, never
-raising. What became of it is returned as an AlertOutcome for the run's record."""
+"""Delivering one status alert to the webhook: signed (flows/alerts/signing.py), retried within
+a bounded time, never raising. What became of it is returned as an AlertOutcome for the run's
+record."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import random
 import time
@@ -14,9 +13,9 @@ from typing import Any
 import httpx
 
 from blocks.alerts import StatusAlerts
+from flows.alerts.signing import message_id, signed_headers
 from flows.errors import first_line, is_transient_status
 
-SIGNATURE_HEADER = "X-Exports-Signature"
 BACKOFF_S = 0.5  # before the second attempt; doubled for each later one, with jitter
 
 
@@ -34,19 +33,16 @@ class AlertOutcome:
         return self.http_status is not None and 200 <= self.http_status < 300
 
 
-def signature(body: bytes, secret: str) -> str:
-    """`sha256=<hex HMAC-SHA256 of the exact body bytes>`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def send_alert(settings: StatusAlerts, payload: dict[str, Any]) -> AlertOutcome:
+def send_alert(
+    settings: StatusAlerts, payload: dict[str, Any], msg_id: str | None = None
+) -> AlertOutcome:
     """POST the payload; retry timeouts, network errors, 408/429 and 5xx with exponential
-    backoff and jitter, within `max_attempts` and `max_total_s`. Never raises."""
+    backoff and jitter, within `max_attempts` and `max_total_s`. Never raises. Every attempt
+    carries `msg_id` (a new one when not given) and is signed at the time it is sent."""
     assert settings.url is not None
     body = json.dumps(payload, ensure_ascii=False).encode()
-    headers = {"Content-Type": "application/json"}
-    if settings.secret is not None:
-        headers[SIGNATURE_HEADER] = signature(body, settings.secret.get_secret_value())
+    msg_id = msg_id or message_id()
+    secret = settings.secret.get_secret_value() if settings.secret is not None else None
     deadline = time.monotonic() + settings.max_total_s
     status: int | None = None
     error: str | None = None
@@ -55,6 +51,10 @@ def send_alert(settings: StatusAlerts, payload: dict[str, Any]) -> AlertOutcome:
         while attempts < settings.max_attempts:
             attempts += 1
             remaining = deadline - time.monotonic()
+            headers = {
+                "Content-Type": "application/json",
+                **signed_headers(msg_id, int(time.time()), body, secret),
+            }
             try:
                 answer = client.post(
                     settings.url,

@@ -175,8 +175,9 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 
 
 class TestTerminal:
-    """What `exports run` prints on stderr: one line per retry and one for the error, the
-    tracebacks with --debug (and in the run's Prefect logs)."""
+    """What `exports` commands print on stderr: for `run`, one line per retry and one for the
+    error, the tracebacks with --debug (and in the run's Prefect logs); on a temporary server,
+    nothing of the server's own."""
 
     def test_a_missing_table_on_a_temporary_server_is_one_line(self, tmp_path: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
@@ -203,6 +204,23 @@ class TestTerminal:
         assert done.stderr == ""
         assert done.stdout.splitlines()[0].split() == ["file", "format", "rows", "bytes"]
         assert len(done.stdout.splitlines()) == 11
+
+    def test_audit_on_a_temporary_server_prints_no_telemetry_error(self, tmp_path: Path) -> None:
+        """Issue 24: only `exports run` and `demo` turned a temporary server's telemetry off:
+        `exports audit` printed its ERROR (a traceback of "Failed to send telemetry" or of
+        "database is locked" writing the telemetry session). Every command does now."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("PREFECT_") and k != "DO_NOT_TRACK"  # as on a user's machine
+        }
+        env["PREFECT_HOME"] = str(tmp_path / "home")  # no API: a temporary server starts
+        env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"  # a busy machine
+        done = run_cli("audit", env=env)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "no runs\n"
+        assert "telemetry" not in done.stderr.lower() and "ERROR" not in done.stderr
+        assert done.stderr == ""
 
     def test_each_retry_of_an_unreachable_source_is_one_line(self, tmp_path: Path) -> None:
         env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}

@@ -3,10 +3,12 @@ what reached the webhook, in which order, with which keys, formats and signature
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
 import re
+import secrets
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +19,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 from typer.testing import CliRunner
 
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
@@ -24,7 +28,7 @@ from deployments.cli.app import app
 from flows.alert_reconciler import reconcile_alerts
 from flows.alerts.hooks import deliver_pending_alerts
 from flows.alerts.payload import alert_time
-from flows.alerts.webhook import signature
+from flows.alerts.signing import legacy_signature
 from flows.export import export
 from flows.runs.artifacts import table_artifacts
 from tests.leaks import REGISTRY
@@ -34,8 +38,10 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 
 WEBHOOK_SECRET = "s3cret-for-alerts"
 CLI_WEBHOOK_SECRET = "abc123-from-the-cli"
+STANDARD_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 REGISTRY.remember("a webhook secret", WEBHOOK_SECRET)
 REGISTRY.remember("a webhook secret", CLI_WEBHOOK_SECRET)
+REGISTRY.remember("a webhook secret", STANDARD_SECRET)
 CONTRACT_KEYS = ["Export Request Id", "Partner", "Type", "Status", "Frequency", "Date and Time"]
 DATE_AND_TIME = re.compile(r"^\d{2}/\d{2}/\d{4} (?:[1-9]|1[0-2]):[0-5]\d:[0-5]\d (?:AM|PM)$")
 
@@ -213,6 +219,8 @@ def test_a_hanging_webhook_holds_neither_the_run_nor_its_end(
 def test_the_signature_verifies_with_the_secret_only(
     receiver: WebhookReceiver, demo_db: Path, tmp_path: Path
 ) -> None:
+    """A secret saved before the standard signature (plain text): the old header as it was,
+    and the standard one keyed with the text's bytes."""
     StatusAlerts(enabled=True, url=receiver.url, secret=WEBHOOK_SECRET).save(
         ALERTS_BLOCK_NAME, overwrite=True
     )
@@ -226,8 +234,47 @@ def test_the_signature_verifies_with_the_secret_only(
         # What a receiver does: HMAC-SHA256 of the raw body with the shared secret.
         expected = hmac.new(WEBHOOK_SECRET.encode(), request.body, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(header, f"sha256={expected}")
-        assert header != signature(request.body, "another-secret")
+        assert header != legacy_signature(request.body, "another-secret")
         assert WEBHOOK_SECRET.encode() not in request.body
+        assert Webhook(WEBHOOK_SECRET.encode()).verify(request.body, request.headers)
+
+
+def test_standard_webhooks_verifies_a_real_alert_and_refuses_a_replay(
+    receiver: WebhookReceiver, demo_db: Path, tmp_path: Path
+) -> None:
+    """Issue 24: a captured Completed alert verified forever (no id, no time in its signature)
+    and no standard library could check it. Now `standardwebhooks` verifies each alert of a
+    real run; a retry carries the same webhook-id (a receiver keeps one), each attempt its own
+    send time; a replay given a fresh or an old time, and a tampered body, are refused."""
+    StatusAlerts(enabled=True, url=f"{receiver.url}/alerts", secret=STANDARD_SECRET).save(
+        ALERTS_BLOCK_NAME, overwrite=True
+    )
+    receiver.answer(503)  # the Initiated alert is sent twice
+    before = int(time.time())
+    try:
+        export(**orders(demo_db, tmp_path))
+        deliver_pending_alerts(timeout_s=120)
+    finally:
+        StatusAlerts().save(ALERTS_BLOCK_NAME, overwrite=True)
+    after = int(time.time())
+    webhook = Webhook(STANDARD_SECRET)
+    sent = [webhook.verify(request.body, request.headers) for request in receiver.requests]
+    assert [body["Status"] for body in sent] == ["Initiated", "Initiated", "Completed"]
+    ids = [request.header("webhook-id") for request in receiver.requests]
+    assert ids[0] == ids[1] != ids[2] and all(str(item).startswith("msg_") for item in ids)
+    for request in receiver.requests:
+        assert before <= int(request.header("webhook-timestamp") or 0) <= after
+    completed = receiver.requests[-1]
+    for moved in (after + 1, before - 600):
+        replayed = {**completed.headers, "webhook-timestamp": str(moved)}
+        with pytest.raises(WebhookVerificationError, match="too old|No matching signature"):
+            webhook.verify(completed.body, replayed)
+    tampered = completed.body.replace(b'"Rows": 1000', b'"Rows": 1001')
+    assert tampered != completed.body
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        webhook.verify(tampered, completed.headers)
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        Webhook(WEBHOOK_SECRET.encode()).verify(completed.body, completed.headers)
 
 
 def test_no_block_or_disabled_sends_nothing(
@@ -257,7 +304,9 @@ class TestCli:
             body = json.loads(receiver.requests[-1].body)
             assert body["Test"] is True and list(body)[:6] == CONTRACT_KEYS
             header = receiver.requests[-1].header("X-Exports-Signature")
-            assert header == signature(receiver.requests[-1].body, CLI_WEBHOOK_SECRET)
+            assert header == legacy_signature(receiver.requests[-1].body, CLI_WEBHOOK_SECRET)
+            sent = receiver.requests[-1]
+            assert Webhook(CLI_WEBHOOK_SECRET.encode()).verify(sent.body, sent.headers)
             assert runner.invoke(app, ["alerts", "disable"]).exit_code == 0
             shown = json.loads(runner.invoke(app, ["alerts", "show", "--json"]).output)
             assert shown["enabled"] is False and shown["secret"] == "set"
