@@ -111,7 +111,8 @@ def json_values(array: pa.Array, kind: Kind, *, decimals_as_strings: bool = Fals
         values = pc.binary_join_element_wise('"', text(array, kind), '"', "")
     elif kind == "decimal":
         values = text(array, kind)
-        if pa.types.is_string(array.type):  # exact text may hold NaN / Infinity
+        # Exact text may hold NaN / Infinity; a literal scan rules them out cheaply.
+        if pa.types.is_string(array.type) and (_has(values, "N") or _has(values, "I")):
             numeric = pc.match_substring_regex(values, _JSON_NUMBER)
             values = pc.if_else(pc.fill_null(numeric, True), values, _json_strings(values))
     else:
@@ -173,6 +174,11 @@ def _contains(values: pa.Array, pattern: str) -> bool:
     return bool(pc.any(pc.match_substring_regex(values, pattern)).as_py())
 
 
+def _has(values: pa.Array, literal: str) -> bool:
+    """Whether any value holds `literal`: a plain scan, several times cheaper than a regex."""
+    return bool(pc.any(pc.match_substring(values, literal)).as_py())
+
+
 def concat(parts: list[pa.Array | str]) -> pa.Array:
     """Concatenate columns and literal strings element-wise (NULLs as empty)."""
     return pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
@@ -205,6 +211,8 @@ def _decimal_text(array: pa.Array) -> pa.Array:
     """Exact decimal text with plain digits and the value's scale, format(Decimal, "f"):
     `0.0000000001` where Arrow's and str(Decimal)'s text is `1E-10`."""
     values = _as_string(array)
+    if not _has(values, "E"):
+        return values
     odd = pc.fill_null(pc.match_substring_regex(values, _DECIMAL_EXPONENT), False)
     if pc.any(odd).as_py():
         picked = pc.filter(values, odd).to_pylist()
