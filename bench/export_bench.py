@@ -311,7 +311,6 @@ def _child_profile(spec: dict[str, Any]) -> dict[str, Any]:
 
     timer = _Timer()
     stream_class = getattr(postgres, "_CopyStream", None)
-    timer.wrap(stream_class, "read", "  _CopyStream.read (called by pyarrow's reader thread)")
     timer.wrap(postgres, "_finish_batch", "  _finish_batch (cast to schema)")
     timer.wrap(postgres.pa, "concat_batches", "  pa.concat_batches (rebatch)")
     # Rendering side (inside sink.write); formats.py calls these through the module.
@@ -325,14 +324,14 @@ def _child_profile(spec: dict[str, Any]) -> dict[str, Any]:
 
     stream_bytes = [0]
     if stream_class is not None:
-        timed_read = stream_class.read
+        blocks = stream_class.row_blocks
 
-        def counting_read(self: Any, *args: Any, **kwargs: Any) -> Any:
-            data = timed_read(self, *args, **kwargs)
-            stream_bytes[0] += len(data)
-            return data
+        def counting_blocks(self: Any) -> Any:
+            for block in blocks(self):
+                stream_bytes[0] += len(block[0])
+                yield block
 
-        stream_class.read = counting_read
+        stream_class.row_blocks = counting_blocks
     trace: list[tuple[int, int, float]] = []  # rows handed on, COPY bytes read, RSS MB
     original_write = PartSink.write
 

@@ -10,9 +10,11 @@ base64 for bytes — the forms dicttoxml and json.dumps produce.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import decimal
 import json
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -66,6 +68,8 @@ def text(array: pa.Array, kind: Kind) -> pa.Array:
         return pc.replace_substring(pc.cast(array, pa.string()), ".000000", "")
     if kind in ("timestamp", "timestamptz"):
         return _timestamp_text(array, with_offset=kind == "timestamptz")
+    if kind == "date" and pa.types.is_date32(array.type):
+        return _with_era(pc.cast(array, pa.string()), array.view(pa.int32()), _date_text)
     return pc.cast(array, pa.string())
 
 
@@ -107,7 +111,8 @@ def json_values(array: pa.Array, kind: Kind, *, decimals_as_strings: bool = Fals
         values = pc.binary_join_element_wise('"', text(array, kind), '"', "")
     elif kind == "decimal":
         values = text(array, kind)
-        if pa.types.is_string(array.type):  # exact text may hold NaN / Infinity
+        # Exact text may hold NaN / Infinity; a literal scan rules them out cheaply.
+        if pa.types.is_string(array.type) and (_has(values, "N") or _has(values, "I")):
             numeric = pc.match_substring_regex(values, _JSON_NUMBER)
             values = pc.if_else(pc.fill_null(numeric, True), values, _json_strings(values))
     else:
@@ -169,6 +174,11 @@ def _contains(values: pa.Array, pattern: str) -> bool:
     return bool(pc.any(pc.match_substring_regex(values, pattern)).as_py())
 
 
+def _has(values: pa.Array, literal: str) -> bool:
+    """Whether any value holds `literal`: a plain scan, several times cheaper than a regex."""
+    return bool(pc.any(pc.match_substring(values, literal)).as_py())
+
+
 def concat(parts: list[pa.Array | str]) -> pa.Array:
     """Concatenate columns and literal strings element-wise (NULLs as empty)."""
     return pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
@@ -201,6 +211,8 @@ def _decimal_text(array: pa.Array) -> pa.Array:
     """Exact decimal text with plain digits and the value's scale, format(Decimal, "f"):
     `0.0000000001` where Arrow's and str(Decimal)'s text is `1E-10`."""
     values = _as_string(array)
+    if not _has(values, "E"):
+        return values
     odd = pc.fill_null(pc.match_substring_regex(values, _DECIMAL_EXPONENT), False)
     if pc.any(odd).as_py():
         picked = pc.filter(values, odd).to_pylist()
@@ -237,4 +249,45 @@ def _timestamp_text(array: pa.Array, *, with_offset: bool) -> pa.Array:
     values = pc.replace_substring(values, ".000000", "")
     if with_offset:
         values = pc.binary_join_element_wise(values, "+00:00", "")
-    return values
+    offset = "+00:00" if with_offset else ""
+    return _with_era(values, plain.view(pa.int64()), lambda micros: _micros_text(micros, offset))
+
+
+# Dates and timestamps before 0001-01-01 are written as PostgreSQL writes them, the year of
+# the era with ` BC` after the ISO text: 0044-03-15 BC, 0044-03-15T12:00:00+00:00 BC.
+_FIRST_AD_DAY = -719_162  # 0001-01-01, in days since 1970-01-01
+_FIRST_AD_MICROS = _FIRST_AD_DAY * 86_400 * 1_000_000
+_CYCLE_DAYS = 146_097  # the Gregorian calendar repeats every 400 years
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _with_era(values: pa.Array, counts: pa.Array, write: Callable[[int], str]) -> pa.Array:
+    """`values` with the BC ones (days or microseconds since 1970 in `counts`) rewritten by
+    `write`; one reduction when there are none."""
+    first = _FIRST_AD_DAY if pa.types.is_int32(counts.type) else _FIRST_AD_MICROS
+    earliest = pc.min(counts).as_py()
+    if earliest is None or earliest >= first:
+        return values
+    era = pc.fill_null(pc.less(counts, first), False)
+    written = [write(count) for count in pc.filter(counts, era).to_pylist()]
+    return pc.replace_with_mask(values, era, pa.array(written, pa.string()))
+
+
+def _date_text(days: int) -> str:
+    """A BC date: read 400-year cycles later (where Python has it), the cycles taken off the
+    year."""
+    cycles = (_FIRST_AD_DAY - days) // _CYCLE_DAYS + 1
+    later = _EPOCH.date() + dt.timedelta(days=days + cycles * _CYCLE_DAYS)
+    return _bc_year(later.isoformat(), later.year - 400 * cycles)
+
+
+def _micros_text(micros: int, offset: str) -> str:
+    per_cycle = _CYCLE_DAYS * 86_400 * 1_000_000
+    cycles = (_FIRST_AD_MICROS - micros) // per_cycle + 1
+    later = _EPOCH + dt.timedelta(microseconds=micros + cycles * per_cycle)
+    return _bc_year(later.isoformat() + offset, later.year - 400 * cycles)
+
+
+def _bc_year(iso: str, astronomical_year: int) -> str:
+    """ISO text of a year ≤ 0 (1 BC is the year 0) as the year of the era and ` BC`."""
+    return f"{1 - astronomical_year:04d}{iso[4:]} BC"

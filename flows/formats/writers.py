@@ -50,6 +50,10 @@ class BatchWriter(ABC):
 # Rows rendered to text at once: enough for Arrow's kernels to run at full speed, few enough
 # that the rendered text and its intermediates stay a few MB whatever chunk_rows is.
 RENDER_ROWS = 4_096
+# ... and fewer where the values are large: the text of a slice (escapes can make it several
+# times its values) must stay within the 2 GiB of an Arrow string array, and memory should
+# follow the largest value, not RENDER_ROWS of them.
+RENDER_BYTES = 64 * 1024 * 1024
 
 
 class TextWriter(BatchWriter):
@@ -87,6 +91,8 @@ class TextWriter(BatchWriter):
         written = spent = 0
         while written < batch.num_rows:
             piece = batch.slice(written, RENDER_ROWS)
+            while piece.num_rows > 1 and piece.nbytes > RENDER_BYTES:
+                piece = piece.slice(0, piece.num_rows // 2)  # large values: fewer at once
             before = self.bytes
             count = self._write_rows(piece, None if budget is None else budget - spent)
             spent += self.bytes - before

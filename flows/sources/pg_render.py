@@ -158,8 +158,10 @@ def _timestamp(column: str, *, utc: bool) -> str:
     iso = f"""replace(to_char({local}, 'YYYY-MM-DD"T"HH24:MI:SS.US'), '.000000', '')"""
     if utc:
         iso = f"{iso} || '+00:00'"
+    # to_char's YYYY is the year of the era: a BC year keeps its era as BC dates do.
+    era = f"CASE WHEN {local} < '0001-01-01' THEN ' BC' ELSE '' END"
     # Infinite timestamps have no isoformat(): their text is written as it is.
-    return f"CASE WHEN isfinite({column}) THEN {iso} ELSE {column}::text END"
+    return f"CASE WHEN isfinite({column}) THEN {iso} || {era} ELSE {column}::text END"
 
 
 def _decimal(column: str) -> str:

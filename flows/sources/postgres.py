@@ -8,7 +8,6 @@ PostgreSQL reports, and the writers render from those batches, so no Python runs
 
 from __future__ import annotations
 
-import io
 import queue
 import re
 import select
@@ -46,12 +45,16 @@ SESSION_SETTINGS = (
 # A partition is already one of N readers running at once: a parallel plan would make each
 # of them scan the whole table (Parallel Seq Scan + filter) instead of its own block range.
 PARTITION_SETTINGS = ("SET max_parallel_workers_per_gather = 0",)
-CSV_BLOCK_BYTES = 1024 * 1024  # larger blocks parse no faster and hold more memory
+# Parse blocks: larger ones parse no faster and hold more memory; a block grows to the row
+# that needs it (a value of up to 1 GB).
+CSV_BLOCK_BYTES = 1024 * 1024
+# A chunk of large values is cut short of `chunk_rows`: Arrow's string and binary arrays hold
+# at most 2 GiB, and a chunk's memory should follow its values, not a count of rows.
+CHUNK_BYTES = 256 * 1024 * 1024
 BLOCK_BYTES = 4 * 1024 * 1024  # COPY data joined per queued block
 HANDOFF_BYTES = 1024 * 1024  # a smaller block is handed on only when the server is slow
 QUEUED_BLOCKS = 4  # at most this many blocks wait for the parser
 WAIT_S = 0.5  # socket wait between checks for a stop request
-_READ_SIZE = 1024 * 1024
 _SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+")
 
 # PostgreSQL type OIDs → (kind, Arrow type used to parse COPY's CSV text).
@@ -174,9 +177,7 @@ def copy_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Stream the query through COPY as record batches of at most `chunk_rows` rows."""
     schema = pa.schema([f for f in fields if f is not None])
-    with _copy_session(
-        url, sql, params, "FORMAT csv", shown, row_lengths=False, snapshot=snapshot
-    ) as stream:
+    with _copy_session(url, sql, params, "FORMAT csv", shown, snapshot=snapshot) as stream:
         empty = True
         for batch in _rebatch(_parse(stream, schema, shown), chunk_rows):
             empty = False
@@ -195,9 +196,7 @@ def copy_rows(
 ) -> Iterator[pa.Array]:
     """COPY's output as it comes, one string array of whole rows (each with its line
     break) per block of about BLOCK_BYTES, so a writer can still split files between rows."""
-    with _copy_session(
-        url, sql, params, copy_options, shown, row_lengths=True, snapshot=snapshot
-    ) as stream:
+    with _copy_session(url, sql, params, copy_options, shown, snapshot=snapshot) as stream:
         for data, lengths in stream.row_blocks():
             offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
             np.cumsum(np.frombuffer(lengths, dtype=np.int32), out=offsets[1:])
@@ -214,7 +213,6 @@ def _copy_session(
     copy_options: str,
     shown: str,
     *,
-    row_lengths: bool,
     snapshot: str | None = None,
 ) -> Iterator[_CopyStream]:
     """A COPY (query) TO STDOUT running on its own connection, with our session settings;
@@ -232,7 +230,7 @@ def _copy_session(
         _start_session(raw, snapshot)
         copy_sql = f"COPY ({statement}) TO STDOUT ({copy_options})"
         query = psycopg.ClientCursor(raw).mogrify(copy_sql, values)  # COPY takes no $n params
-        stream = _CopyStream(raw, query, row_lengths=row_lengths)
+        stream = _CopyStream(raw, query)
         try:
             yield stream
         finally:
@@ -255,20 +253,19 @@ def _copy_session(
             engine.dispose()
 
 
-class _CopyStream(io.RawIOBase):
-    """A readable file over COPY's data, filled by a background thread.
+class _CopyStream:
+    """COPY's data in blocks of whole rows, filled by a background thread.
 
     libpq hands COPY data over one row per call. A thread drives libpq directly (psycopg's
     per-row Copy iterator costs more than the parsing), joins rows into blocks and queues at
     most QUEUED_BLOCKS of them, so the server keeps streaming while the caller parses and
-    renders, and memory stays bounded. libpq's blocking calls release the GIL.
+    renders, and memory stays bounded (by the blocks, or by a row larger than a block).
+    libpq's blocking calls release the GIL.
     """
 
-    def __init__(self, raw: psycopg.Connection, query: str, *, row_lengths: bool) -> None:
+    def __init__(self, raw: psycopg.Connection, query: str) -> None:
         self._pg = raw.pgconn
-        self._row_lengths = row_lengths  # queue (data, lengths) pairs instead of bytes
         self._queue: queue.Queue[Any] = queue.Queue(QUEUED_BLOCKS)
-        self._pending = b""
         self._done = False
         self._stop = threading.Event()
         self._pg.send_query(query.encode())
@@ -280,28 +277,8 @@ class _CopyStream(io.RawIOBase):
         self._thread = threading.Thread(target=self._pump, name="copy-reader", daemon=True)
         self._thread.start()
 
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        """Up to `size` bytes: what is buffered, or the next block (waits for one)."""
-        if size is None or size < 0:
-            size = _READ_SIZE
-        parts = [self._pending] if self._pending else []
-        held = len(self._pending)
-        while held < size and not self._done:
-            if held and self._queue.empty():
-                break  # a short read keeps rows flowing when the query is slow
-            item = self._next()
-            if item is not None:
-                parts.append(item)
-                held += len(item)
-        block = b"".join(parts)
-        self._pending = block[size:]
-        return block[:size]
-
     def row_blocks(self) -> Iterator[tuple[bytes, int_array[int]]]:
-        """Blocks of whole rows with each row's length (with `row_lengths=True`)."""
+        """Blocks of whole rows with each row's length (waits for each)."""
         while not self._done:
             item = self._next()
             if item is not None:
@@ -316,11 +293,6 @@ class _CopyStream(io.RawIOBase):
             raise item
         return item
 
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        memoryview(buffer).cast("B")[: len(data)] = data
-        return len(data)
-
     def close(self) -> None:
         """Stop the reader thread (the caller closes the connection if COPY is unfinished)."""
         self._stop.set()
@@ -329,7 +301,6 @@ class _CopyStream(io.RawIOBase):
                 self._queue.get_nowait()
             except queue.Empty:
                 self._thread.join(0.05)
-        super().close()
 
     def _pump(self) -> None:
         parts: list[bytes] = []
@@ -340,8 +311,7 @@ class _CopyStream(io.RawIOBase):
                 count, data = self._pg.get_copy_data(1)  # non-blocking
                 if count > 0:
                     parts.append(bytes(data))
-                    if self._row_lengths:
-                        lengths.append(count)
+                    lengths.append(count)
                     held += count
                     if held < BLOCK_BYTES:
                         continue
@@ -368,8 +338,7 @@ class _CopyStream(io.RawIOBase):
             self._put(exc)
 
     def _hand_on(self, parts: list[bytes], lengths: int_array[int]) -> None:
-        block = b"".join(parts)
-        self._put((block, lengths) if self._row_lengths else block)
+        self._put((b"".join(parts), lengths))
 
     def _put(self, item: Any) -> None:
         while not self._stop.is_set():
@@ -397,45 +366,61 @@ def _decode(message: str | bytes) -> str:
 
 
 def _parse(stream: _CopyStream, schema: pa.Schema, shown: str) -> Iterator[pa.RecordBatch]:
+    """Each block of whole rows parsed on its own, in parse blocks at least as large as its
+    longest row: pyarrow's CSV reader refuses a row that straddles two parse blocks, so a
+    fixed block size would refuse any larger value (PostgreSQL allows 1 GB)."""
     names = [f"c{index}" for index in range(len(schema))]
-    column_types = {  # bytea arrives as \x + hex text, decoded in _finish_batch
-        name: pa.string() if pa.types.is_binary(field.type) else field.type
+    column_types = {  # bytea (\x + hex) and dates and timestamps are converted in _finish_batch
+        name: pa.string() if _read_as_text(field.type) else field.type
         for name, field in zip(names, schema, strict=True)
     }
-    try:
-        reader = pacsv.open_csv(
-            stream,
-            # One parsing thread: the COPY thread already overlaps I/O with parsing, and
-            # pyarrow's own read-ahead would hold many blocks at once.
-            read_options=pacsv.ReadOptions(
-                column_names=names, block_size=CSV_BLOCK_BYTES, use_threads=False
-            ),
-            # A one-column row holding NULL is an empty line: keep it.
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types=column_types,
-                true_values=["t"],
-                false_values=["f"],
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-            ),
+    # A one-column row holding NULL is an empty line: keep it.
+    parse_options = pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
+    convert_options = pacsv.ConvertOptions(
+        column_types=column_types,
+        true_values=["t"],
+        false_values=["f"],
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
+    for data, lengths in stream.row_blocks():
+        longest = int(np.frombuffer(lengths, dtype=np.int32).max())
+        # One parsing thread: the COPY thread already overlaps I/O with parsing.
+        read_options = pacsv.ReadOptions(
+            column_names=names, block_size=max(CSV_BLOCK_BYTES, longest + 1), use_threads=False
         )
-    except pa.ArrowInvalid as exc:
-        if "Empty CSV file" in str(exc):
-            return
-        raise _parse_error(exc, schema, shown) from exc
-    while True:
         try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            return
+            reader = pacsv.open_csv(
+                pa.BufferReader(data),
+                read_options=read_options,
+                parse_options=parse_options,
+                convert_options=convert_options,
+            )
         except pa.ArrowInvalid as exc:
             raise _parse_error(exc, schema, shown) from exc
-        yield _finish_batch(batch, schema)
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as exc:
+                raise _parse_error(exc, schema, shown) from exc
+            yield _finish_batch(batch, schema, shown)
 
 
-def _finish_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+def _read_as_text(arrow_type: pa.DataType) -> bool:
+    """Types the CSV parser is given as text: bytea's hex, and dates and timestamps, whose BC
+    values (`0044-03-15 12:00:00 BC`) it cannot read. Arrow's cast from text costs no more
+    than the parser's own conversion."""
+    return bool(
+        pa.types.is_binary(arrow_type)
+        or pa.types.is_timestamp(arrow_type)
+        or pa.types.is_date(arrow_type)
+    )
+
+
+def _finish_batch(batch: pa.RecordBatch, schema: pa.Schema, shown: str) -> pa.RecordBatch:
     arrays = []
     for array, field in zip(batch.columns, schema, strict=True):
         if pa.types.is_binary(field.type):  # bytea arrives as \x followed by hex
@@ -444,24 +429,61 @@ def _finish_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
                 pa.binary(),
             )
         elif array.type != field.type:
-            array = pc.cast(array, field.type)
+            try:
+                array = _dated(array, field.type)
+            except pa.ArrowInvalid as exc:
+                raise _parse_error(exc, schema, shown, field.name) from exc
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
+# The Gregorian calendar repeats every 400 years: 146,097 days.
+_CYCLE_DAYS = 146_097
+_CYCLE_MICROS = _CYCLE_DAYS * 86_400 * 1_000_000
+
+
+def _dated(text: pa.Array, arrow_type: pa.DataType) -> pa.Array:
+    """Dates and timestamps from PostgreSQL's text, BC ones included (Arrow reads years 1 to
+    9999): a BC value is read 400-year cycles later, and those cycles taken off again."""
+    try:
+        return pc.cast(text, arrow_type)
+    except pa.ArrowInvalid:
+        era = pc.fill_null(pc.ends_with(text, " BC"), False)
+        if not pc.any(era).as_py():
+            raise
+    common_era = pc.cast(pc.if_else(era, pa.scalar(None, pa.string()), text), arrow_type)
+    shifted, cycles = [], []
+    for value in pc.filter(text, era).to_pylist():
+        year, rest = value.removesuffix(" BC").split("-", 1)
+        astronomical = 1 - int(year)  # 1 BC is the year 0
+        count = -astronomical // 400 + 1
+        shifted.append(f"{astronomical + 400 * count:04d}-{rest}")
+        cycles.append(count)
+    dates = pa.types.is_date32(arrow_type)  # else timestamp(us), as _OID_FIELDS reads them
+    integer, per_cycle = (pa.int32(), _CYCLE_DAYS) if dates else (pa.int64(), _CYCLE_MICROS)
+    later = pc.cast(pc.cast(pa.array(shifted), arrow_type), integer)
+    values = pc.subtract(later, pa.array([c * per_cycle for c in cycles], integer))
+    return pc.replace_with_mask(common_era, era, pc.cast(values, arrow_type))
+
+
 def _rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
-    """Regroup the parser's byte-sized blocks into chunks of `rows` rows."""
+    """Regroup the parser's byte-sized blocks into chunks of `rows` rows, or fewer where the
+    rows are large: a chunk holds about CHUNK_BYTES at most (and at least one block)."""
     pending: list[pa.RecordBatch] = []
-    held = 0
+    held = size = 0
     for batch in batches:
+        if pending and size + batch.nbytes > CHUNK_BYTES:
+            yield pa.concat_batches(pending) if len(pending) > 1 else pending[0]
+            pending, held, size = [], 0, 0
         pending.append(batch)
         held += batch.num_rows
+        size += batch.nbytes
         while held >= rows:
             combined = pa.concat_batches(pending) if len(pending) > 1 else pending[0]
             yield combined.slice(0, rows)
             rest = combined.slice(rows)
             pending = [rest] if rest.num_rows else []
-            held = rest.num_rows
+            held, size = rest.num_rows, rest.nbytes
     if held:
         yield pa.concat_batches(pending) if len(pending) > 1 else pending[0]
 
@@ -479,8 +501,11 @@ def _psycopg_statement(sql: str, params: dict[str, Any]) -> tuple[str, dict[str,
     return compiled.string, values
 
 
-def _parse_error(exc: pa.ArrowInvalid, schema: pa.Schema, shown: str) -> SourceError:
+def _parse_error(
+    exc: pa.ArrowInvalid, schema: pa.Schema, shown: str, column: str | None = None
+) -> SourceError:
+    where = f"columns: {', '.join(schema.names)}" if column is None else f"column `{column}`"
     return SourceError(
         f"source `{shown}`: a value could not be read as its column type ({first_line(exc)}); "
-        f"CAST that column to text in a `query` (columns: {', '.join(schema.names)})"
+        f"CAST that column to text in a `query` ({where})"
     )

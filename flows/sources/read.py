@@ -16,7 +16,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from flows.config import FormatOptions
-from flows.formats.columns import is_undetermined, rendered_rows
+from flows.formats.columns import decimal_field, is_undetermined, rendered_rows
 from flows.formats.registry import ExportFormat
 from flows.sources import mysql, pg_render, postgres
 from flows.sources.connections import create_engine, is_psycopg, is_pymysql
@@ -48,9 +48,23 @@ def read_for_format(
         if query is not None:
             yield from _server_rendered(plan, query, params)
             return
-    if fmt != "parquet" and plan.chunk_rows > TEXT_CHUNK_ROWS:
-        plan = replace(plan, chunk_rows=TEXT_CHUNK_ROWS)
+    if fmt != "parquet":
+        plan = replace(
+            plan, chunk_rows=min(plan.chunk_rows, TEXT_CHUNK_ROWS), declared=_exact_text(plan)
+        )
     yield from read_batches(plan)
+
+
+def _exact_text(plan: SourcePlan) -> list[pa.Field | None]:
+    """A text format writes a decimal's exact text, so it reads that text rather than a
+    decimal128: PostgreSQL's `NaN` (which a numeric(p,s) column may hold and no decimal128
+    can) is then written as the server-rendered path writes it, a string in JSON."""
+    return [
+        decimal_field(field.name, None, None).with_metadata(field.metadata)
+        if field is not None and pa.types.is_decimal(field.type)
+        else field
+        for field in plan.declared
+    ]
 
 
 def _server_rendered(
