@@ -20,15 +20,21 @@ CRASHED_AUTOMATION = "exports: Failed alert for crashed export runs"
 
 
 def install_crash_automations(
-    reconciler_deployment_id: UUID, *, heartbeat_s: int = 30, delay_s: float = 45.0
+    reconciler_deployment_id: UUID,
+    *,
+    heartbeat_s: int = 30,
+    delay_s: float = 45.0,
+    missed_heartbeats: int = 3,
 ) -> None:
     """Create (or replace) the two automations. `heartbeat_s` must match the exporting
-    processes' PREFECT_FLOWS_HEARTBEAT_FREQUENCY; a run is crashed after three missed ones.
+    processes' PREFECT_FLOWS_HEARTBEAT_FREQUENCY; a run is crashed after `missed_heartbeats`
+    missed ones (three leave room for a busy process; fewer only where runs are short).
     `delay_s` lets a runner's own on_crashed alert be recorded before the reconciler looks."""
     from prefect.automations import Automation
     from prefect.events.actions import ChangeFlowRunState, RunDeployment
     from prefect.events.schemas.automations import EventTrigger, Posture
 
+    silence_s = missed_heartbeats * heartbeat_s
     heartbeat = "prefect.flow-run.heartbeat"
     export_runs = {"prefect.resource.role": "flow", "prefect.resource.name": EXPORT_FLOW}
     zombie = Automation(
@@ -47,12 +53,12 @@ def install_crash_automations(
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
-            within=timedelta(seconds=3 * heartbeat_s),
+            within=timedelta(seconds=silence_s),
         ),
         actions=[
             ChangeFlowRunState(
                 state=StateType.CRASHED,
-                message=f"no heartbeat for {3 * heartbeat_s} s: the process was lost",
+                message=f"no heartbeat for {silence_s} s: the process was lost",
             )
         ],
     )

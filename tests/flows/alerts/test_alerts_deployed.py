@@ -280,7 +280,8 @@ def test_a_killed_in_process_run_sends_failed_through_the_reconciler(
     Crashed, the Crashed automation runs the reconciler, which sends Failed once."""
     with get_client(sync_client=True) as client:
         reconciler = client.read_deployment_by_name(f"{RECONCILER_FLOW}/alert-reconciler").id
-    install_crash_automations(reconciler, heartbeat_s=30, delay_s=2)
+    # one missed heartbeat (Prefect's shortest, 30 s) is enough for a run killed 2 s in
+    install_crash_automations(reconciler, heartbeat_s=30, delay_s=2, missed_heartbeats=1)
     parameters = {
         "source": {"url": "sqlite://", "query": LONG_QUERY, "chunk_rows": 1000},
         "destination": {"url": f"{tmp_path}/{{export}}.{{ext}}"},
