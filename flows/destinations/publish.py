@@ -23,7 +23,8 @@ from flows.destinations.targets import TargetContext
 from flows.errors import DeliveryError, first_line
 
 # Stands for the part number in a rendered path, to find where the numbers are.
-_PART_MARK = "\x00part\x00"
+# Private-use characters: no file name holds them, and the path rules let them through.
+_PART_MARK = "\ue000part\ue000"
 
 
 @dataclass(frozen=True)
