@@ -29,7 +29,8 @@ serve: $(VENV)/.installed ## Prefect server, work pool, prefect deploy --all and
 
 test: install ## Run the whole test suite: the unit tier, then the rest (it starts its servers itself)
 	$(BIN)/pytest -m unit
-	$(BIN)/pytest -m "not unit" --durations=30
+	$(BIN)/pytest -m "not unit and not solo" -n 2 --dist loadfile --durations=30
+	$(BIN)/pytest -m solo --durations=10
 
 test-unit: install ## Only the unit tier: pure tests, no server, about 30 s
 	$(BIN)/pytest -m unit

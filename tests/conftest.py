@@ -59,9 +59,24 @@ SERVER_FIXTURES = frozenset({"prefect_api", "postgres", "s3", "gcs", "azurite", 
 NO_PREFECT_API = "http://127.0.0.1:9/api"
 
 
+# Tests that take the machine for themselves (a memory limit, a burst of 150 triggers, the
+# Prefect API stopped, a browser, timed signals, tmpfs and relay faults): marked `solo`, they
+# run after the parallel part of `make test`, one at a time, so no other test's load moves
+# their timings.
+SOLO = (
+    "tests/faults/",
+    "tests/ui/",
+    "tests/deployments/gateway/test_burst.py",
+    "tests/deployments/triggers/test_serve_signals.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A `unit` test starts nothing: using a server fixture is a mistake in the test."""
     for item in items:
+        if item.nodeid.startswith(SOLO):
+            item.add_marker(pytest.mark.solo)
         if item.get_closest_marker("unit") is None:
             continue
         servers = SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
