@@ -22,6 +22,10 @@ from contextlib import contextmanager
 # Messages about the run's own end: the command prints its error in one line instead.
 _FINAL = ("Finished in state", "Encountered exception during execution", "Retries are exhausted")
 _RETRY = re.compile(r" - Retry \d+/\d+ will start")  # Prefect logs a task's retries at INFO
+# Prefect's own events (`prefect.block.….loaded` as a Failed alert loads its block in the
+# background) that its events worker could not send while the process ends: nothing a user can
+# act on, and the run's state and alert are sent regardless.
+_UNSENT_EVENT = "Error emitting event"
 # Settings of the temporary server a command starts when no PREFECT_API_URL is set.
 _TEMPORARY_SERVER_SETTINGS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -36,7 +40,7 @@ class OneLineWarnings(logging.Filter):
         message = record.getMessage()
         if record.levelno < logging.WARNING and not _RETRY.search(message):
             return False
-        if any(marker in message for marker in _FINAL):
+        if any(marker in message for marker in _FINAL) or message.startswith(_UNSENT_EVENT):
             return False
         # The console is the last handler a record reaches (the API's handler sits on the
         # run's own logger, which comes first), so shortening the record here changes

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.schedules import IntervalSchedule
 from prefect.client.schemas.sorting import FlowRunSort
@@ -78,9 +79,8 @@ def _cli_run(*arguments: str) -> str:
         return str(json.loads(result.stdout)["export_request_id"])
     assert result.exit_code == 1, result.output
     with get_client(sync_client=True) as client:
-        [newest] = client.read_flow_runs(
-            sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=1, offset=0
-        )
+        # the run that ended last: other files' schedules may have runs expected later
+        [newest] = client.read_flow_runs(sort=FlowRunSort.END_TIME_DESC, limit=1, offset=0)
     return str(newest.id)
 
 
@@ -125,13 +125,12 @@ def history(
                     "max_runs": 1,
                 },
             ).raise_for_status()
-            [created] = [
-                run
-                for run in client.read_flow_runs(
-                    sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=200, offset=0
-                )
-                if run.deployment_id == scheduled_id
-            ]
+            # Asked by deployment: the session's other runs (hundreds, all later) come first
+            # in any listing by start time.
+            [created] = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[scheduled_id])),
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+            )
         scheduled = _execute(created.id)
 
         # Run Now, and a failing one, from the CLI.

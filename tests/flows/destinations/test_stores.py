@@ -142,9 +142,12 @@ def test_50_and_100_mb_go_up_in_parts_with_flat_memory(
     # Went up in parts: about one request per 8 MiB (S3 folds a short last part into the one
     # before it).
     assert parts >= (sizes[0] + sizes[1]) // 8, proxy.log
-    # Flat: doubling the file adds less than two parts; the 53 MiB upload's peak growth stays
-    # under the file's size (about 14 MB of it is the export itself, as to a local file).
-    assert growth[1] - growth[0] < 16, report
+    # Flat: doubling the file adds less than three parts (53 MB if memory followed the file).
+    # The peak (VmHWM) of the larger upload lands either level with the smaller one's or about
+    # two parts above it, as the upload thread frees its buffers sooner or later (seen on S3
+    # at 15.5-16.2 MB, on base code too); the 53 MiB upload's peak growth stays under the
+    # file's size (about 14 MB of it is the export itself, as to a local file).
+    assert growth[1] - growth[0] < 24, report
     assert growth[0] < sizes[0], report
     assert store.names() == ["large/export.csv"]
     assert len(store.read("large/export.csv")) == report.bytes[1]
