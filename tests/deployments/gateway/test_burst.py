@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,9 +116,23 @@ def burst_gateway(
         stop_process(process)
 
 
-def _client_of(server: PrefectServer) -> AbstractContextManager[object]:
-    """This process's Prefect client talks to `server` (not the session's, nor a closed port)."""
-    return temporary_settings({PREFECT_API_URL: server.url, PREFECT_CLIENT_MAX_RETRIES: 5})
+@contextmanager
+def _client_of(server: PrefectServer) -> Iterator[None]:
+    """This process's Prefect client talks to `server` (not the session's, nor a closed port).
+
+    Prefect's events and log workers are one per process, bound to the API of their first
+    use: drained on the way out, the next use makes them for the session's server again (made
+    here, they kept sending every later test's task-run events to this server once it was
+    stopped, and the session's API never saw those tasks)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    with temporary_settings({PREFECT_API_URL: server.url, PREFECT_CLIENT_MAX_RETRIES: 5}):
+        try:
+            yield
+        finally:
+            EventsWorker.drain_all(timeout=30)
+            APILogWorker.drain_all(timeout=30)
 
 
 @dataclass(frozen=True)
