@@ -67,7 +67,8 @@ SOLO = (
     "tests/faults/",
     "tests/ui/",
     "tests/deployments/gateway/test_burst.py",
-    "tests/deployments/gateway/test_app_fuzz.py",  # its 4 cases share one node id, which xdist reports once
+    # schemathesis gives its 4 cases one node id, which xdist reports once
+    "tests/deployments/gateway/test_app_fuzz.py",
     "tests/deployments/triggers/test_serve_signals.py",
 )
 
