@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from flows.config import ColumnSpec, DestinationConfig, FormatOptions, SourceConfig, WindowConfig
-from flows.errors import ConfigurationError
+from flows.core.config import ColumnSpec, FormatOptions, SourceConfig, WindowConfig
+from flows.core.errors import ConfigurationError
 from flows.parameters import validate_export_parameters
+from flows.request import DestinationConfig
 
 pytestmark = pytest.mark.unit
 

@@ -1,5 +1,5 @@
 """Error mapping as a caller sees it: the kind and field a Failed alert and the gateway say for
-each error class (flows/alerts/errors.py), which failures a task retries (flows/errors.py
+each error class (flows/alerts/errors.py), which failures a task retries (flows/core/errors.py
 `is_transient`, `is_transient_status`; flows/destinations/failures.py for the stores' SDK
 errors) and the typed error a store makes of a failure (flows/destinations/store.py
 `Store.failure`). The cases already in test_alert_errors.py (one per class, with secrets in
@@ -11,11 +11,9 @@ import errno
 
 import pytest
 
-from flows import errors
 from flows.alerts.errors import alert_error, state_error
-from flows.destinations.failures import full_disk, http_status, is_transient_failure
-from flows.destinations.store import Store
-from flows.errors import (
+from flows.core import errors
+from flows.core.errors import (
     ConfigurationError,
     DeliveryError,
     ExportError,
@@ -30,6 +28,8 @@ from flows.errors import (
     is_transient_status,
     memory_error,
 )
+from flows.destinations.failures import full_disk, http_status, is_transient_failure
+from flows.destinations.store import Store
 
 pytestmark = pytest.mark.unit
 

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 import pytest
 from fsspec import AbstractFileSystem
 
+from flows.core.errors import DeliveryError, TransientDeliveryError
+from flows.core.targets import TargetContext
 from flows.destinations.publish import PartNames, number_parts, publish
 from flows.destinations.store import (
     ObjectStore,
@@ -24,8 +26,6 @@ from flows.destinations.store import (
     temporary_path,
     temporary_writer,
 )
-from flows.destinations.targets import TargetContext
-from flows.errors import DeliveryError, TransientDeliveryError
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""Destination URL templates (flows/destinations/targets.py): what each token renders to, where a
+"""Destination URL templates (flows/core/targets.py): what each token renders to, where a
 split export's part number goes, the manifest's name, and the templates and names refused
 before a run, with the field and what to change. Pure string rules: no store is touched (the
 rendered files in real stores are test_delivery.py's and test_stores.py's)."""
@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from flows.destinations.targets import (
+from flows.core.errors import ConfigurationError
+from flows.core.targets import (
     TargetContext,
     check_rendered,
     check_targets,
@@ -22,7 +23,6 @@ from flows.destinations.targets import (
     uses_window_tokens,
     with_part_token,
 )
-from flows.errors import ConfigurationError
 
 pytestmark = pytest.mark.unit
 

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from flows.formats.columns import Kind
+from flows.core.columns import Kind
 from flows.formats.render import csv_cells, json_values, text, xml_elements
 
 pytestmark = pytest.mark.unit
