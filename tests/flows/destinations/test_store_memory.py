@@ -30,7 +30,6 @@ from flows.destinations.store import (
 pytestmark = pytest.mark.unit
 
 RUN = "0b3c5f0e-6d3b-4a57-9a51-0d3f1c7e2a10"
-EARLIER_RUN = "7d0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 CONTEXT = TargetContext("orders", "nightly", RUN, datetime(2026, 3, 7, tzinfo=UTC), "csv")
 
 
@@ -148,16 +147,6 @@ def test_prepare_makes_the_folder_and_sweeps_only_this_targets_leftovers(
         fs.pipe(path, data)
     MemoryFolder().prepare(fs, f"{folder}/orders.csv", RUN, first=True)
     assert files(fs, root) == {path.removeprefix(root + "/"): data for path, data in kept.items()}
-
-
-def test_prepare_keeps_a_temporary_file_of_a_run_not_known_to_be_over(
-    fs: AbstractFileSystem, root: str
-) -> None:
-    """No Prefect API answers here, so another run's file cannot be known to be abandoned."""
-    other = temporary_path(f"{root}/orders.csv", EARLIER_RUN)
-    fs.pipe(other, b"another run, maybe running")
-    MemoryFolder().prepare(fs, f"{root}/orders.csv", RUN, first=True)
-    assert fs.cat(other) == b"another run, maybe running"
 
 
 def test_prepare_of_a_new_folder_creates_it(fs: AbstractFileSystem, root: str) -> None:
