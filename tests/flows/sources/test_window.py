@@ -359,6 +359,42 @@ class TestScheduledDeployment:
         )
 
 
+BAD_WINDOWS = [
+    (
+        {"timezone": "Europe/Berln"},
+        "window.timezone: `Europe/Berln` is not an IANA time zone",
+    ),
+    (
+        {"since": "2026-03-02T00:00:00Z", "until": "2026-03-01T00:00:00Z"},
+        "window.since: `2026-03-02T00:00:00+00:00` is not before window.until",
+    ),
+    ({"lookback": -60}, "window.lookback: `-60` seconds is negative"),
+    ({"period": "PT0S"}, "window.period: `0` seconds is not a positive duration"),
+    ({"bind_as": "date"}, "window.bind_as: `date`"),
+    # Windows the run could not compute (issue 17: they passed, then overflowed)
+    ({"lookback": 1e12}, "window.lookback: `1e+12` seconds is longer than 365,250 days"),
+    ({"period": "P999999999D"}, "window.period: `8.64e+13` seconds is longer than"),
+    (
+        {"since": "0001-01-01T00:00:00Z", "lookback": "P2D"},
+        "window.since: `0001-01-01T00:00:00+00:00` less window.lookback is outside "
+        "the years 1 to 9999 in UTC",
+    ),
+    (
+        {"since": "9999-12-31T23:59:59-14:00"},
+        "window.since: `9999-12-31T23:59:59-14:00` is outside the years 1 to 9999",
+    ),
+    (
+        {"until": "0001-01-05T00:00:00Z", "period": "P10D"},
+        "window.until: `0001-01-05T00:00:00+00:00` less window.period is outside",
+    ),
+    (
+        {"since": "0001-01-01T00:00:00Z", "timezone": "America/New_York"},
+        "window.since: `0001-01-01T00:00:00+00:00` is outside the years 1 to 9999 in "
+        "UTC or in America/New_York",
+    ),
+]
+
+
 # --------------------------------------------------------------------------------------
 # Bad input: one line naming the field, raised before any file is written
 # --------------------------------------------------------------------------------------
@@ -431,46 +467,12 @@ class TestBadWindow:
             with pytest.raises(ConfigurationError, match=f"^{field}:"):
                 validate_export_parameters(parameters)
 
-    @pytest.mark.parametrize(
-        ("window", "message"),
-        [
-            (
-                {"timezone": "Europe/Berln"},
-                "window.timezone: `Europe/Berln` is not an IANA time zone",
-            ),
-            (
-                {"since": "2026-03-02T00:00:00Z", "until": "2026-03-01T00:00:00Z"},
-                "window.since: `2026-03-02T00:00:00+00:00` is not before window.until",
-            ),
-            ({"lookback": -60}, "window.lookback: `-60` seconds is negative"),
-            ({"period": "PT0S"}, "window.period: `0` seconds is not a positive duration"),
-            ({"bind_as": "date"}, "window.bind_as: `date`"),
-            # Windows the run could not compute (issue 17: they passed, then overflowed)
-            ({"lookback": 1e12}, "window.lookback: `1e+12` seconds is longer than 365,250 days"),
-            ({"period": "P999999999D"}, "window.period: `8.64e+13` seconds is longer than"),
-            (
-                {"since": "0001-01-01T00:00:00Z", "lookback": "P2D"},
-                "window.since: `0001-01-01T00:00:00+00:00` less window.lookback is outside "
-                "the years 1 to 9999 in UTC",
-            ),
-            (
-                {"since": "9999-12-31T23:59:59-14:00"},
-                "window.since: `9999-12-31T23:59:59-14:00` is outside the years 1 to 9999",
-            ),
-            (
-                {"until": "0001-01-05T00:00:00Z", "period": "P10D"},
-                "window.until: `0001-01-05T00:00:00+00:00` less window.period is outside",
-            ),
-            (
-                {"since": "0001-01-01T00:00:00Z", "timezone": "America/New_York"},
-                "window.since: `0001-01-01T00:00:00+00:00` is outside the years 1 to 9999 in "
-                "UTC or in America/New_York",
-            ),
-        ],
-    )
-    def test_parameters_name_the_field(
+    @pytest.mark.parametrize(("window", "message"), BAD_WINDOWS)
+    def test_the_flow_names_the_field(
         self, readings: str, tmp_path: Path, window: dict[str, Any], message: str
     ) -> None:
+        """The flow refuses what `validate_export_parameters` refuses (the unit tier's
+        test_parameters_name_the_field), Prefect's report naming the field, before any file."""
         out = tmp_path / "out"
         out.mkdir()
         parameters = {
@@ -478,17 +480,29 @@ class TestBadWindow:
             "destination": {"url": str(out / "{export}.{ext}")},
             "window": window,
         }
-        with pytest.raises(ConfigurationError) as caught:
-            validate_export_parameters(parameters)
-        assert str(caught.value).startswith(message), caught.value
         with pytest.raises(ParameterTypeError) as flow_error:
             export(**parameters)
         field = message.split(":")[0]
         assert f"{field}:" in str(flow_error.value)  # Prefect's report names the field
         assert _files_in(out) == []
 
-    def test_naive_times_are_utc(self) -> None:
-        config = WindowConfig.model_validate({"since": "2026-03-01T00:00:00"})
-        assert config.since == datetime(2026, 3, 1, tzinfo=UTC)
-        assert WindowConfig.model_validate({"lookback": "PT15M"}).lookback == timedelta(minutes=15)
-        assert WindowConfig.model_validate({"lookback": 900}).lookback == timedelta(minutes=15)
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("window", "message"), BAD_WINDOWS)
+def test_parameters_name_the_field(tmp_path: Path, window: dict[str, Any], message: str) -> None:
+    parameters = {
+        "source": {"url": "sqlite:///readings.sqlite", "query": _query()},
+        "destination": {"url": str(tmp_path / "{export}.{ext}")},
+        "window": window,
+    }
+    with pytest.raises(ConfigurationError) as caught:
+        validate_export_parameters(parameters)
+    assert str(caught.value).startswith(message), caught.value
+
+
+@pytest.mark.unit
+def test_naive_times_are_utc() -> None:
+    config = WindowConfig.model_validate({"since": "2026-03-01T00:00:00"})
+    assert config.since == datetime(2026, 3, 1, tzinfo=UTC)
+    assert WindowConfig.model_validate({"lookback": "PT15M"}).lookback == timedelta(minutes=15)
+    assert WindowConfig.model_validate({"lookback": 900}).lookback == timedelta(minutes=15)
