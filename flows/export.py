@@ -6,7 +6,8 @@ A split read (`source.partitions`) plans its ranges once, inside the snapshot th
 and runs one `write_partition` task per range on Prefect's thread pool or a Dask cluster
 (`runner`); the parts are numbered in range order and published together, all or nothing.
 For an http(s) destination `post_files` takes the place of `deliver_files`: it POSTs each
-spooled file to the URL, and is retried on transient failures (flows/destinations/http_post.py).
+spooled file to the URL, and is retried on transient failures (flows/destinations/delivery.py
+knows the two ways).
 With `destination.manifest`, `write_manifest` describes the published set last.
 
 The stages are subpackages: flows/sources (reading), flows/formats (writing), flows/destinations
@@ -29,7 +30,7 @@ from flows.core.config import FormatOptions, RunnerConfig, SourceConfig, WindowC
 from flows.core.errors import ConfigurationError, ExportError
 from flows.core.formats import ExportFormat
 from flows.core.targets import TargetContext
-from flows.destinations.http_post import remove_spools
+from flows.destinations.delivery import deliver
 from flows.destinations.manifest import manifest_document
 from flows.destinations.publish import number_parts
 from flows.destinations.registry import display_url
@@ -62,9 +63,7 @@ from flows.sources.window import (
     resolve_window,
 )
 from flows.tasks import (
-    deliver_files,
     inspect_source_task,
-    post_files,
     write_batches,
     write_manifest,
     write_partition,
@@ -178,14 +177,8 @@ def export(
         )
     else:
         written = write_batches(plan, format, destination, options, context)
-    if destination.store.posts:
-        try:
-            content_type = export_media_type(format, destination.compression, options)
-            files = post_files(destination, written, context, format, name, content_type)
-        finally:
-            remove_spools(written)  # after the last attempt, whatever its outcome
-    else:
-        files = deliver_files(destination, written, name, context)
+    content_type = export_media_type(format, destination.compression, options)
+    files = deliver(destination, written, context, format, name, content_type)
     finished = datetime.now(UTC)
     manifest = None
     if destination.manifest:

@@ -14,7 +14,7 @@ from pydantic import model_validator
 from flows.core.config import Destination, RunnerConfig
 from flows.core.errors import ConfigurationError
 from flows.core.formats import EXPORT_FORMATS, ExportFormat
-from flows.core.targets import TargetContext, check_name, check_targets
+from flows.core.targets import TargetContext, check_name
 from flows.destinations.registry import check_destination_url, store_for
 from flows.destinations.store import Store
 
@@ -41,12 +41,11 @@ class DestinationConfig(Destination):
             check_destination_url(self.url, split=self.max_file_mb is not None)
         except ConfigurationError as exc:
             raise ValueError(str(exc)) from None
-        if self.manifest and self.store.posts:
-            raise ValueError(
-                "destination.manifest: an HTTP receiver gets each file as a POST, with "
-                "X-Export-Part / X-Export-Parts; a manifest is written next to files in a "
-                "folder or a bucket"
-            )
+        if self.manifest:
+            try:
+                self.store.check_manifest()
+            except ConfigurationError as exc:
+                raise ValueError(str(exc)) from None
         return self
 
     @property
@@ -69,19 +68,7 @@ def check_runner(runner: RunnerConfig | None, destination: DestinationConfig) ->
     """
     if runner is None:
         return
-    if destination.store.posts:
-        raise ConfigurationError(
-            "runner.dask: an HTTP destination is POSTed from the flow's process, which cannot "
-            "read the parts Dask workers spool on their machines; remove `runner` or deliver "
-            "to a store"
-        )
-    path = destination.url.partition("://")[2] if "://" in destination.url else destination.url
-    if destination.store.protocol == "file" and not path.startswith("/"):
-        raise ConfigurationError(
-            f"runner.dask: destination.url `{destination.url}` is a relative local path, "
-            "which each Dask worker would resolve in its own folder; use an absolute path on a "
-            "filesystem every worker mounts, or an object store"
-        )
+    destination.store.check_remote_workers(destination.url)
 
 
 def check_export_name(name: object) -> str | None:
@@ -111,11 +98,10 @@ def check_destination_names(
         ConfigurationError: naming `name` or `destination.url` and what to change.
     """
     context = replace(context or TargetContext.sample(), export=export, ext=ext)
-    check_targets(
+    destination.store.check_targets(
         destination.url,
         context,
         split=destination.max_file_mb is not None,
-        names_file=not destination.store.posts,
         gzip=destination.compression == "gzip",
         manifest=destination.manifest,
     )
