@@ -18,16 +18,15 @@ the writers, so memory follows `chunk_rows`, not the table size.
 """
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run as runtime_flow_run
-from pydantic import BeforeValidator
 
 from flows.alerts.hooks import alert_completed, alert_failed, alert_initiated
 from flows.core.columns import kind_of
 from flows.core.config import FormatOptions, RunnerConfig, SourceConfig, WindowConfig
-from flows.core.errors import ConfigurationError, ExportError
+from flows.core.errors import ExportError
 from flows.core.formats import ExportFormat
 from flows.core.targets import TargetContext
 from flows.destinations.delivery import deliver
@@ -35,14 +34,13 @@ from flows.destinations.manifest import manifest_document
 from flows.destinations.publish import number_parts
 from flows.destinations.registry import display_url
 from flows.destinations.store import WrittenFile
-from flows.formats.options import check_format_options, export_extension, export_media_type
-from flows.formats.output_names import check_columns
+from flows.formats.options import export_extension, export_media_type
 from flows.request import (
     DestinationConfig,
+    ExportRequest,
+    FormatParameter,
+    NameParameter,
     check_destination_names,
-    check_export_name,
-    check_runner,
-    parse_format,
 )
 from flows.runners import partition_runner
 from flows.runs.naming import (
@@ -56,7 +54,6 @@ from flows.runs.result import ExportResult, record_result
 from flows.sources.plan import SourcePlan, planned_partitions
 from flows.sources.window import (
     bind_values,
-    check_window,
     describe_window,
     in_zone,
     query_uses,
@@ -68,30 +65,6 @@ from flows.tasks import (
     write_manifest,
     write_partition,
 )
-
-
-def _format_value(value: object) -> object:
-    """Validate `format` with our message (naming the value and the choices)."""
-    if isinstance(value, str):
-        try:
-            return parse_format(value)
-        except ConfigurationError as exc:
-            raise ValueError(str(exc)) from None
-    return value
-
-
-FormatParameter = Annotated[ExportFormat, BeforeValidator(_format_value)]
-
-
-def _name_value(value: object) -> object:
-    """Validate `name` with our message: one file name, never a folder (issue 24)."""
-    try:
-        return check_export_name(value)
-    except ConfigurationError as exc:
-        raise ValueError(str(exc)) from None
-
-
-NameParameter = Annotated[str | None, BeforeValidator(_name_value)]
 
 
 @flow(
@@ -133,12 +106,21 @@ def export(
     """
     logger = get_run_logger()
     started = datetime.now(UTC)
+    ExportRequest.of(
+        {
+            "source": source,
+            "destination": destination,
+            "format": format,
+            "name": name,
+            "partner": partner,
+            "type": type,
+            "format_options": format_options,
+            "window": window,
+            "runner": runner,
+        }
+    )
     name = export_name(name, source.table)
     options = format_options or FormatOptions()
-    check_window(source, window, destination)
-    check_runner(runner, destination)
-    check_columns(source, format)
-    check_format_options(format, format_options)
     uses = query_uses(source)
     resolved = resolve_window(window, uses)
     since: datetime | None = None
