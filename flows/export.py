@@ -6,7 +6,8 @@ A split read (`source.partitions`) plans its ranges once, inside the snapshot th
 and runs one `write_partition` task per range on Prefect's thread pool or a Dask cluster
 (`runner`); the parts are numbered in range order and published together, all or nothing.
 For an http(s) destination `post_files` takes the place of `deliver_files`: it POSTs each
-spooled file to the URL, and is retried on transient failures (flows/destinations/http_post.py).
+spooled file to the URL, and is retried on transient failures (flows/destinations/delivery.py
+knows the two ways).
 With `destination.manifest`, `write_manifest` describes the published set last.
 
 The stages are subpackages: flows/sources (reading), flows/formats (writing), flows/destinations
@@ -17,31 +18,29 @@ the writers, so memory follows `chunk_rows`, not the table size.
 """
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run as runtime_flow_run
-from pydantic import BeforeValidator
 
 from flows.alerts.hooks import alert_completed, alert_failed, alert_initiated
 from flows.core.columns import kind_of
 from flows.core.config import FormatOptions, RunnerConfig, SourceConfig, WindowConfig
-from flows.core.errors import ConfigurationError, ExportError
+from flows.core.errors import ExportError
 from flows.core.formats import ExportFormat
 from flows.core.targets import TargetContext
-from flows.destinations.http_post import remove_spools
+from flows.destinations.delivery import deliver
 from flows.destinations.manifest import manifest_document
 from flows.destinations.publish import number_parts
 from flows.destinations.registry import display_url
 from flows.destinations.store import WrittenFile
-from flows.formats.options import check_format_options, export_extension, export_media_type
-from flows.formats.output_names import check_columns
+from flows.formats.options import export_extension, export_media_type
 from flows.request import (
     DestinationConfig,
+    ExportRequest,
+    FormatParameter,
+    NameParameter,
     check_destination_names,
-    check_export_name,
-    check_runner,
-    parse_format,
 )
 from flows.runners import partition_runner
 from flows.runs.naming import (
@@ -55,44 +54,17 @@ from flows.runs.result import ExportResult, record_result
 from flows.sources.plan import SourcePlan, planned_partitions
 from flows.sources.window import (
     bind_values,
-    check_window,
     describe_window,
     in_zone,
     query_uses,
     resolve_window,
 )
 from flows.tasks import (
-    deliver_files,
     inspect_source_task,
-    post_files,
     write_batches,
     write_manifest,
     write_partition,
 )
-
-
-def _format_value(value: object) -> object:
-    """Validate `format` with our message (naming the value and the choices)."""
-    if isinstance(value, str):
-        try:
-            return parse_format(value)
-        except ConfigurationError as exc:
-            raise ValueError(str(exc)) from None
-    return value
-
-
-FormatParameter = Annotated[ExportFormat, BeforeValidator(_format_value)]
-
-
-def _name_value(value: object) -> object:
-    """Validate `name` with our message: one file name, never a folder (issue 24)."""
-    try:
-        return check_export_name(value)
-    except ConfigurationError as exc:
-        raise ValueError(str(exc)) from None
-
-
-NameParameter = Annotated[str | None, BeforeValidator(_name_value)]
 
 
 @flow(
@@ -134,12 +106,21 @@ def export(
     """
     logger = get_run_logger()
     started = datetime.now(UTC)
+    ExportRequest.of(
+        {
+            "source": source,
+            "destination": destination,
+            "format": format,
+            "name": name,
+            "partner": partner,
+            "type": type,
+            "format_options": format_options,
+            "window": window,
+            "runner": runner,
+        }
+    )
     name = export_name(name, source.table)
     options = format_options or FormatOptions()
-    check_window(source, window, destination)
-    check_runner(runner, destination)
-    check_columns(source, format)
-    check_format_options(format, format_options)
     uses = query_uses(source)
     resolved = resolve_window(window, uses)
     since: datetime | None = None
@@ -178,14 +159,8 @@ def export(
         )
     else:
         written = write_batches(plan, format, destination, options, context)
-    if destination.store.posts:
-        try:
-            content_type = export_media_type(format, destination.compression, options)
-            files = post_files(destination, written, context, format, name, content_type)
-        finally:
-            remove_spools(written)  # after the last attempt, whatever its outcome
-    else:
-        files = deliver_files(destination, written, name, context)
+    content_type = export_media_type(format, destination.compression, options)
+    files = deliver(destination, written, context, format, name, content_type)
     finished = datetime.now(UTC)
     manifest = None
     if destination.manifest:

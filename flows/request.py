@@ -1,35 +1,31 @@
-"""The export's request as the flow receives it: the parameters' types (flows/core/config.py)
-with the rules that need a stage, here where the stages may be imported: a destination's store
-and the names it will write, what a Dask runner needs of the destination, the export's name and
-its format.
+"""The export's request (Contract 1): its parameters as one model, `ExportRequest`, checked
+once, field by field and as a whole, by every way an export starts: the flow itself, `exports
+run`, `exports check` (the triggers' parameters), the gateway's parameter override.
+
+The parameters' types are flows/core/config.py's; the rules that need a stage live here, where
+the stages may be imported: a destination's store and the names it will write, what a Dask
+runner needs of the destination, the export's name and its format, the window a query binds,
+the columns a format would write as one, the format options a format cannot honour.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Annotated, Any
 
 from fsspec import AbstractFileSystem
-from pydantic import model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
-from flows.core.config import Destination, RunnerConfig
+from flows.core.config import Destination, FormatOptions, RunnerConfig, SourceConfig, WindowConfig
 from flows.core.errors import ConfigurationError
 from flows.core.formats import EXPORT_FORMATS, ExportFormat
-from flows.core.targets import TargetContext, check_name, check_targets
+from flows.core.targets import TargetContext, check_name
 from flows.destinations.registry import check_destination_url, store_for
 from flows.destinations.store import Store
-
-# The `export` flow's parameters, in its signature's order (flows/export.py; a test checks it).
-EXPORT_PARAMETERS = (
-    "source",
-    "destination",
-    "format",
-    "name",
-    "partner",
-    "type",
-    "format_options",
-    "window",
-    "runner",
-)
+from flows.formats.options import check_format_options, export_extension
+from flows.formats.output_names import check_columns
+from flows.runs.naming import export_name
+from flows.sources.window import check_window
 
 
 class DestinationConfig(Destination):
@@ -41,12 +37,11 @@ class DestinationConfig(Destination):
             check_destination_url(self.url, split=self.max_file_mb is not None)
         except ConfigurationError as exc:
             raise ValueError(str(exc)) from None
-        if self.manifest and self.store.posts:
-            raise ValueError(
-                "destination.manifest: an HTTP receiver gets each file as a POST, with "
-                "X-Export-Part / X-Export-Parts; a manifest is written next to files in a "
-                "folder or a bucket"
-            )
+        if self.manifest:
+            try:
+                self.store.check_manifest()
+            except ConfigurationError as exc:
+                raise ValueError(str(exc)) from None
         return self
 
     @property
@@ -69,19 +64,7 @@ def check_runner(runner: RunnerConfig | None, destination: DestinationConfig) ->
     """
     if runner is None:
         return
-    if destination.store.posts:
-        raise ConfigurationError(
-            "runner.dask: an HTTP destination is POSTed from the flow's process, which cannot "
-            "read the parts Dask workers spool on their machines; remove `runner` or deliver "
-            "to a store"
-        )
-    path = destination.url.partition("://")[2] if "://" in destination.url else destination.url
-    if destination.store.protocol == "file" and not path.startswith("/"):
-        raise ConfigurationError(
-            f"runner.dask: destination.url `{destination.url}` is a relative local path, "
-            "which each Dask worker would resolve in its own folder; use an absolute path on a "
-            "filesystem every worker mounts, or an object store"
-        )
+    destination.store.check_remote_workers(destination.url)
 
 
 def check_export_name(name: object) -> str | None:
@@ -111,11 +94,10 @@ def check_destination_names(
         ConfigurationError: naming `name` or `destination.url` and what to change.
     """
     context = replace(context or TargetContext.sample(), export=export, ext=ext)
-    check_targets(
+    destination.store.check_targets(
         destination.url,
         context,
         split=destination.max_file_mb is not None,
-        names_file=not destination.store.posts,
         gzip=destination.compression == "gzip",
         manifest=destination.manifest,
     )
@@ -130,3 +112,110 @@ def parse_format(value: str) -> ExportFormat:
     raise ConfigurationError(
         f"format: `{value}` is not supported; use one of {', '.join(EXPORT_FORMATS)}"
     )
+
+
+def _format_value(value: object) -> object:
+    """Validate `format` with our message (naming the value and the choices)."""
+    try:
+        return parse_format(str(value))
+    except ConfigurationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+FormatParameter = Annotated[ExportFormat, BeforeValidator(_format_value)]
+
+
+def _name_value(value: object) -> object:
+    """Validate `name` with our message: one file name, never a folder (issue 24)."""
+    try:
+        return check_export_name(value)
+    except ConfigurationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+NameParameter = Annotated[str | None, BeforeValidator(_name_value)]
+
+
+class ExportRequest(BaseModel):
+    """The `export` flow's parameters, in its signature's order (a test keeps the two alike,
+    and the flow's form in the Prefect UI is this model's JSON schema)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: SourceConfig
+    destination: DestinationConfig
+    format: FormatParameter = "csv"
+    name: NameParameter = None
+    partner: str | None = None
+    type: str | None = None
+    format_options: FormatOptions | None = None
+    window: WindowConfig | None = None
+    runner: RunnerConfig | None = None
+
+    @model_validator(mode="after")
+    def _fits_together(self) -> ExportRequest:
+        """The rules between parameters, in the order a user fixes them: the window the
+        query binds, the runner, the columns, the format options, then every name the run
+        will write (with sample values for the run's own: the flow checks them again with
+        the real ones, which only a run knows)."""
+        check_window(self.source, self.window, self.destination)
+        check_runner(self.runner, self.destination)
+        check_columns(self.source, self.format)
+        check_format_options(self.format, self.format_options)
+        ext = export_extension(self.format, self.format_options or FormatOptions())
+        check_destination_names(self.destination, export_name(self.name, self.source.table), ext)
+        return self
+
+    @classmethod
+    def of(cls, parameters: dict[str, Any]) -> ExportRequest:
+        """The request of these parameters (plain values or models).
+
+        Raises:
+            ConfigurationError: the first problem, naming the field.
+        """
+        unknown = sorted(set(parameters) - set(EXPORT_PARAMETERS))
+        if unknown:
+            raise ConfigurationError(
+                f"parameters: unknown parameter `{unknown[0]}`; the export flow takes "
+                f"{', '.join(EXPORT_PARAMETERS)}"
+            )
+        for key in ("source", "destination"):
+            if key not in parameters:
+                raise ConfigurationError(f"{key}: missing; the export flow needs `{key}`")
+        try:
+            return cls.model_validate(parameters)
+        except ValidationError as exc:
+            raise _configuration_error(exc) from None
+
+
+EXPORT_PARAMETERS: tuple[str, ...] = tuple(ExportRequest.model_fields)
+
+# Which parameter's problem is named first when several are wrong (a model's fields, then the
+# format and the name), as `exports check` has always reported them.
+_FIRST_NAMED = ("source", "destination", "format_options", "window", "runner", "format", "name")
+
+
+def _configuration_error(exc: ValidationError) -> ConfigurationError:
+    """One ConfigurationError for the first problem pydantic found, naming the field: our own
+    error where a rule raised one, else pydantic's words under the field's dotted name."""
+    errors = exc.errors()
+    first = min(
+        errors,
+        key=lambda error: (
+            _FIRST_NAMED.index(error["loc"][0])
+            if error["loc"] and error["loc"][0] in _FIRST_NAMED
+            else len(_FIRST_NAMED)
+        ),
+    )
+    original = (first.get("ctx") or {}).get("error")
+    if isinstance(original, ConfigurationError):
+        return original
+    location = [str(part) for part in first.get("loc", ())]
+    prefix, rest = (location[0], ".".join(location[1:])) if location else ("parameters", "")
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    if message.split(":")[0].strip().startswith(prefix):
+        return ConfigurationError(message)
+    field = f"{prefix}.{rest}" if rest else prefix
+    value = first.get("input")
+    shown = "" if isinstance(value, dict) or value is None else f" `{value}`"
+    return ConfigurationError(f"{field}:{shown} {message}")

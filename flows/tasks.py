@@ -9,42 +9,21 @@ from dataclasses import replace
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
 from flows.core.config import FormatOptions, SourceConfig
-from flows.core.errors import OutOfMemoryError, is_transient, memory_error
+from flows.core.errors import OutOfMemoryError, memory_error
 from flows.core.formats import ExportFormat
 from flows.core.targets import TargetContext
-from flows.destinations.http_post import post_files as post_spooled_files
 from flows.destinations.manifest import manifest_path
 from flows.destinations.manifest import write_manifest as store_manifest
-from flows.destinations.publish import PartNames, publish
 from flows.destinations.store import WrittenFile
 from flows.formats.output_names import check_output_names
 from flows.request import DestinationConfig
 from flows.runs.progress import WriteProgress
+from flows.runs.retries import RETRY_TRANSIENT
 from flows.sink import PartSink
 from flows.sources.plan import SourcePlan, inspect_source
 from flows.sources.read import read_for_format
-
-
-def _retry_transient(_task: Any, _task_run: Any, state: Any) -> bool:
-    """Retry only failures that may pass on their own (lost connections, timeouts)."""
-    try:
-        state.result()
-    except Exception as exc:  # noqa: BLE001 - classifying the task's own failure
-        return is_transient(exc)
-    return False
-
-
-# Tasks that talk to a database or a store: transient failures get two more attempts, and no
-# result is cached (every run reads and writes afresh).
-RETRY_TRANSIENT: dict[str, Any] = {
-    "retries": 2,
-    "retry_delay_seconds": [2, 10],
-    "retry_condition_fn": _retry_transient,
-    "cache_policy": NO_CACHE,
-}
 
 
 @task(
@@ -162,20 +141,6 @@ def writer() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-@task(name="deliver_files", task_run_name="deliver-{label}", cache_policy=NO_CACHE)
-def deliver_files(
-    destination: DestinationConfig,
-    files: list[WrittenFile],
-    label: str,  # noqa: ARG001 - names the task run
-    context: TargetContext,
-) -> list[str]:
-    """Publish the temporary files at their final paths, all or nothing; a split set also
-    removes the parts above its last that earlier runs of the template left."""
-    parts = PartNames(destination.url, context, gzip=destination.compression == "gzip")
-    store, fs = destination.store, destination.filesystem()
-    return publish(store, fs, files, destination.scheme, parts)
-
-
 @task(name="write_manifest", task_run_name="manifest-{label}", **RETRY_TRANSIENT)
 def write_manifest(
     destination: DestinationConfig,
@@ -188,21 +153,3 @@ def write_manifest(
     gzip = destination.compression == "gzip"
     path = manifest_path(store, fs, destination.url, context, gzip=gzip)
     return store_manifest(store, fs, path, document, context.run_id, destination.scheme)
-
-
-@task(
-    name="post_files",
-    task_run_name="post-{label}",
-    **RETRY_TRANSIENT,
-)
-def post_files(
-    destination: DestinationConfig,
-    files: list[WrittenFile],
-    context: TargetContext,
-    fmt: ExportFormat,
-    label: str,  # noqa: ARG001 - names the task run
-    content_type: str | None = None,
-) -> list[str]:
-    """POST each spooled file to the http(s) URL, in order; transient failures are retried
-    here (as task retries, visible in the UI), without reading the database again."""
-    return post_spooled_files(destination, files, context, fmt, get_run_logger(), content_type)

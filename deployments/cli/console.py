@@ -20,6 +20,7 @@ from deployments.cli.quiet import quiet_temporary_server
 from deployments.gateway.master_secrets import ApiKeyError
 from deployments.triggers.project import UsageError
 from flows.core.errors import ExportError
+from flows.core.prefect_compat import mute_prefect_loggers
 
 _DEBUG = "exports.debug"  # in click's context meta, shared by every nested context
 
@@ -71,10 +72,7 @@ def _mute_prefect() -> None:
 
     logging.raiseExceptions = False  # the log worker's "--- Error logging to API ---"
     logging.disable(logging.CRITICAL)
-    # Prefect's internal loggers answer isEnabledFor themselves, past logging.disable.
-    for name in list(logging.root.manager.loggerDict):
-        if name == "prefect" or name.startswith("prefect."):
-            logging.getLogger(name).disabled = True
+    mute_prefect_loggers()
 
 
 def _exit_code(exc: BaseException) -> int | None:

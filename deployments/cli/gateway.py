@@ -41,6 +41,7 @@ def gateway(
 
     from deployments.gateway.access_log import gateway_log_config
     from deployments.gateway.app import app, limit_creates, set_public_url
+    from flows.core.prefect_compat import configure_logging_first
 
     if not PREFECT_API_URL.value():
         raise fail(
@@ -57,7 +58,7 @@ def gateway(
     # `uvicorn.access` (its handler gone, its lines dropped at the `uvicorn` logger's WARNING):
     # the gateway's access log stopped at the first request that imported it. Done now, so
     # the configuration uvicorn.run applies comes after Prefect's and stays.
-    import prefect.main  # noqa: F401
+    configure_logging_first()
 
     # uvicorn's access log shows method, path and query, never headers; a key a client put
     # in its URL is hidden from it (deployments/gateway/access_log.py).

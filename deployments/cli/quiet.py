@@ -19,6 +19,8 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from flows.core.prefect_compat import console_handlers, ensure_logging
+
 # Messages about the run's own end: the command prints its error in one line instead.
 _FINAL = ("Finished in state", "Encountered exception during execution", "Retries are exhausted")
 _RETRY = re.compile(r" - Retry \d+/\d+ will start")  # Prefect logs a task's retries at INFO
@@ -53,22 +55,6 @@ class OneLineWarnings(logging.Filter):
         return True
 
 
-def _console_handlers() -> list[logging.Handler]:
-    from prefect.logging.handlers import PrefectConsoleHandler
-
-    loggers = [logging.getLogger()] + [
-        logger
-        for logger in logging.Logger.manager.loggerDict.values()
-        if isinstance(logger, logging.Logger)
-    ]
-    return [
-        handler
-        for logger in loggers
-        for handler in logger.handlers
-        if isinstance(handler, PrefectConsoleHandler)
-    ]
-
-
 def quiet_temporary_server() -> bool:
     """Whether a command would start a temporary server (no PREFECT_API_URL); if so, its
     settings as above, unless the environment sets them. Every command calls it first
@@ -90,9 +76,7 @@ def quiet_prefect(debug: bool) -> Iterator[None]:
         return
     # Prefect 3.9 configures its logging when its flow machinery is first imported; the
     # handlers that get the filter must exist now (`exports demo` imports the engine later).
-    from prefect.logging.configuration import ensure_logging_setup
-
-    ensure_logging_setup()
+    ensure_logging()
 
     temporary = quiet_temporary_server()
     # Prefect's log worker writes "--- Error logging to API ---" and the connection error
@@ -100,7 +84,7 @@ def quiet_prefect(debug: bool) -> Iterator[None]:
     # logging.raiseExceptions is on. The command's own error says when the API did not
     # answer; the run's logs are lost with the API either way. Left off: it flushes at exit.
     logging.raiseExceptions = False
-    handlers = _console_handlers()
+    handlers = console_handlers()
     quiet = OneLineWarnings()
     for handler in handlers:
         handler.addFilter(quiet)

@@ -74,9 +74,9 @@ def _start_temporary_server() -> bool:
 
     if PREFECT_API_URL.value():
         return False
-    from prefect.server.api.server import SubprocessASGIServer
+    from flows.core.prefect_compat import start_temporary_server
 
-    SubprocessASGIServer().start()
+    start_temporary_server()
     return True
 
 

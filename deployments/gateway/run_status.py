@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 from deployments.audit import audit_record
 from flows.alerts.errors import state_error
 from flows.core.formats import media_type
+from flows.destinations.delivery import stored_filesystem
 from flows.request import DestinationConfig
 from flows.runs.artifacts import table_artifacts
 from flows.runs.naming import DEFAULT_EXPORT_NAME
@@ -117,10 +118,10 @@ def open_delivered(run: FlowRun, status: RunStatus, part: int = 1) -> DeliveredF
         destination = DestinationConfig.model_validate(run.parameters.get("destination"))
     except ValidationError:
         raise NoFile("the run's destination cannot be read back") from None
-    if destination.store.posts:
+    fs = stored_filesystem(destination)
+    if fs is None:
         raise NoFile("the run POSTed its file to an HTTP receiver; there is nothing to download")
     path = status._paths[part - 1]
-    fs = destination.filesystem()
     try:
         size = fs.size(path)
         handle = fs.open(path, "rb")

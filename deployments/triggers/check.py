@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
-import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from prefect import Flow
-from prefect.cli.deploy._models import ConcurrencyLimitSpec, DeploymentConfig, RawScheduleConfig
-from prefect.cli.deploy._schedules import _schedule_config_to_deployment_schedule
 from prefect.client.schemas.actions import DeploymentScheduleCreate
 from prefect.client.schemas.objects import ConcurrencyOptions
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
@@ -31,6 +26,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from deployments.triggers.project import DeploymentSpec, UsageError
 from flows.core.errors import ConfigurationError
+from flows.core.prefect_compat import (
+    concurrency_keys,
+    deployment_schedule,
+    schedule_keys,
+    validate_deployment,
+    validate_flow_parameters,
+    validate_schedule_config,
+)
 from flows.core.zones import ZONE_HINT, is_iana_zone
 from flows.parameters import validate_export_parameters
 from flows.runs.naming import EXPORT_FLOW
@@ -39,9 +42,9 @@ __all__ = ["SCHEDULE_KEYS", "Schedule", "TriggerProblem", "check_project", "sche
 
 Schedule = CronSchedule | IntervalSchedule | RRuleSchedule
 SCHEDULE_KINDS = ("cron", "interval", "rrule")
-SCHEDULE_KEYS = tuple(RawScheduleConfig.model_fields)
+SCHEDULE_KEYS = schedule_keys()
 """The keys `prefect deploy` accepts in a `schedules:` item (it refuses the file otherwise)."""
-_CONCURRENCY_KEYS = tuple(ConcurrencyLimitSpec.model_fields)
+_CONCURRENCY_KEYS = concurrency_keys()
 _UNION_MEMBER = re.compile(r"^function-|\[|^(str|int|float|bool|list|dict)$")
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$", re.DOTALL)
 
@@ -181,7 +184,7 @@ def _check_shape(raw: dict[str, Any]) -> _Found:
     """Prefect's own model of a deployment (schedules and limits are checked separately)."""
     ours = {"schedules", "concurrency_limit", "name"}
     try:
-        DeploymentConfig.model_validate({k: v for k, v in raw.items() if k not in ours})
+        validate_deployment({k: v for k, v in raw.items() if k not in ours})
     except ValidationError as exc:
         found: dict[str, list[str]] = {}
         for error in exc.errors():
@@ -237,8 +240,7 @@ def _check_parameters(flow: Flow[..., Any], parameters: dict[str, Any]) -> _Foun
     try:
         if flow.name == EXPORT_FLOW:
             validate_export_parameters(dict(parameters))
-        with _quiet("prefect.flows"):  # it logs the failure at ERROR before raising
-            flow.validate_parameters(dict(parameters))
+        validate_flow_parameters(flow, dict(parameters))
     except ParameterTypeError as exc:
         lines = str(exc).splitlines()[1:]  # "Flow run received invalid parameters:" first
         return [_split_field(line.strip().removeprefix("- ")) for line in lines if line.strip()]
@@ -251,16 +253,6 @@ def _split_field(text: str) -> tuple[str, str]:
     """`source.url: message` → ('.source.url', 'message'); text without a field → ('', text)."""
     match = _FIELD_PREFIX.match(text)
     return (f".{match.group(1)}", match.group(2)) if match else ("", text)
-
-
-@contextmanager
-def _quiet(logger_name: str) -> Iterator[None]:
-    logger = logging.getLogger(logger_name)
-    disabled, logger.disabled = logger.disabled, True
-    try:
-        yield
-    finally:
-        logger.disabled = disabled
 
 
 def _check_concurrency(value: Any) -> _Found:
@@ -327,8 +319,8 @@ def _check_schedule(index: int, raw: Any) -> tuple[_Found, Schedule | None]:
     if found:
         return found, None
     try:
-        RawScheduleConfig.model_validate(raw)
-        built = _schedule_config_to_deployment_schedule(dict(raw))
+        validate_schedule_config(raw)
+        built = deployment_schedule(raw)
         DeploymentScheduleCreate.model_validate(built)
     except ValidationError as exc:
         error = exc.errors()[0]

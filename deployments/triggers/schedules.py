@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
-from prefect.server.schemas import schedules as server_schedules
 
 from deployments.triggers.check import Schedule
 from flows.alerts.frequency import describe_schedule
+from flows.core.prefect_compat import server_schedule
+
+if TYPE_CHECKING:
+    from flows.core.prefect_compat import ServerSchedule
 
 
 def next_runs(schedules: list[Schedule], count: int, start: dt.datetime) -> list[dict[str, str]]:
@@ -39,17 +40,8 @@ def next_runs(schedules: list[Schedule], count: int, start: dt.datetime) -> list
     ]
 
 
-def _server_schedule(
-    item: Schedule,
-) -> (
-    server_schedules.CronSchedule
-    | server_schedules.IntervalSchedule
-    | server_schedules.RRuleSchedule
-):
+def _server_schedule(item: Schedule) -> ServerSchedule:
     """The server's twin of a deploy-time schedule: the class Prefect's scheduler uses."""
-    fields: dict[str, Any] = item.model_dump()
-    if isinstance(item, CronSchedule):
-        return server_schedules.CronSchedule.model_validate(fields)
-    if isinstance(item, IntervalSchedule):
-        return server_schedules.IntervalSchedule.model_validate(fields)
-    return server_schedules.RRuleSchedule.model_validate(fields)
+    twin = server_schedule(item)
+    assert twin is not None  # every deploy-time schedule has one
+    return twin

@@ -15,11 +15,11 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from prefect.cli.deploy._schedules import _schedule_config_to_deployment_schedule
 from prefect.client.schemas.actions import DeploymentScheduleCreate
 
 from deployments.triggers.project import DeploymentSpec
 from deployments.triggers.warm_start import enable as enable_warm_start
+from flows.core.prefect_compat import deployment_schedule
 
 if TYPE_CHECKING:
     from prefect.runner import Runner
@@ -63,8 +63,7 @@ def _add_flow(runner: Any, spec: DeploymentSpec) -> None:
     so the runner starts runs from that object instead of `python -m prefect.engine`."""
     raw = spec.raw
     schedules = [
-        DeploymentScheduleCreate(**_schedule_config_to_deployment_schedule(item))
-        for item in raw.get("schedules") or []
+        DeploymentScheduleCreate(**deployment_schedule(item)) for item in raw.get("schedules") or []
     ]
     runner.add_flow(
         spec.load_flow(),

@@ -16,25 +16,10 @@ import multiprocessing
 import multiprocessing.forkserver
 import sys
 from collections.abc import Iterable
-from types import ModuleType
-from typing import Any
+
+from flows.core.prefect_compat import engine_spawns_runs, spawn_runs_with
 
 WARM_MODULES = ("prefect.flow_engine", "prefect.blocks.system")
-
-
-class _ForkserverForSpawn:
-    """Stands in for the `multiprocessing` module inside `prefect.flow_engine`, whose
-    `run_flow_in_subprocess` asks for the spawn context by name."""
-
-    def __init__(self, module: ModuleType, context: multiprocessing.context.BaseContext) -> None:
-        self._module = module
-        self._context = context
-
-    def get_context(self, method: str | None = None) -> Any:
-        return self._context if method == "spawn" else self._module.get_context(method)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._module, name)
 
 
 def enable(flow_modules: Iterable[str]) -> bool:
@@ -44,11 +29,9 @@ def enable(flow_modules: Iterable[str]) -> bool:
     Returns False, changing nothing, where there is no forkserver (Windows) or Prefect's
     engine no longer starts runs through `multiprocessing.get_context("spawn")`.
     """
-    from prefect import flow_engine
-
     if sys.platform == "win32" or "forkserver" not in multiprocessing.get_all_start_methods():
         return False
-    if not isinstance(getattr(flow_engine, "multiprocessing", None), ModuleType):
+    if not engine_spawns_runs():
         return False
     context = multiprocessing.get_context("forkserver")
     # Each child runs this program's main module again (as `__mp_main__`, as a spawned one
@@ -57,5 +40,5 @@ def enable(flow_modules: Iterable[str]) -> bool:
     preload = [*WARM_MODULES, *flow_modules, *([main_module] if main_module else [])]
     context.set_forkserver_preload(preload)
     multiprocessing.forkserver.ensure_running()
-    setattr(flow_engine, "multiprocessing", _ForkserverForSpawn(multiprocessing, context))  # noqa: B010
+    spawn_runs_with(context)
     return True

@@ -36,6 +36,8 @@ from flows.core.formats import ExportFormat, media_type
 from flows.core.targets import (
     TargetContext,
     check_rendered,
+    check_targets,
+    check_template,
     check_token_values,
     render_target,
     template_fields,
@@ -74,7 +76,6 @@ class HttpPost(Store):
     schemes = ("http", "https")
     protocol = "file"  # the spool
     block_types = (HttpPostTarget,)
-    posts = True
 
     @property
     def writes_to(self) -> str:
@@ -106,6 +107,31 @@ class HttpPost(Store):
                 f"destination.url: `{template}` has no host; write it as "
                 "https://host[:port]/path, e.g. https://hooks.example.com/exports"
             )
+
+    def check_template(self, template: str, *, split: bool) -> None:
+        """An endpoint, not a file: the URL need not end in a file name."""
+        check_template(template, split=split, names_file=False)
+
+    def check_targets(
+        self, template: str, context: TargetContext, *, split: bool, gzip: bool, manifest: bool
+    ) -> None:
+        check_targets(
+            template, context, split=split, names_file=False, gzip=gzip, manifest=manifest
+        )
+
+    def check_manifest(self) -> None:
+        raise ConfigurationError(
+            "destination.manifest: an HTTP receiver gets each file as a POST, with "
+            "X-Export-Part / X-Export-Parts; a manifest is written next to files in a "
+            "folder or a bucket"
+        )
+
+    def check_remote_workers(self, url: str) -> None:  # noqa: ARG002 - the interface of every store
+        raise ConfigurationError(
+            "runner.dask: an HTTP destination is POSTed from the flow's process, which cannot "
+            "read the parts Dask workers spool on their machines; remove `runner` or deliver "
+            "to a store"
+        )
 
     def filesystem(self, url: str, block_name: str | None) -> AbstractFileSystem:  # noqa: ARG002 - the interface of every store
         import fsspec

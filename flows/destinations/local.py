@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fsspec import AbstractFileSystem
 
+from flows.core.errors import ConfigurationError
 from flows.destinations.store import Store
 
 
@@ -16,6 +17,15 @@ class LocalFolder(Store):
 
     def display_url(self, url: str) -> str:
         return url  # a path is shown as written
+
+    def check_remote_workers(self, url: str) -> None:
+        path = url.partition("://")[2] if "://" in url else url
+        if not path.startswith("/"):
+            raise ConfigurationError(
+                f"runner.dask: destination.url `{url}` is a relative local path, which each "
+                "Dask worker would resolve in its own folder; use an absolute path on a "
+                "filesystem every worker mounts, or an object store"
+            )
 
     def shown(self, fs: AbstractFileSystem, path: str, scheme: str) -> str:  # noqa: ARG002 - the interface of every store
         return path

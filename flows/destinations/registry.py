@@ -11,7 +11,6 @@ from fsspec import AbstractFileSystem
 
 from flows.core.errors import ConfigurationError
 from flows.core.filesystems import register_opener
-from flows.core.targets import check_template
 from flows.core.urls import url_scheme, without_secrets
 from flows.destinations.azure import AZURE_BLOB
 from flows.destinations.gcs import GCS_STORE
@@ -50,7 +49,7 @@ def check_destination_url(template: str, *, split: bool) -> None:
     (an HTTP endpoint excepted)."""
     store = store_for(template)
     store.check_url(template)
-    check_template(template, split=split, names_file=not store.posts)
+    store.check_template(template, split=split)
 
 
 def display_url(url: str) -> str:

@@ -27,6 +27,8 @@ from flows.core.targets import (
     MAX_NAME_BYTES,
     TargetContext,
     check_rendered,
+    check_targets,
+    check_template,
     check_token_values,
     render_target,
     with_part_token,
@@ -61,7 +63,6 @@ class Store:
     protocol: ClassVar[str]  # the fsspec protocol it writes through
     block_types: ClassVar[tuple[type[Block], ...]] = ()  # what destination.block may name
     default_options: ClassVar[dict[str, Any]] = {}  # fsspec options before the block's
-    posts: ClassVar[bool] = False  # published by an HTTP POST of a local spool file
     # Uploads thrown away with `discard()` rather than closed: closing an object store upload
     # would publish it, closing an SFTP upload checks that every byte arrived.
     discards_uploads: ClassVar[bool] = False
@@ -84,6 +85,23 @@ class Store:
 
     def check_url(self, template: str) -> None:
         """The store's own rules for a destination URL, checked before the run starts."""
+
+    def check_template(self, template: str, *, split: bool) -> None:
+        """The template renders a file name in a folder (flows/core/targets.py)."""
+        check_template(template, split=split)
+
+    def check_targets(
+        self, template: str, context: TargetContext, *, split: bool, gzip: bool, manifest: bool
+    ) -> None:
+        """Every name the run will write stays in the template's folder and is writable."""
+        check_targets(template, context, split=split, gzip=gzip, manifest=manifest)
+
+    def check_manifest(self) -> None:
+        """Whether a manifest can be written next to the files: it can, in a folder or bucket."""
+
+    def check_remote_workers(self, url: str) -> None:
+        """What Dask workers, each on its own machine, need of the destination to write parts
+        themselves: an object store or a server serves them all as it is."""
 
     def display_url(self, url: str) -> str:
         """The form of a destination URL that may be logged and reported."""

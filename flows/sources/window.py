@@ -37,21 +37,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from prefect.client.orchestration import get_client
-from prefect.client.schemas import schedules as client_schedules
 from prefect.client.schemas.objects import FlowRun
 from prefect.context import FlowRunContext
-from prefect.server.schemas import schedules as server_schedules
 from prefect.utilities.asyncutils import run_coro_as_sync
 
 from flows.core.config import Destination, SourceConfig, WindowConfig
 from flows.core.errors import ConfigurationError
+from flows.core.prefect_compat import server_schedule
 from flows.core.targets import check_window_tokens
 from flows.runs.result import WindowBounds
+
+if TYPE_CHECKING:
+    from flows.core.prefect_compat import ServerSchedule
 
 WINDOW_PARAMS = ("since", "until")
 # How far back the previous tick is looked for, span after span (a yearly schedule on
@@ -72,16 +74,6 @@ _NO_BINDS = (
 )
 
 Origin = Literal["explicit", "schedule", "period"]
-ServerSchedule = (
-    server_schedules.CronSchedule
-    | server_schedules.IntervalSchedule
-    | server_schedules.RRuleSchedule
-)
-_SERVER_CLASSES: dict[type[Any], type[ServerSchedule]] = {
-    client_schedules.CronSchedule: server_schedules.CronSchedule,
-    client_schedules.IntervalSchedule: server_schedules.IntervalSchedule,
-    client_schedules.RRuleSchedule: server_schedules.RRuleSchedule,
-}
 
 
 @dataclass(frozen=True)
@@ -228,7 +220,7 @@ def previous_tick(schedules: Iterable[Any], before: datetime) -> datetime | None
     ticks = [
         tick
         for schedule in schedules
-        if (server := _server_schedule(schedule)) is not None
+        if (server := server_schedule(schedule)) is not None
         if (tick := _previous(server, _utc(before))) is not None
     ]
     return max(ticks) if ticks else None
@@ -258,20 +250,6 @@ def _dates(schedule: ServerSchedule, start: datetime, end: datetime) -> list[dat
         run_coro_as_sync(schedule.get_dates(n=_BATCH, start=start, end=end)),
     )
     return sorted(_utc(date) for date in found or [])
-
-
-def _server_schedule(schedule: Any) -> ServerSchedule | None:
-    if isinstance(
-        schedule,
-        server_schedules.CronSchedule
-        | server_schedules.IntervalSchedule
-        | server_schedules.RRuleSchedule,
-    ):
-        return schedule
-    server_class = _SERVER_CLASSES.get(type(schedule))
-    if server_class is None:
-        return None
-    return server_class.model_validate(schedule.model_dump())
 
 
 def _deployment_schedules(flow_run: FlowRun | None) -> Sequence[Any]:
