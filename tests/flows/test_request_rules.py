@@ -308,8 +308,10 @@ NAME_CASES: list[Case] = [
     ("an unknown parameter", {"sources": {}}, "parameters",
      "unknown parameter `sources`; the export flow takes source, destination, format, name, "
      "partner, type, format_options, window, runner"),
-    ("no source", {"source": None} | {"drop": "source"}, "source",
-     "missing; the export flow needs `source`"),
+    ("source is null", {"source": None}, "source",
+     "Input should be a valid dictionary or instance of SourceConfig"),
+    ("destination is null", {"destination": None}, "destination",
+     "Input should be a valid dictionary or instance of DestinationConfig"),
 ]  # fmt: skip
 
 ALL_CASES = [
@@ -332,16 +334,17 @@ ALL_CASES = [
 def test_a_bad_parameter_is_refused_naming_its_field_and_what_is_allowed(
     overrides: dict[str, Any], field: str, says: str
 ) -> None:
-    overrides = dict(overrides)
-    if overrides.pop("drop", None) == "source":
-        overrides.pop("source")
-        with pytest.raises(ConfigurationError) as caught:
-            validate_export_parameters({"destination": {"url": OUT}, **overrides})
-        message = str(caught.value)
-    else:
-        message = refusal(**overrides)
+    message = refusal(**overrides)
     assert message.startswith(f"{field}:"), message
     assert says in message, message
+
+
+@pytest.mark.parametrize("missing", ["source", "destination"])
+def test_a_missing_source_or_destination_is_named(missing: str) -> None:
+    given = {key: value for key, value in parameters().items() if key != missing}
+    with pytest.raises(ConfigurationError) as caught:
+        validate_export_parameters(given)
+    assert str(caught.value) == f"{missing}: missing; the export flow needs `{missing}`"
 
 
 # Template refusals quote the template as written: a password in it reaches the message
