@@ -243,7 +243,7 @@ def test_xml_elements(
     assert elements.to_pylist() == expected
 
 
-def test_a_uuid_column_from_python_uuids_is_its_lowercase_text() -> None:
+def test_a_uuid_column_is_its_lowercase_text_in_text_and_json() -> None:
     value = uuid.UUID("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11")
     array = pa.array([str(value), None])
     assert text(array, "uuid").to_pylist() == ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", None]
