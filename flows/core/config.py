@@ -9,7 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from flows.core.formats import Compression
 from flows.core.urls import url_scheme
@@ -350,10 +357,10 @@ class FormatOptions(_Model):
 
     @field_validator("xml_root", "xml_item")
     @classmethod
-    def _xml_name(cls, value: str) -> str:
+    def _xml_name(cls, value: str, info: ValidationInfo) -> str:
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]*$", value) or value.lower().startswith("xml"):
             raise ValueError(
-                f"format_options: `{value}` is not a valid XML element name; "
+                f"format_options.{info.field_name}: `{value}` is not a valid XML element name; "
                 "use letters, digits, _ . - and start with a letter or _"
             )
         return value

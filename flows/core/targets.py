@@ -55,13 +55,24 @@ class TargetContext:
         )
 
 
+def shown_template(template: str) -> str:
+    """A template as a refusal quotes it: a server's URL without its user, password, query and
+    fragment (a refused URL may carry them), a path as written."""
+    if "://" not in template:
+        return template
+    try:
+        return without_secrets(template)
+    except ValueError:  # not even a URL urlsplit reads (e.g. an unclosed [)
+        return template.partition("://")[0] + "://…"
+
+
 def template_fields(template: str) -> list[tuple[str, str]]:
     """The (token, format spec) pairs in a template, raising on unknown tokens."""
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise ConfigurationError(
-            f"destination.url: template `{template}` is malformed ({exc}); "
+            f"destination.url: template `{shown_template(template)}` is malformed ({exc}); "
             "tokens look like {export} or {date:%Y-%m-%d}, and a literal brace is written {{ or }}"
         ) from exc
     fields: list[tuple[str, str]] = []
@@ -70,7 +81,7 @@ def template_fields(template: str) -> list[tuple[str, str]]:
             continue
         if name not in TEMPLATE_TOKENS:
             raise ConfigurationError(
-                f"destination.url: unknown token `{{{name}}}` in `{template}`; "
+                f"destination.url: unknown token `{{{name}}}` in `{shown_template(template)}`; "
                 f"use one of {', '.join('{' + t + '}' for t in TEMPLATE_TOKENS)}"
             )
         fields.append((name, spec or ""))
@@ -85,13 +96,13 @@ def check_template(template: str, *, split: bool, names_file: bool = True) -> No
         render_target(template, TargetContext.sample(), part=1 if split else None)
     except (ValueError, TypeError, KeyError) as exc:
         raise ConfigurationError(
-            f"destination.url: template `{template}` cannot be rendered ({exc}); "
+            f"destination.url: template `{shown_template(template)}` cannot be rendered ({exc}); "
             "check the format spec after the colon, e.g. {date:%Y/%m/%d} or {part:03d}"
         ) from exc
     if names_file and template.rstrip().endswith(("/", "\\")):
         raise ConfigurationError(
-            f"destination.url: `{template}` names a folder; end it with a file name, "
-            "e.g. out/{export}-{date:%Y%m%d}.{ext}"
+            f"destination.url: `{shown_template(template)}` names a folder; end it with a file "
+            "name, e.g. out/{export}-{date:%Y%m%d}.{ext}"
         )
     check_targets(template, TargetContext.sample(), split=split, names_file=names_file)
 
@@ -171,8 +182,7 @@ def check_rendered(template: str, url: str, *, names_file: bool = True) -> None:
     written: a `..` segment, an empty one (`//`), an absolute path from a relative template, a
     control character, or (where the URL names a file) a name of more than 255 bytes."""
     path, template_path = _path_of(url), _path_of(template)
-    shown_template = without_secrets(template) if "://" in template else template
-    where = f"destination.url: `{shown_template}` renders `{_shown(path)}`"
+    where = f"destination.url: `{shown_template(template)}` renders `{_shown(path)}`"
     if (control := _control_character(url)) is not None:
         raise ConfigurationError(
             f"{where}, with a control character ({control}); remove it from the template or the "
@@ -279,8 +289,8 @@ WINDOW_TOKEN_FORMAT = "%Y%m%dT%H%M%S"
 
 def _no_window_message(template: str, token: str) -> str:
     return (
-        f"destination.url: `{{{token}}}` in `{template}` needs a window; use :since / :until "
-        "in source.query (or set `window`), or remove the token"
+        f"destination.url: `{{{token}}}` in `{shown_template(template)}` needs a window; use "
+        ":since / :until in source.query (or set `window`), or remove the token"
     )
 
 

@@ -54,8 +54,10 @@ def publish(
     the files are parts 1..N as `parts` names them, the template's parts above N go too."""
     pending = list(files)
     published: list[str] = []
+    target = ""  # the file being published when a failure comes: the one the error names
     try:
         for item in pending:
+            target = item.final_path
             store.place(fs, item.temp_path, item.final_path)
             published.append(item.final_path)
             store.clear_after_place(fs, item.temp_path)
@@ -64,11 +66,11 @@ def publish(
     except Exception as exc:
         for path in published:
             remove_quietly(fs, path)
-        for item in pending:
-            remove_quietly(fs, item.temp_path)
+        for left in pending:
+            remove_quietly(fs, left.temp_path)
         if isinstance(exc, DeliveryError):
             raise
-        raise store.failure(exc, store.shown(fs, item.final_path, scheme)) from exc
+        raise store.failure(exc, store.shown(fs, target, scheme)) from exc
     return [store.shown(fs, path, scheme) for path in published]
 
 

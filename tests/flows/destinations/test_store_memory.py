@@ -222,11 +222,6 @@ def test_a_set_that_fails_half_way_publishes_nothing(
     assert files(fs, root) == {"orders-0003.csv": b"an earlier run's part 3\n"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="publish() names the set's last file, not the one that failed: its clean-up loop "
-    "rebinds the loop variable the message is made from (found writing this test)",
-)
 def test_the_error_names_the_part_that_could_not_be_published(
     fs: AbstractFileSystem, root: str
 ) -> None:
