@@ -27,7 +27,7 @@ from deployments.gateway.master_secrets import (
     init_secret,
 )
 from tests.conftest import DEMO_DB, REPO_ROOT
-from tests.servers import free_port
+from tests.servers.ports import free_port
 
 IDLE_DEPLOYMENT = "export/orders-api"  # the name of prefect.yaml's API trigger
 WINDOW_QUERY = (

@@ -36,7 +36,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Crashed
 
 from tests.conftest import REPO_ROOT
-from tests.servers import free_port
+from tests.servers.ports import free_port
 
 ROWS = 1_000_000  # about 12 MB of CSV: several seconds of writing
 

@@ -26,7 +26,7 @@ from flows.config import DestinationConfig, FormatOptions, SourceConfig, parse_f
 from flows.errors import ConfigurationError, TransientExportError
 from flows.export import export
 from flows.formats.registry import EXPORT_FORMATS
-from tests.servers import PostgresServer
+from tests.servers.postgres import PostgresServer
 
 TOKENS = ("{export}", "{deployment}", "{run_id}", "{date}", "{ext}", "{part}")
 

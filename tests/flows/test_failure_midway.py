@@ -28,7 +28,7 @@ from prefect.states import State
 from flows.errors import SourceError, TransientSourceError
 from flows.export import export
 from flows.formats.registry import EXPORT_FORMATS
-from tests.servers import start_postgres
+from tests.servers.postgres import start_postgres
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -23,7 +23,7 @@ from flows.export import export
 from flows.runs.result import ExportResult
 from flows.runs.tags import run_now_tags
 from tests.conftest import DEMO_DB
-from tests.servers import free_port
+from tests.servers.ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package, which .ci/run installs
 # What the machine's closed network needs (no background calls to Google's hosts).

@@ -33,13 +33,10 @@ from deployments.gateway.keys import create_key
 from deployments.gateway.master_secrets import forget_secrets, init_secret
 from tests.conftest import REPO_ROOT
 from tests.deployments.conftest import IDLE_DEPLOYMENT, api_parameters, auth, stop_process
-from tests.servers import (
-    LivenessProbe,
-    PostgresServer,
-    PrefectServer,
-    free_port,
-    start_prefect_server,
-)
+from tests.servers.ports import free_port
+from tests.servers.postgres import PostgresServer
+from tests.servers.prefect_api import PrefectServer, start_prefect_server
+from tests.servers.probe import LivenessProbe
 
 pytestmark = pytest.mark.postgres
 

@@ -36,7 +36,7 @@ from deployments.cli.app import app
 from deployments.triggers.project import load_deployments
 from tests.conftest import REPO_ROOT
 from tests.deployments.triggers.serve_stack import serve_env, start_serve_sh, wait_for_worker
-from tests.servers import free_port
+from tests.servers.ports import free_port
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -33,7 +33,7 @@ from flows.alerts.automations import (
 )
 from flows.export import export
 from flows.runs.artifacts import table_artifacts
-from tests.servers import WebhookReceiver
+from tests.servers.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
