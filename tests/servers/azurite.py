@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.processes import stop_process, wait_for_port
 from tests.servers.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -45,12 +44,7 @@ class AzuriteServer:
         return BlobServiceClient.from_connection_string(self.connection_string())
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, grace_s=10)
 
 
 def start_azurite() -> AzuriteServer:
@@ -64,14 +58,10 @@ def start_azurite() -> AzuriteServer:
          "--disableTelemetry"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return AzuriteServer(port, process)
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                error = process.stderr.read().decode() if process.stderr else ""
-                raise RuntimeError(f"Azurite did not start on port {port}: {error}") from None
-            time.sleep(0.2)
+    try:
+        wait_for_port(port, 30, process=process)
+    except AssertionError:
+        process.kill()
+        error = process.stderr.read().decode() if process.stderr else ""
+        raise RuntimeError(f"Azurite did not start on port {port}: {error}") from None
+    return AzuriteServer(port, process)

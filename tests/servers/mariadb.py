@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.processes import stop_process, wait_until
 from tests.servers.ports import free_port
 
 
@@ -44,12 +44,7 @@ class MariaDbServer:
             cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, grace_s=30)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -78,13 +73,16 @@ def start_mariadb() -> MariaDbServer:
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     mariadb = MariaDbServer(root, port, process)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            mariadb.connect().close()
-            return mariadb
-        except Exception:
-            if process.poll() is not None or time.monotonic() > deadline:
-                mariadb.stop()
-                raise RuntimeError((root / "server.log").read_text()) from None
-            time.sleep(0.2)
+
+    def accepts() -> bool:
+        mariadb.connect().close()
+        return True
+
+    try:
+        wait_until(
+            accepts, 60, "MariaDB accepting connections", process=process, ignoring=(Exception,)
+        )
+    except AssertionError:
+        mariadb.stop()
+        raise RuntimeError((root / "server.log").read_text()) from None
+    return mariadb

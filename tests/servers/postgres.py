@@ -12,13 +12,13 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
+from tests.processes import wait_until
 from tests.servers.ports import free_port
 
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin")
@@ -118,16 +118,19 @@ def start_postgres() -> PostgresServer:
         ]
     )
     server = PostgresServer(root, port, pg_bin)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with psycopg.connect(server.dsn(), connect_timeout=2):
-                return server
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                server.stop()
-                raise
-            time.sleep(0.2)
+
+    def accepts() -> bool:
+        with psycopg.connect(server.dsn(), connect_timeout=2):
+            return True
+
+    try:
+        wait_until(
+            accepts, 30, "PostgreSQL accepting connections", ignoring=(psycopg.OperationalError,)
+        )
+    except AssertionError:
+        server.stop()
+        raise
+    return server
 
 
 @contextlib.contextmanager

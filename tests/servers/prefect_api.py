@@ -3,15 +3,14 @@ session's (a database of their choice, a burst of requests)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.processes import stop_process, wait_for_http
 from tests.servers.ports import free_port
 
 
@@ -35,13 +34,7 @@ class PrefectServer:
         return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, 15)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, 9)
-            self.process.wait()
+        stop_process(self.process, grace_s=20, group=True)
         shutil.rmtree(self.home, ignore_errors=True)
 
 
@@ -50,8 +43,6 @@ def start_prefect_server(database_url: str | None = None, timeout_s: float = 120
     PREFECT_API_DATABASE_CONNECTION_URL (postgresql+asyncpg://…); None: SQLite in its home.
     Its whole output goes to `home/server.log`."""
     import sys
-
-    import httpx
 
     home = Path(tempfile.mkdtemp(prefix="exports-prefect-"))
     port = free_port()
@@ -72,15 +63,10 @@ def start_prefect_server(database_url: str | None = None, timeout_s: float = 120
             env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     server = PrefectServer(f"http://127.0.0.1:{port}/api", home, log, process)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if process.poll() is not None or time.monotonic() > deadline:
-            text = server.log_text()
-            server.stop()
-            raise RuntimeError(f"prefect server start did not come up:\n{text[-3000:]}")
-        try:
-            if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
+    try:
+        wait_for_http(f"{server.url}/health", timeout_s, process=process)
+    except AssertionError:
+        text = server.log_text()
+        server.stop()
+        raise RuntimeError(f"prefect server start did not come up:\n{text[-3000:]}") from None
+    return server
