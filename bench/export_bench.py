@@ -21,9 +21,9 @@ the export's rows/s as a fraction of COPY's. "work s" is timed inside the child 
 imports (for the flow: the whole `export(...)` call); "process s" is the child's whole wall
 time, interpreter start and imports included.
 
-Without --dsn it starts a private PostgreSQL (tests.servers.start_postgres) and removes it at
-the end; with --dsn it reuses tables named events_<rows> that already exist. Results go to
-stdout (a Markdown table) and, as JSON, to bench/results/ (git-ignored).
+Without --dsn it starts a private PostgreSQL (tests.servers.postgres.start_postgres) and
+removes it at the end; with --dsn it reuses tables named events_<rows> that already exist.
+Results go to stdout (a Markdown table) and, as JSON, to bench/results/ (git-ignored).
 """
 
 from __future__ import annotations
@@ -657,7 +657,7 @@ def ensure_table(dsn: str, rows: int) -> tuple[str, float | None]:
 @contextmanager
 def prefect_server(work: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """One `prefect server start` for the whole bench; yields its API URL and client env."""
-    from tests.servers import free_port
+    from tests.servers.ports import free_port
 
     port = free_port()
     home = work / "prefect-home"
@@ -1023,7 +1023,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dsn:
             dsn = args.dsn
         else:
-            from tests.servers import start_postgres
+            from tests.servers.postgres import start_postgres
 
             print("starting a private PostgreSQL …", flush=True)
             server = start_postgres()

@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(item) for item in args.rows.split(",") if item.strip()]
     server = None
     if args.dsn is None:
-        from tests.servers import start_postgres
+        from tests.servers.postgres import start_postgres
 
         server = start_postgres()
         server.create_database("bench")

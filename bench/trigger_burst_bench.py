@@ -41,13 +41,10 @@ from typing import Any
 
 import httpx
 
-from tests.servers import (
-    LivenessProbe,
-    PrefectServer,
-    free_port,
-    start_postgres,
-    start_prefect_server,
-)
+from tests.servers.ports import free_port
+from tests.servers.postgres import start_postgres
+from tests.servers.prefect_api import PrefectServer, start_prefect_server
+from tests.servers.probe import LivenessProbe
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"

@@ -27,11 +27,13 @@ class StatusAlerts(Block):
             "status-alerts", overwrite=True
         )
         # or: exports alerts enable --url https://ops.example.com/hooks/exports
+        alerts = StatusAlerts.load("BLOCK_NAME")
         ```
     """
 
     _block_type_name = "Exports Status Alerts"
     _block_type_slug = "exports-status-alerts"
+    _logo_url = "https://raw.githubusercontent.com/PrefectHQ/prefect/420d0d6a78bb6df1fc18bcf188fdad43c1d22ea9/assets/block-logos/webhook.png"  # type: ignore[assignment]
     _description = (
         "The webhook every export POSTs its Initiated / Completed / Failed alerts to. Save it "
         "under the name `status-alerts`: exports read that one block, at every state change "

@@ -27,11 +27,13 @@ class S3Credentials(Block):
             aws_access_key_id="AKIA...", aws_secret_access_key="...", region_name="eu-west-1"
         ).save("prod-s3")
         # destination: {url: "s3://bucket/exports/{export}.{ext}", block: prod-s3}
+        credentials = S3Credentials.load("BLOCK_NAME")
         ```
     """
 
     _block_type_name = "Exports S3 Credentials"
     _block_type_slug = "exports-s3-credentials"
+    _logo_url = "https://cdn.sanity.io/images/3ugk85nk/production/d74b16fe84ce626345adf235a47008fea2869a60-225x225.png"  # type: ignore[assignment]
     _description = (
         "Credentials and options for delivering export files to Amazon S3 (or an "
         "S3-compatible store). Name it in `destination.block` beside an s3:// URL."
@@ -94,11 +96,13 @@ class GcsCredentials(Block):
 
         GcsCredentials(service_account_info=open("sa.json").read()).save("prod-gcs")
         # destination: {url: "gs://bucket/exports/{export}.{ext}", block: prod-gcs}
+        credentials = GcsCredentials.load("BLOCK_NAME")
         ```
     """
 
     _block_type_name = "Exports GCS Credentials"
     _block_type_slug = "exports-gcs-credentials"
+    _logo_url = "https://cdn.sanity.io/images/3ugk85nk/production/10424e311932e31c477ac2b9ef3d53cefbaad708-250x250.png"  # type: ignore[assignment]
     _description = (
         "Credentials and options for delivering export files to Google Cloud Storage. Name "
         "it in `destination.block` beside a gs:// URL."
@@ -144,11 +148,13 @@ class AzureBlobCredentials(Block):
 
         AzureBlobCredentials(account_name="acme", sas_token="sv=2024-...").save("prod-azure")
         # destination: {url: "az://container/exports/{export}.{ext}", block: prod-azure}
+        credentials = AzureBlobCredentials.load("BLOCK_NAME")
         ```
     """
 
     _block_type_name = "Exports Azure Blob Credentials"
     _block_type_slug = "exports-azure-blob-credentials"
+    _logo_url = "https://cdn.sanity.io/images/3ugk85nk/production/54e3fa7e00197a4fbd1d82ed62494cb58d08c96a-250x250.png"  # type: ignore[assignment]
     _description = (
         "Credentials and options for delivering export files to Azure Blob Storage. Name it "
         "in `destination.block` beside an az:// URL."
@@ -271,12 +277,13 @@ class SftpCredentials(Block):
             known_hosts="sftp.example.com ssh-ed25519 AAAAC3Nza...",
         ).save("partner-sftp")
         # destination: {url: "sftp://sftp.example.com/in/{export}.{ext}", block: partner-sftp}
-        SftpCredentials.load("partner-sftp")
+        credentials = SftpCredentials.load("BLOCK_NAME")
         ```
     """
 
     _block_type_name = "Exports SFTP Credentials"
     _block_type_slug = "exports-sftp-credentials"
+    _logo_url = "https://raw.githubusercontent.com/PrefectHQ/prefect/420d0d6a78bb6df1fc18bcf188fdad43c1d22ea9/assets/block-logos/filesystem.png"  # type: ignore[assignment]
     _description = (
         "Login and host key for delivering export files to an SFTP server. Name it in "
         "`destination.block` beside an sftp:// URL."
@@ -411,13 +418,14 @@ class HttpPostTarget(Block):
         from blocks import HttpPostTarget
 
         HttpPostTarget(authorization="Bearer eyJ...", accept="application/json").save("crm-hook")
-        HttpPostTarget.load("crm-hook")
         # destination: {url: "https://hooks.example.com/ingest/{export}.{ext}", block: crm-hook}
+        target = HttpPostTarget.load("BLOCK_NAME")
         ```
     """
 
     _block_type_name = "Exports HTTP POST Target"
     _block_type_slug = "exports-http-post-target"
+    _logo_url = "https://raw.githubusercontent.com/PrefectHQ/prefect/420d0d6a78bb6df1fc18bcf188fdad43c1d22ea9/assets/block-logos/webhook.png"  # type: ignore[assignment]
     _description = (
         "Headers, credentials and options for POSTing export files to a webhook. Name it in "
         "`destination.block` beside an http(s):// URL."

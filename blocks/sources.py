@@ -14,12 +14,13 @@ class SqlSource(Block):
         from blocks import SqlSource
 
         SqlSource(url="postgresql://reader:secret@db/shop").save("shop")
-        source = SqlSource.load("shop")
+        source = SqlSource.load("BLOCK_NAME")
         ```
     """
 
     _block_type_name = "Exports SQL Source"
     _block_type_slug = "exports-sql-source"
+    _logo_url = "https://cdn.sanity.io/images/3ugk85nk/production/3c7dff04f70aaf4528e184a3b028f9e40b98d68c-250x250.png"  # type: ignore[assignment]
     _description = (
         "A SQLAlchemy database URL that exports read rows from, kept secret. Name it in an "
         "export's `source.block` instead of giving `source.url`."

@@ -36,20 +36,13 @@ from tests.flows.destinations.stores import (
     s3_store,
 )
 from tests.leaks import REGISTRY, files_under, record_keys, temporary_files
-from tests.servers import (
-    AzuriteServer,
-    GcsServer,
-    MariaDbServer,
-    PostgresServer,
-    S3Server,
-    SftpServer,
-    WebhookReceiver,
-    start_azurite,
-    start_gcs,
-    start_mariadb,
-    start_postgres,
-    start_s3,
-)
+from tests.servers.azurite import AzuriteServer, start_azurite
+from tests.servers.gcs import GcsServer, start_gcs
+from tests.servers.mariadb import MariaDbServer, start_mariadb
+from tests.servers.postgres import PostgresServer, start_postgres
+from tests.servers.receiver import WebhookReceiver
+from tests.servers.s3 import S3Server, start_s3
+from tests.servers.sftp import SftpServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DB = REPO_ROOT / "demo" / "demo.sqlite"

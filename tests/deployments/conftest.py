@@ -5,16 +5,13 @@ registered on the test API but served by no runner (its runs stay Scheduled), an
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
@@ -27,7 +24,8 @@ from deployments.gateway.master_secrets import (
     init_secret,
 )
 from tests.conftest import DEMO_DB, REPO_ROOT
-from tests.servers import free_port
+from tests.processes import stop_process, wait_for_http
+from tests.servers.ports import free_port
 
 IDLE_DEPLOYMENT = "export/orders-api"  # the name of prefect.yaml's API trigger
 WINDOW_QUERY = (
@@ -123,15 +121,6 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, master_secret: str) -> Iterator[Gateway]:
     """`exports gateway` on a free loopback port; its whole output goes to a log file."""
@@ -145,16 +134,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, master_secret: str) -> Ite
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert process.poll() is None, log_path.read_text()
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.3)
+            wait_for_http(f"{url}/healthz", 60, process=process, log=log_path)
             yield Gateway(url, log_path)
         finally:
             stop_process(process)

@@ -36,7 +36,7 @@ from flows.alerts.hooks import deliver_pending_alerts
 from flows.export import export
 from tests.conftest import DEMO_DB
 from tests.deployments.conftest import Gateway, api_parameters, auth
-from tests.servers import WebhookReceiver
+from tests.servers.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -28,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
-import httpx
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
@@ -36,7 +34,8 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Crashed
 
 from tests.conftest import REPO_ROOT
-from tests.servers import free_port
+from tests.processes import stop_process, wait_for_http, wait_until
+from tests.servers.ports import free_port
 
 ROWS = 1_000_000  # about 12 MB of CSV: several seconds of writing
 
@@ -83,29 +82,15 @@ class RestartableApi:
                  "--host", "127.0.0.1", "--port", str(self.port), "--no-ui", "--analytics-off"],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
-        deadline = time.monotonic() + timeout_s
-        while True:
-            assert self.process.poll() is None, self.log_text()
-            assert time.monotonic() < deadline, f"no /health in {timeout_s} s:\n{self.log_text()}"
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        wait_for_http(
+            f"{self.url}/health", timeout_s, every_s=0.2, process=self.process, log=self.log_text
+        )
 
     def stop(self) -> None:
         """SIGTERM, as `systemctl restart` does; the whole process group (its services)."""
         if self.process is None:
             return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_process(self.process, grace_s=30, group=True)
         self.process = None
 
     def log_text(self) -> str:
@@ -167,14 +152,12 @@ def temporary_files(folder: Path) -> list[Path]:
 
 def wait_for_bytes(run: CliRun, folder: Path, size: int, timeout_s: float = 90) -> Path:
     """The run's temporary file, once it holds `size` bytes (the run is mid-write)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        grown = [path for path in temporary_files(folder) if path.stat().st_size >= size]
-        if grown:
-            return grown[0]
-        assert run.process.poll() is None, f"the run ended before the fault\n{run.output()}"
-        assert time.monotonic() < deadline, f"no temporary file of {size} bytes\n{run.output()}"
-        time.sleep(0.05)
+    grown = wait_until(
+        lambda: [path for path in temporary_files(folder) if path.stat().st_size >= size],
+        timeout_s, f"a temporary file of {size} bytes (the fault comes then)",
+        every_s=0.05, process=run.process, log=run.output,
+    )  # fmt: skip
+    return grown[0]
 
 
 def run_id_of(temporary: Path) -> str:

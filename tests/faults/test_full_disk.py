@@ -14,7 +14,8 @@ import pytest
 
 from flows.export import export
 from tests.faults.test_sftp_faults import DISK, rows_source
-from tests.servers import WebhookReceiver, small_filesystem
+from tests.servers.disk import small_filesystem
+from tests.servers.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -24,7 +24,6 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +41,7 @@ from flows.core.config import SourceConfig
 from flows.export import export
 from flows.request import DestinationConfig
 from tests.conftest import REPO_ROOT
+from tests.processes import stop_process, wait_until
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -170,15 +170,12 @@ def memory_cgroup(limit: int) -> Iterator[Path]:
         for pid in (group / "cgroup.procs").read_text().split():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                group.rmdir()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+
+        def removed() -> bool:
+            group.rmdir()  # once its killed processes are gone
+            return True
+
+        wait_until(removed, 10, f"{group} removed", every_s=0.1, ignoring=(OSError,))
 
 
 def oom_kills(procs: Path) -> int:
@@ -194,13 +191,11 @@ def oom_kills(procs: Path) -> int:
 
 
 def wait_for_final_state(run_id: Any, timeout_s: float) -> FlowRun:
-    deadline = time.monotonic() + timeout_s
-    while True:
+    def final() -> FlowRun | None:
         run = read_flow_run(run_id)
-        if run.state is not None and run.state.is_final():
-            return run
-        assert time.monotonic() < deadline, f"run {run_id} still {run.state} after {timeout_s} s"
-        time.sleep(0.5)
+        return run if run.state is not None and run.state.is_final() else None
+
+    return wait_until(final, timeout_s, f"run {run_id} in a final state", every_s=0.5)
 
 
 def test_a_served_run_killed_by_the_oom_killer_crashes_and_its_file_goes_next_run(
@@ -241,12 +236,7 @@ def test_a_served_run_killed_by_the_oom_killer_crashes_and_its_file_goes_next_ru
             assert runner.poll() is None, "the OOM killer chose the runner"
             killed = oom_kills(procs)
         finally:
-            runner.terminate()
-            try:
-                runner.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                runner.kill()
-                runner.wait()
+            stop_process(runner)
     log_text = (tmp_path / "runner.log").read_text(errors="replace")[-3000:]
     assert ended.state is not None and ended.state.is_crashed(), (ended.state, log_text)
     assert killed >= 1, log_text
@@ -266,13 +256,8 @@ def test_a_served_run_killed_by_the_oom_killer_crashes_and_its_file_goes_next_ru
 
 
 def wait_for_deployment(runner: subprocess.Popen[bytes], name: str, tmp_path: Path) -> Any:
-    deadline = time.monotonic() + 90
     with get_client(sync_client=True) as client:
-        while True:
-            log = (tmp_path / "runner.log").read_text(errors="replace")
-            assert runner.poll() is None, log
-            try:
-                return client.read_deployment_by_name(name).id
-            except Exception:  # noqa: BLE001 - not registered yet
-                assert time.monotonic() < deadline, f"{name} was not registered:\n{log}"
-                time.sleep(0.5)
+        return wait_until(
+            lambda: client.read_deployment_by_name(name).id, 90, f"{name} registered",
+            every_s=0.5, process=runner, log=tmp_path / "runner.log", ignoring=(Exception,),
+        )  # fmt: skip

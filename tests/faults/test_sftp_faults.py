@@ -19,7 +19,9 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from flows.core.formats import ExportFormat, file_extension
 from flows.export import export
 from tests.flows.destinations.test_sftp import listing, save_sftp_block
-from tests.servers import SftpServer, SmallDiskSftpServer, TcpCutter, small_filesystem
+from tests.servers.disk import small_filesystem
+from tests.servers.sftp import SftpServer, SmallDiskSftpServer
+from tests.servers.tcp_cutter import TcpCutter
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -27,7 +27,7 @@ from flows.core.errors import ConfigurationError, TransientExportError
 from flows.core.formats import EXPORT_FORMATS
 from flows.export import export
 from flows.request import DestinationConfig, parse_format
-from tests.servers import PostgresServer
+from tests.servers.postgres import PostgresServer
 
 TOKENS = ("{export}", "{deployment}", "{run_id}", "{date}", "{ext}", "{part}")
 

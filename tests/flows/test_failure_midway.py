@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,8 @@ from prefect.states import State
 from flows.core.errors import SourceError, TransientSourceError
 from flows.core.formats import EXPORT_FORMATS
 from flows.export import export
-from tests.servers import start_postgres
+from tests.processes import wait_until
+from tests.servers.postgres import start_postgres
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -101,11 +101,14 @@ def _everything_in(folder: Path) -> list[str]:
 
 
 def _wait_until(condition: Callable[[], bool], runner: _BackgroundExport, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
+
+    def met() -> bool:
+        if condition():
+            return True
         assert runner.alive(), f"the export finished before {what}"
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.05)
+        return False
+
+    wait_until(met, DEADLINE_S, what, every_s=0.05)
 
 
 def _task_runs(flow_run_id: UUID | None) -> dict[str, TaskRun]:

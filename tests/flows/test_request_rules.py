@@ -200,8 +200,9 @@ FORMAT_CASES: list[Case] = [
     ("header not a boolean", {"format_options": {"header": "maybe"}}, "format_options.header",
      "valid boolean"),
     ("xml_root starting with a digit", {"format_options": {"xml_root": "1rows"}},
-     "format_options.xml_root", "`1rows` is not a valid XML element name; use letters, digits, _ . - and "
-     "start with a letter or _"),
+     "format_options.xml_root",
+     "`1rows` is not a valid XML element name; use letters, digits, _ . - and start with a letter "
+     "or _"),
     ("xml_item starting with xml", {"format_options": {"xml_item": "xmlrow"}},
      "format_options.xml_item", "`xmlrow` is not a valid XML element name"),
     ("xml_item with a space", {"format_options": {"xml_item": "a row"}},

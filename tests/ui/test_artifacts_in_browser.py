@@ -8,12 +8,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from prefect import tags
@@ -23,7 +21,8 @@ from flows.export import export
 from flows.runs.result import ExportResult
 from flows.runs.tags import run_now_tags
 from tests.conftest import DEMO_DB
-from tests.servers import free_port
+from tests.processes import stop_process, wait_for_http
+from tests.servers.ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package, which .ci/run installs
 # What the machine's closed network needs (no background calls to Google's hosts).
@@ -61,7 +60,7 @@ def ui_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiRun]:
             env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-        _wait_healthy(api, server, log)
+        wait_for_http(f"{api}/health", 120, every_s=0.5, process=server, log=log)
         out = tmp_path_factory.mktemp("ui-out")
         with temporary_settings({PREFECT_API_URL: api}), tags(*run_now_tags(USER)):
             result = export(
@@ -70,24 +69,7 @@ def ui_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiRun]:
             )
         yield UiRun(f"http://127.0.0.1:{port}", result.export_request_id, result)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-
-
-def _wait_healthy(api: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert server.poll() is None, log.read_text(errors="replace")
-        try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"the Prefect server did not start:\n{log.read_text(errors='replace')}")
+        stop_process(server, grace_s=20, group=True)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from deployments.cli.app import app
 from tests.conftest import REPO_ROOT
-from tests.servers import free_port
+from tests.servers.ports import free_port
 
 pytestmark = pytest.mark.unit
 

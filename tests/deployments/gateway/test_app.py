@@ -38,10 +38,10 @@ from tests.deployments.conftest import (
     api_parameters,
     auth,
     delete_runs,
-    stop_process,
     subprocess_env,
 )
 from tests.flows.destinations.stores import StoreUnderTest
+from tests.processes import stop_process, wait_until
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -79,16 +79,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             cwd=REPO_ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 90
             with get_client(sync_client=True) as client:
-                while True:
-                    assert runner.poll() is None, log_path.read_text()
-                    try:
-                        found = client.read_deployment_by_name(SERVED)
-                        break
-                    except Exception:  # noqa: BLE001 - not registered yet
-                        assert time.monotonic() < deadline, log_path.read_text()
-                        time.sleep(0.5)
+                found = wait_until(
+                    lambda: client.read_deployment_by_name(SERVED), 90, f"{SERVED} registered",
+                    every_s=0.5, process=runner, log=log_path, ignoring=(Exception,),
+                )  # fmt: skip
             yield Served(str(found.id), log_path)
         finally:
             stop_process(runner)

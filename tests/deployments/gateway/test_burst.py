@@ -32,14 +32,12 @@ from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, tempor
 from deployments.gateway.keys import create_key
 from deployments.gateway.master_secrets import forget_secrets, init_secret
 from tests.conftest import REPO_ROOT
-from tests.deployments.conftest import IDLE_DEPLOYMENT, api_parameters, auth, stop_process
-from tests.servers import (
-    LivenessProbe,
-    PostgresServer,
-    PrefectServer,
-    free_port,
-    start_prefect_server,
-)
+from tests.deployments.conftest import IDLE_DEPLOYMENT, api_parameters, auth
+from tests.processes import stop_process, wait_for_http
+from tests.servers.ports import free_port
+from tests.servers.postgres import PostgresServer
+from tests.servers.prefect_api import PrefectServer, start_prefect_server
+from tests.servers.probe import LivenessProbe
 
 pytestmark = pytest.mark.postgres
 
@@ -101,16 +99,7 @@ def burst_gateway(
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.3)
+        wait_for_http(f"{url}/healthz", 60, process=process, log=log_path)
         yield url, log_path
     finally:
         stop_process(process)

@@ -29,7 +29,7 @@ from deployments.gateway.keys import (
 )
 from deployments.gateway.master_secrets import SECRETS_BLOCK, SECRETS_ENV, forget_secrets
 from tests.conftest import REPO_ROOT
-from tests.servers import free_port
+from tests.servers.ports import free_port
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
+from tests.processes import wait_until
 
 
 def serve_env(home: Path, port: int, **settings: str) -> dict[str, str]:
@@ -49,13 +49,10 @@ def _default_sigint() -> None:
 
 def wait_for_worker(process: subprocess.Popen[bytes], log: Path, timeout_s: float = 240) -> None:
     """Until serve.sh has deployed and starts its worker."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        if "starting a worker" in log.read_text():
-            return
-        time.sleep(1)
-    raise AssertionError(f"serve.sh did not deploy in time:\n{log.read_text()}")
+    wait_until(
+        lambda: "starting a worker" in log.read_text(), timeout_s, "serve.sh deploying",
+        every_s=1, process=process, log=log,
+    )  # fmt: skip
 
 
 def processes_with(variable: str) -> list[int]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
-import signal
 import sqlite3
 import subprocess
 import time
@@ -36,7 +34,8 @@ from deployments.cli.app import app
 from deployments.triggers.project import load_deployments
 from tests.conftest import REPO_ROOT
 from tests.deployments.triggers.serve_stack import serve_env, start_serve_sh, wait_for_worker
-from tests.servers import free_port
+from tests.processes import stop_process
+from tests.servers.ports import free_port
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -85,11 +84,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             _wait_until_deployed(stack, process)
             yield stack
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_process(process, grace_s=30, group=True)
 
 
 def _wait_until_deployed(stack: Stack, process: subprocess.Popen[bytes]) -> None:

@@ -8,20 +8,20 @@ import datetime as dt
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.objects import FlowRun, State
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
 from deployments.cli.app import app
 from tests.conftest import REPO_ROOT
+from tests.processes import stop_process, wait_until
 
 
 @dataclass(frozen=True)
@@ -51,23 +51,16 @@ def served(
             cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 90
         with get_client(sync_client=True) as client:
-            while time.monotonic() < deadline:
-                assert process.poll() is None, log.read_text()
-                try:
-                    client.read_deployment_by_name("export/orders-every-12-hours")
-                    client.read_deployment_by_name("export/demo-orders")
-                    break
-                except Exception:  # noqa: BLE001 - not registered yet
-                    time.sleep(0.5)
+            wait_until(
+                lambda: client.read_deployment_by_name("export/orders-every-12-hours")
+                and client.read_deployment_by_name("export/demo-orders"),
+                90, "both deployments registered",
+                every_s=0.5, process=process, log=log, ignoring=(Exception,),
+            )  # fmt: skip
         yield Served(log, process.pid)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
 
 
 def test_serve_registers_the_schedules_of_prefect_yaml(served: Served) -> None:
@@ -123,15 +116,17 @@ def test_served_runs_fork_from_a_process_with_the_flows_imported(
     run = run_deployment("export/demo-orders", parameters={"destination": destination}, timeout=0)
     assert isinstance(run, FlowRun)
     run_processes: set[int] = set()
-    deadline = time.monotonic() + 120
     with get_client(sync_client=True) as client:
-        while True:
+
+        def final_state() -> State | None:
             run_processes.update(pid for pid, _ in _children(forkserver))
             state = client.read_flow_run(run.id).state
-            if state is not None and state.is_final():
-                break
-            assert time.monotonic() < deadline, served.read_text()[-3000:]
-            time.sleep(0.05)
+            return state if state is not None and state.is_final() else None
+
+        state = wait_until(
+            final_state, 120, "the run's final state",
+            every_s=0.05, log=lambda: served.read_text()[-3000:],
+        )  # fmt: skip
     assert state.is_completed(), (state, served.read_text()[-3000:])
     assert run_processes, "the run did not start in a fork of the forkserver"
     assert not [c for c in _children(served.pid) if "prefect.engine" in c[1]]

@@ -16,7 +16,7 @@ from tests.deployments.triggers.serve_stack import (
     start_serve_sh,
     wait_for_worker,
 )
-from tests.servers import free_port
+from tests.servers.ports import free_port
 
 STOP_WITHIN_S = 10
 

@@ -32,7 +32,8 @@ from flows.core.signing import legacy_signature
 from flows.export import export
 from flows.runs.artifacts import table_artifacts
 from tests.leaks import REGISTRY
-from tests.servers import WebhookReceiver, free_port
+from tests.servers.ports import free_port
+from tests.servers.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

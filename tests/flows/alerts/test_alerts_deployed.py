@@ -33,7 +33,8 @@ from flows.alerts.automations import (
 )
 from flows.export import export
 from flows.runs.artifacts import table_artifacts
-from tests.servers import WebhookReceiver
+from tests.processes import stop_process, wait_until
+from tests.servers.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -95,24 +96,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     finally:
         for child in _children(runner.pid):  # a run a failed test left going
             os.kill(child, signal.SIGKILL)
-        runner.terminate()
-        try:
-            runner.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            runner.kill()
+        stop_process(runner)
         log.close()
 
 
 def _wait_for_deployment(runner: subprocess.Popen[bytes], log: Path) -> str:
-    deadline = time.monotonic() + 60
     with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            assert runner.poll() is None, log.read_text()
-            try:
-                return str(client.read_deployment_by_name(DEPLOYMENT).id)
-            except Exception:  # noqa: BLE001 - not registered yet
-                time.sleep(0.5)
-    raise AssertionError(f"the runner did not register {DEPLOYMENT}:\n{log.read_text()}")
+        return wait_until(
+            lambda: str(client.read_deployment_by_name(DEPLOYMENT).id), 60,
+            f"the runner registering {DEPLOYMENT}",
+            every_s=0.5, process=runner, log=log, ignoring=(Exception,),
+        )  # fmt: skip
 
 
 @pytest.fixture
@@ -197,22 +191,18 @@ def _children(runner_pid: int) -> list[int]:
 
 
 def _flow_run_process(runner_pid: int, timeout_s: float = 60) -> int:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if children := _children(runner_pid):
-            return children[0]
-        time.sleep(0.2)
-    raise AssertionError(f"the runner {runner_pid} started no flow run process")
+    children = wait_until(
+        lambda: _children(runner_pid), timeout_s, f"a flow run process of runner {runner_pid}"
+    )
+    return children[0]
 
 
 def _wait_for_alert_records(flow_run_id: Any, count: int, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def recorded() -> bool:
         tables = table_artifacts(flow_run_id)
-        if sum(table.description.startswith("Status alert") for table in tables) >= count:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"no {count} alert record(s) on run {flow_run_id} in {timeout_s} s")
+        return sum(table.description.startswith("Status alert") for table in tables) >= count
+
+    wait_until(recorded, timeout_s, f"{count} alert record(s) on run {flow_run_id}")
 
 
 def test_a_killed_run_sends_failed(served: Served, alerts: WebhookReceiver) -> None:
@@ -230,10 +220,8 @@ def test_a_killed_run_sends_failed(served: Served, alerts: WebhookReceiver) -> N
     # record of a delivered Initiated would be lost with the process.
     _wait_for_alert_records(run.id, 1)
     temporary = f".endless-{run.id}.csv.{run.id}-*.tmp"
-    deadline = time.monotonic() + 60
-    while not list(served.folder.glob(temporary)) and time.monotonic() < deadline:
-        time.sleep(0.1)  # killed mid-write: its rows are going into the temporary file
-    assert list(served.folder.glob(temporary)), "the run never started writing"
+    # Killed mid-write: its rows are going into the temporary file.
+    wait_until(lambda: list(served.folder.glob(temporary)), 60, "the run writing", every_s=0.1)
     os.kill(_flow_run_process(served.pid), signal.SIGKILL)
     sent = [json.loads(request.body) for request in alerts.wait_for(2)]
     assert [body["Status"] for body in sent] == ["Initiated", "Failed"], sent

@@ -22,7 +22,9 @@ from prefect.settings import PREFECT_API_URL
 
 from blocks import AzureBlobCredentials, GcsCredentials, S3Credentials
 from flows.export import export
-from tests.servers import AzuriteServer, GcsServer, S3Server
+from tests.servers.azurite import AzuriteServer
+from tests.servers.gcs import GcsServer
+from tests.servers.s3 import S3Server
 
 STORE_KEYS = ("s3", "gcs", "az")
 

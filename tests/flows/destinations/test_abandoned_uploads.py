@@ -22,7 +22,8 @@ from tests.flows.destinations.stores import (
     leftovers,
     s3_store,
 )
-from tests.servers import DROP, DroppingFaultProxy, FaultProxy, S3Server
+from tests.servers.fault_proxy import DROP, DroppingFaultProxy, FaultProxy
+from tests.servers.s3 import S3Server
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -15,7 +15,7 @@ from flows.export import export
 from tests.flows.conftest import demo_dataset
 from tests.flows.destinations.stores import StoreUnderTest, az_store
 from tests.flows.formats.test_roundtrip import assert_round_trip
-from tests.servers import AzuriteServer
+from tests.servers.azurite import AzuriteServer
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -11,7 +11,7 @@ from flows.export import export
 from tests.flows.conftest import demo_dataset
 from tests.flows.destinations.stores import gcs_store
 from tests.flows.formats.test_roundtrip import assert_round_trip
-from tests.servers import GcsServer
+from tests.servers.gcs import GcsServer
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -1,4 +1,4 @@
-"""Delivery by HTTP POST, against a real HTTP receiver on loopback (tests/servers.py).
+"""Delivery by HTTP POST, against a real HTTP receiver on loopback (tests/servers/receiver.py).
 
 What a user checks: the receiver gets every cell as one complete body with the promised
 headers, a failed export sends nothing, transient answers are retried and permanent ones are
@@ -26,7 +26,8 @@ from tests.flows.conftest import demo_dataset
 from tests.flows.destinations.stores import failed_message, failing_source, measure_large_exports
 from tests.flows.formats.test_roundtrip import assert_round_trip
 from tests.leaks import REGISTRY
-from tests.servers import WebhookReceiver, free_port
+from tests.servers.ports import free_port
+from tests.servers.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

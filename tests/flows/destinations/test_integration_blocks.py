@@ -32,7 +32,9 @@ from flows.export import export
 from tests.flows.conftest import demo_dataset, url_for_psycopg
 from tests.flows.destinations.stores import StoreUnderTest, az_store, gcs_store, s3_store
 from tests.flows.formats.test_roundtrip import assert_round_trip
-from tests.servers import AzuriteServer, GcsServer, S3Server
+from tests.servers.azurite import AzuriteServer
+from tests.servers.gcs import GcsServer
+from tests.servers.s3 import S3Server
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from uuid import UUID
 
@@ -20,6 +19,7 @@ from prefect.states import Crashed
 
 from flows.export import export
 from tests.conftest import REPO_ROOT
+from tests.processes import wait_until
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -53,11 +53,11 @@ def _killed_mid_write(folder: Path) -> tuple[UUID, Path]:
         cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while not any(path.stat().st_size > 1_000_000 for path in _temporary_files(folder)):
-            assert process.poll() is None, "the export ended before it was killed"
-            assert time.monotonic() < deadline, "no temporary file grew to 1 MB"
-            time.sleep(0.1)
+        wait_until(
+            lambda: any(path.stat().st_size > 1_000_000 for path in _temporary_files(folder)),
+            120, "a temporary file of 1 MB (then the export is killed)",
+            every_s=0.1, process=process,
+        )  # fmt: skip
     finally:
         process.kill()
         process.wait()

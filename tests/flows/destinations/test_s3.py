@@ -16,7 +16,8 @@ from flows.export import export
 from tests.flows.conftest import demo_dataset
 from tests.flows.destinations.stores import StoreUnderTest, failing_source, leftovers, s3_store
 from tests.flows.formats.test_roundtrip import assert_round_trip
-from tests.servers import FaultProxy, S3Server
+from tests.servers.fault_proxy import FaultProxy
+from tests.servers.s3 import S3Server
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

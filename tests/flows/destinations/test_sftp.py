@@ -21,7 +21,7 @@ from flows.request import DestinationConfig
 from tests.flows.conftest import demo_dataset
 from tests.flows.destinations.stores import failed_message, failing_source, measure_large_exports
 from tests.flows.formats.test_roundtrip import assert_round_trip
-from tests.servers import SftpServer
+from tests.servers.sftp import SftpServer
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -19,7 +19,7 @@ from flows.export import export
 from tests.flows.conftest import demo_dataset
 from tests.flows.destinations.stores import StoreUnderTest, failing_source, measure_large_exports
 from tests.flows.formats.test_roundtrip import assert_round_trip
-from tests.servers import FaultProxy
+from tests.servers.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

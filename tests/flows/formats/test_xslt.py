@@ -20,7 +20,7 @@ from flows.export import export
 from flows.formats.xslt import load_stylesheet
 from flows.parameters import validate_export_parameters
 from tests.flows.destinations.stores import s3_store
-from tests.servers import S3Server
+from tests.servers.s3 import S3Server
 
 ROOT = Path(__file__).parents[3]
 DEMO = ROOT / "demo" / "demo.sqlite"

@@ -18,7 +18,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.export import export
-from tests.servers import PostgresServer, start_postgres
+from tests.servers.postgres import PostgresServer, start_postgres
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
