@@ -1,13 +1,11 @@
 """Prefect blocks: saved configuration and credentials for sources and destinations."""
 
 from blocks.alerts import StatusAlerts
-from blocks.destinations import (
-    AzureBlobCredentials,
-    GcsCredentials,
-    HttpPostTarget,
-    S3Credentials,
-    SftpCredentials,
-)
+from blocks.azure import AzureBlobCredentials
+from blocks.gcs import GcsCredentials
+from blocks.http_post import HttpPostTarget
+from blocks.s3 import S3Credentials
+from blocks.sftp import SftpCredentials
 from blocks.sources import SqlSource
 
 # Every block type of the project, as `exports setup` registers them with a Prefect server.

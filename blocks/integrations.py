@@ -23,7 +23,9 @@ from urllib.parse import urlsplit
 
 from prefect.blocks.core import Block
 
-from blocks.destinations import AzureBlobCredentials, GcsCredentials, S3Credentials
+from blocks.azure import AzureBlobCredentials
+from blocks.gcs import GcsCredentials
+from blocks.s3 import S3Credentials
 from flows.core.errors import ConfigurationError
 
 

@@ -18,7 +18,7 @@ from fsspec import AbstractFileSystem
 from fsspec.asyn import sync
 from prefect.blocks.core import Block
 
-from blocks.destinations import AzureBlobCredentials
+from blocks.azure import AzureBlobCredentials
 from flows.destinations.store import MIB, Leftover, ObjectStore, quietly
 
 COPY_POLL_S = 0.5

@@ -10,7 +10,7 @@ from typing import Any
 from fsspec import AbstractFileSystem
 from prefect.blocks.core import Block
 
-from blocks.destinations import GcsCredentials
+from blocks.gcs import GcsCredentials
 from flows.destinations.store import MIB, ObjectStore
 
 

@@ -24,7 +24,7 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 from fsspec import AbstractFileSystem
 
-from blocks.destinations import HttpPostTarget, default_user_agent
+from blocks.http_post import HttpPostTarget, default_user_agent
 from flows.core.errors import (
     ConfigurationError,
     DeliveryError,

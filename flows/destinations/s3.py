@@ -11,7 +11,7 @@ import fsspec
 from fsspec import AbstractFileSystem
 from prefect.blocks.core import Block
 
-from blocks.destinations import S3Credentials
+from blocks.s3 import S3Credentials
 from flows.destinations.store import MIB, Leftover, ObjectStore
 
 # S3's error codes for a request worth sending again (their HTTP statuses say the same).

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 from fsspec import AbstractFileSystem
 from prefect.blocks.core import Block
 
-from blocks.destinations import SftpCredentials
+from blocks.sftp import SftpCredentials
 from flows.core.errors import ConfigurationError
 from flows.destinations.store import Store
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from blocks.destinations import HttpPostTarget, default_user_agent
+from blocks.http_post import HttpPostTarget, default_user_agent
 from flows.core.errors import ConfigurationError, DeliveryError, TransientDeliveryError
 from flows.core.formats import ExportFormat
 from flows.core.targets import TargetContext
