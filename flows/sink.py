@@ -54,11 +54,19 @@ class _CountingFile(io.RawIOBase):
         self.inner = inner
         self.count = 0
         self.digest = hashlib.sha256() if hashed else None
+        self.discarding = False
 
     def writable(self) -> bool:
         return True
 
+    def discard(self) -> None:
+        """Drop every later write: the part is thrown away, and a writer still open (a
+        Parquet writer writes its footer when it is collected) must not reach a closed file."""
+        self.discarding = True
+
     def write(self, data: Any) -> int:
+        if self.discarding:
+            return len(data)
         written = self.inner.write(data)
         size = len(data) if written is None else written
         self.count += size
@@ -74,7 +82,8 @@ class _CountingFile(io.RawIOBase):
         return self.count
 
     def flush(self) -> None:
-        self.inner.flush()
+        if not self.discarding:
+            self.inner.flush()
 
 
 @dataclass
@@ -146,10 +155,15 @@ class PartSink:
     def abort(self) -> None:
         """Remove every temporary file this sink created."""
         if self._part is not None:
-            self._release(self._part.raw)  # first: the streams' closing bytes go nowhere
-            for stream in (self._part.stream, self._part.counter):
+            self._part.counter.discard()  # the writer's and streams' closing bytes go nowhere
+            self._release(self._part.raw)
+            for close in (
+                self._part.writer.abandon,
+                self._part.stream.close,
+                self._part.counter.close,
+            ):
                 try:
-                    stream.close()
+                    close()
                 except Exception:  # noqa: BLE001 - the file is being thrown away
                     pass
             self.written.append(WrittenFile("", self._part.temp_path, 0, 0))

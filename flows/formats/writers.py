@@ -42,6 +42,11 @@ class BatchWriter(ABC):
     def close(self) -> None:
         """Finish the document (footer, Parquet metadata); the file stays open."""
 
+    def abandon(self) -> None:
+        """Let go of a document the run throws away, whose file drops every later byte: a
+        writer left open would finish it when collected, into a file closed by then."""
+        self.close()
+
     def _emit(self, data: bytes | memoryview) -> None:
         self.file.write(data)
         self.bytes += len(data)

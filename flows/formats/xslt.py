@@ -197,6 +197,10 @@ class XsltDocumentWriter(BatchWriter):
             )
         return count
 
+    def abandon(self) -> None:
+        """The stylesheet never runs over a document that is thrown away."""
+        self._spool.close()
+
     def close(self) -> None:
         self._xml.close()
         self._spool.seek(0)
