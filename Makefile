@@ -35,10 +35,11 @@ test: install ## Run the whole test suite: the unit tier, then the rest (it star
 test-unit: install ## Only the unit tier: pure tests, no server, about 30 s
 	$(BIN)/pytest -m unit
 
-lint: install ## ruff lint and format check, mypy --strict
+lint: install ## ruff lint and format check, mypy --strict, the layer contracts (lint-imports)
 	$(BIN)/ruff check flows blocks deployments demo tests bench
 	$(BIN)/ruff format --check flows blocks deployments demo tests bench README.md
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 bench: install ## Export 2M PostgreSQL rows in every format against COPY (see docs/benchmarks.md)
 	$(BIN)/python -m bench.export_bench

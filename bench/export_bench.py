@@ -113,7 +113,7 @@ def _child(spec: dict[str, Any]) -> None:
     elif kind == "flow":
         report.update(_child_flow(spec))
     elif kind == "baseline_engine":
-        import flows.destinations.sink
+        import flows.sink
         import flows.sources.read  # noqa: F401
 
         report["work_s"] = 0.0
@@ -164,11 +164,12 @@ def _engine_run(spec: dict[str, Any], timer: _Timer | None = None) -> dict[str, 
     """What the flow's tasks do (flows/export.py write_batches + deliver_files), minus Prefect."""
     import uuid
 
-    from flows.config import DestinationConfig, FormatOptions, SourceConfig
+    from flows.core.config import FormatOptions, SourceConfig
+    from flows.core.formats import file_extension
+    from flows.core.targets import TargetContext
     from flows.destinations.publish import publish
-    from flows.destinations.sink import PartSink
-    from flows.destinations.targets import TargetContext
-    from flows.formats.registry import file_extension
+    from flows.request import DestinationConfig
+    from flows.sink import PartSink
     from flows.sources.plan import inspect_source
     from flows.sources.read import read_for_format
 
@@ -305,8 +306,8 @@ def _child_profile(spec: dict[str, Any]) -> dict[str, Any]:
     PostgreSQL runs ahead of the writers, and the memory after each batch."""
     import pyarrow as pa
 
-    from flows.destinations.sink import PartSink, _CountingFile
     from flows.formats import parquet_writer, render
+    from flows.sink import PartSink, _CountingFile
     from flows.sources import postgres
 
     timer = _Timer()
@@ -381,7 +382,7 @@ def _child_stages(spec: dict[str, Any]) -> dict[str, Any]:
     import psycopg
     import pyarrow as pa
 
-    from flows.config import FormatOptions, SourceConfig
+    from flows.core.config import FormatOptions, SourceConfig
     from flows.formats import render, writers
     from flows.sources import postgres
     from flows.sources.plan import inspect_source

@@ -55,11 +55,12 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     """One export without Prefect, as the flow's tasks run it."""
     import uuid
 
-    from flows.config import DestinationConfig, FormatOptions, SourceConfig
+    from flows.core.config import FormatOptions, SourceConfig
+    from flows.core.targets import TargetContext
     from flows.destinations.publish import publish
-    from flows.destinations.sink import PartSink
-    from flows.destinations.targets import TargetContext
     from flows.formats.options import export_extension
+    from flows.request import DestinationConfig
+    from flows.sink import PartSink
     from flows.sources.plan import inspect_source
     from flows.sources.read import read_for_format
 

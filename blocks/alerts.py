@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from flows.alerts.signing import signing_key
-from flows.zones import iana_zone
+from flows.core.signing import signing_key
+from flows.core.zones import iana_zone
 
 ALERTS_BLOCK_NAME = "status-alerts"
 

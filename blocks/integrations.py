@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from prefect.blocks.core import Block
 
 from blocks.destinations import AzureBlobCredentials, GcsCredentials, S3Credentials
-from flows.errors import ConfigurationError
+from flows.core.errors import ConfigurationError
 
 
 @dataclass(frozen=True)

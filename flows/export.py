@@ -24,28 +24,25 @@ from prefect.runtime import flow_run as runtime_flow_run
 from pydantic import BeforeValidator
 
 from flows.alerts.hooks import alert_completed, alert_failed, alert_initiated
-from flows.config import (
-    DestinationConfig,
-    FormatOptions,
-    RunnerConfig,
-    SourceConfig,
-    WindowConfig,
-    check_columns,
-    check_destination_names,
-    check_export_name,
-    check_runner,
-    parse_format,
-)
+from flows.core.columns import kind_of
+from flows.core.config import FormatOptions, RunnerConfig, SourceConfig, WindowConfig
+from flows.core.errors import ConfigurationError, ExportError
+from flows.core.formats import ExportFormat
+from flows.core.targets import TargetContext
 from flows.destinations.http_post import remove_spools
 from flows.destinations.manifest import manifest_document
 from flows.destinations.publish import number_parts
 from flows.destinations.registry import display_url
 from flows.destinations.store import WrittenFile
-from flows.destinations.targets import TargetContext
-from flows.errors import ConfigurationError, ExportError
-from flows.formats.columns import kind_of
 from flows.formats.options import check_format_options, export_extension, export_media_type
-from flows.formats.registry import ExportFormat
+from flows.formats.output_names import check_columns
+from flows.request import (
+    DestinationConfig,
+    check_destination_names,
+    check_export_name,
+    check_runner,
+    parse_format,
+)
 from flows.runners import partition_runner
 from flows.runs.naming import (
     EXPORT_FLOW,

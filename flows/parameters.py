@@ -10,21 +10,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flows.config import (
+from flows.core.config import FormatOptions, RunnerConfig, SourceConfig, WindowConfig
+from flows.core.errors import ConfigurationError
+from flows.formats.options import check_format_options, export_extension
+from flows.formats.output_names import check_columns
+from flows.request import (
     EXPORT_PARAMETERS,
     DestinationConfig,
-    FormatOptions,
-    RunnerConfig,
-    SourceConfig,
-    WindowConfig,
-    check_columns,
     check_destination_names,
     check_export_name,
     check_runner,
     parse_format,
 )
-from flows.errors import ConfigurationError
-from flows.formats.options import check_format_options, export_extension
 from flows.runs.naming import export_name
 from flows.sources.window import check_window
 

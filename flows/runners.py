@@ -17,8 +17,8 @@ from typing import Any
 
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.config import RunnerConfig
-from flows.errors import ConfigurationError
+from flows.core.config import RunnerConfig
+from flows.core.errors import ConfigurationError
 
 
 @contextmanager

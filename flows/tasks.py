@@ -11,17 +11,19 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.config import DestinationConfig, FormatOptions, SourceConfig, check_output_names
+from flows.core.config import FormatOptions, SourceConfig
+from flows.core.errors import OutOfMemoryError, is_transient, memory_error
+from flows.core.formats import ExportFormat
+from flows.core.targets import TargetContext
 from flows.destinations.http_post import post_files as post_spooled_files
 from flows.destinations.manifest import manifest_path
 from flows.destinations.manifest import write_manifest as store_manifest
 from flows.destinations.publish import PartNames, publish
-from flows.destinations.sink import PartSink
 from flows.destinations.store import WrittenFile
-from flows.destinations.targets import TargetContext
-from flows.errors import OutOfMemoryError, is_transient, memory_error
-from flows.formats.registry import ExportFormat
+from flows.formats.output_names import check_output_names
+from flows.request import DestinationConfig
 from flows.runs.progress import WriteProgress
+from flows.sink import PartSink
 from flows.sources.plan import SourcePlan, inspect_source
 from flows.sources.read import read_for_format
 

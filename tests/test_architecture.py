@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +101,65 @@ def test_the_cycle_finder_finds_cycles() -> None:
     """The check above is not vacuous: a loop of three is found, a chain is not."""
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def package_of(module: str) -> str:
+    """The unit the layer rule speaks of: a subpackage of `flows` or `deployments`
+    (`flows.sources`), a top-level module of `flows` (`flows.export`), or a top package."""
+    parts = module.split(".")
+    if parts[0] in ("flows", "deployments") and len(parts) > 1:
+        return ".".join(parts[:2])
+    return parts[0]
+
+
+def package_graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for importer, imported_set in import_graph().items():
+        edges = graph.setdefault(package_of(importer), set())
+        edges.update(package_of(imported) for imported in imported_set)
+    return {package: edges - {package} for package, edges in graph.items()}
+
+
+def test_no_import_cycle_between_packages() -> None:
+    """Issue 25's seams: `flows.formats` and `flows.destinations` (or any two of the units
+    above) never import each other round a loop, which the module-level check cannot see."""
+    graph = package_graph()
+    assert {"flows.core", "flows.sources", "flows.formats", "flows.destinations"} <= set(graph)
+    cycle = find_cycle(graph)
+    assert cycle is None, "package cycle: " + " → ".join(cycle or [])
+
+
+def test_the_bottom_layer_imports_nothing_of_the_product_above_it() -> None:
+    assert package_graph()["flows.core"] == set()
+
+
+def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_layer_contract_is_kept_and_refuses_a_back_import(tmp_path: Path) -> None:
+    """pyproject.toml's import-linter contracts (`make lint` runs them) hold on the tree, and
+    break on a copy where a format imports the delivery package: the contract is not vacuous."""
+    kept = _lint_imports(REPO_ROOT)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert "Contracts: 2 kept, 0 broken." in kept.stdout
+    for package in PACKAGES:
+        shutil.copytree(
+            REPO_ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("*.sqlite")
+        )
+    shutil.copy(REPO_ROOT / "pyproject.toml", tmp_path)
+    writer = tmp_path / "flows" / "formats" / "csv_writer.py"
+    writer.write_text(writer.read_text() + "\nimport flows.destinations.registry  # noqa\n")
+    broken = _lint_imports(tmp_path)
+    assert broken.returncode != 0
+    assert "BROKEN" in broken.stdout
+    assert "flows.formats.csv_writer -> flows.destinations.registry" in broken.stdout
 
 
 @pytest.mark.parametrize("module", ["deployments.gateway.app", "deployments.cli.app"])

@@ -13,8 +13,8 @@ from pydantic import SecretStr, ValidationError
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts, load_alert_settings
 from deployments.cli.console import fail
 from flows.alerts.payload import alert_time
-from flows.alerts.signing import signing_key
 from flows.alerts.webhook import send_alert
+from flows.core.signing import signing_key
 
 app = typer.Typer(
     name="alerts",

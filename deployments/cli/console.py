@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 from deployments.cli.quiet import quiet_temporary_server
 from deployments.gateway.master_secrets import ApiKeyError
 from deployments.triggers.project import UsageError
-from flows.errors import ExportError
+from flows.core.errors import ExportError
 
 _DEBUG = "exports.debug"  # in click's context meta, shared by every nested context
 

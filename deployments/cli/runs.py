@@ -39,9 +39,10 @@ def demo(
             import pandas  # noqa: F401 - pyarrow's first array from Python rows imports it
 
             from demo.build import ensure_demo_db
-            from flows.config import DestinationConfig, SourceConfig
+            from flows.core.config import SourceConfig
+            from flows.core.formats import EXPORT_FORMATS
             from flows.export import export
-            from flows.formats.registry import EXPORT_FORMATS
+            from flows.request import DestinationConfig
 
             database = ensure_demo_db()
             on_temporary_server = temporary_server.result()

@@ -32,7 +32,7 @@ from deployments.triggers.project import (
     load_deployments,
     qualified_name,
 )
-from flows.errors import ConfigurationError
+from flows.core.errors import ConfigurationError
 
 DEFAULT_RUNS = 5
 MAX_RUNS = 1000  # Prefect's schedules look at most this many candidate dates

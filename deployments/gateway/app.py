@@ -43,7 +43,7 @@ from deployments.gateway.keys import ApiKeyError, InvalidKey, KeyClaims, verify_
 from deployments.gateway.prefect_api import prefect_client
 from deployments.gateway.run_status import NoFile, RunStatus, open_delivered, read_status
 from flows.alerts.errors import alert_error
-from flows.errors import ConfigurationError
+from flows.core.errors import ConfigurationError
 from flows.parameters import validate_export_parameters
 from flows.runs.naming import EXPORT_FLOW
 from flows.runs.tags import api_tags

@@ -22,8 +22,8 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from deployments.audit import audit_record
 from flows.alerts.errors import state_error
-from flows.config import DestinationConfig
-from flows.formats.registry import media_type
+from flows.core.formats import media_type
+from flows.request import DestinationConfig
 from flows.runs.artifacts import table_artifacts
 from flows.runs.naming import DEFAULT_EXPORT_NAME
 

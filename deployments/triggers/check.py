@@ -30,10 +30,10 @@ from prefect.exceptions import ParameterTypeError
 from pydantic import TypeAdapter, ValidationError
 
 from deployments.triggers.project import DeploymentSpec, UsageError
-from flows.errors import ConfigurationError
+from flows.core.errors import ConfigurationError
+from flows.core.zones import ZONE_HINT, is_iana_zone
 from flows.parameters import validate_export_parameters
 from flows.runs.naming import EXPORT_FLOW
-from flows.zones import ZONE_HINT, is_iana_zone
 
 __all__ = ["SCHEDULE_KEYS", "Schedule", "TriggerProblem", "check_project", "schedules_of"]
 

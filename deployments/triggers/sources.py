@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 
 from deployments.triggers.project import load_deployments
-from flows.config import SourceConfig
-from flows.errors import ConfigurationError, SourceError, TransientSourceError, first_line
+from flows.core.config import SourceConfig
+from flows.core.errors import ConfigurationError, SourceError, TransientSourceError, first_line
 from flows.parameters import validate_export_parameters
 from flows.runs.naming import EXPORT_FLOW
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from flows import errors
-from flows.errors import (
+from flows.core import errors
+from flows.core.errors import (
     ConfigurationError,
     DeliveryError,
     FormatError,

@@ -24,9 +24,9 @@ from prefect.logging.loggers import flow_run_logger
 from blocks.alerts import load_alert_settings
 from flows.alerts.errors import alert_error, state_error
 from flows.alerts.payload import AlertStatus, alert_payload, frequency_of
-from flows.alerts.signing import message_id
 from flows.alerts.webhook import AlertOutcome, send_alert
-from flows.errors import first_line
+from flows.core.errors import first_line
+from flows.core.signing import message_id
 from flows.runs.artifacts import TableArtifact, table_artifacts
 from flows.runs.naming import alert_artifact_key, export_name_of
 

@@ -1,4 +1,4 @@
-"""Delivering one status alert to the webhook: signed (flows/alerts/signing.py), retried within
+"""Delivering one status alert to the webhook: signed (flows/core/signing.py), retried within
 a bounded time, never raising. What became of it is returned as an AlertOutcome for the run's
 record."""
 
@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 
 from blocks.alerts import StatusAlerts
-from flows.alerts.signing import message_id, signed_headers
-from flows.errors import first_line, is_transient_status
+from flows.core.errors import first_line, is_transient_status
+from flows.core.signing import message_id, signed_headers
 
 BACKOFF_S = 0.5  # before the second attempt; doubled for each later one, with jitter
 

@@ -4,4 +4,4 @@ temporary files and parts (sink.py) and publishing them all or nothing (publish.
 
 Layers, lowest first: urls, targets, failures and store know no store; each store's module
 knows only its own; registry knows them all; sink and publish use the registry through the
-destination parameter (flows/config.py)."""
+destination parameter (flows/core/config.py)."""

@@ -13,7 +13,7 @@ import errno
 import sys
 from collections.abc import Callable, Iterator
 
-from flows.errors import first_line, is_transient_status
+from flows.core.errors import first_line, is_transient_status
 
 # Words of a failure that may pass on its own, for errors that carry no type or status to go
 # by: timeouts, refused or dropped connections, throttling (the last resort).

@@ -25,23 +25,23 @@ import httpx
 from fsspec import AbstractFileSystem
 
 from blocks.destinations import HttpPostTarget, default_user_agent
-from flows.destinations.store import Store, WrittenFile, load_block
-from flows.destinations.targets import (
-    TargetContext,
-    check_rendered,
-    check_token_values,
-    render_target,
-    template_fields,
-)
-from flows.destinations.urls import without_secrets
-from flows.errors import (
+from flows.core.errors import (
     ConfigurationError,
     DeliveryError,
     TransientDeliveryError,
     first_line,
     is_transient_status,
 )
-from flows.formats.registry import ExportFormat, media_type
+from flows.core.formats import ExportFormat, media_type
+from flows.core.targets import (
+    TargetContext,
+    check_rendered,
+    check_token_values,
+    render_target,
+    template_fields,
+)
+from flows.core.urls import without_secrets
+from flows.destinations.store import Store, WrittenFile, load_block
 
 SPOOL_PREFIX = "prefect-exports-"
 SPOOL_SUFFIX = ".spool"
@@ -135,7 +135,7 @@ class HttpPost(Store):
 
 
 class HttpDestination(Protocol):
-    """What posting needs of the destination parameter (flows/config.py's DestinationConfig)."""
+    """What posting needs of the destination parameter (flows/request.py's DestinationConfig)."""
 
     @property
     def url(self) -> str: ...

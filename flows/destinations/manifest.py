@@ -14,8 +14,8 @@ from typing import Any
 
 from fsspec import AbstractFileSystem
 
+from flows.core.targets import TargetContext, manifest_name
 from flows.destinations.store import Store, WrittenFile, temporary_path
-from flows.destinations.targets import TargetContext, manifest_name
 
 MEDIA_TYPE = "application/json"
 

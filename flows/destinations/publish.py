@@ -18,9 +18,9 @@ from dataclasses import dataclass, replace
 
 from fsspec import AbstractFileSystem
 
+from flows.core.errors import DeliveryError, first_line
+from flows.core.targets import TargetContext
 from flows.destinations.store import Store, WrittenFile, remove_quietly
-from flows.destinations.targets import TargetContext
-from flows.errors import DeliveryError, first_line
 
 # Stands for the part number in a rendered path, to find where the numbers are.
 # Private-use characters: no file name holds them, and the path rules let them through.

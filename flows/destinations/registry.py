@@ -7,6 +7,12 @@ module with a `Store` subclass (flows/destinations/store.py) and one entry in ST
 
 from __future__ import annotations
 
+from fsspec import AbstractFileSystem
+
+from flows.core.errors import ConfigurationError
+from flows.core.filesystems import register_opener
+from flows.core.targets import check_template
+from flows.core.urls import url_scheme, without_secrets
 from flows.destinations.azure import AZURE_BLOB
 from flows.destinations.gcs import GCS_STORE
 from flows.destinations.http_post import HTTP_POST
@@ -14,9 +20,6 @@ from flows.destinations.local import LOCAL_FOLDER
 from flows.destinations.s3 import S3_STORE
 from flows.destinations.sftp import SFTP
 from flows.destinations.store import Store
-from flows.destinations.targets import check_template
-from flows.destinations.urls import url_scheme, without_secrets
-from flows.errors import ConfigurationError
 
 STORES: tuple[Store, ...] = (LOCAL_FOLDER, S3_STORE, GCS_STORE, AZURE_BLOB, SFTP, HTTP_POST)
 _BY_SCHEME: dict[str, Store] = {scheme: store for store in STORES for scheme in store.schemes}
@@ -55,3 +58,11 @@ def display_url(url: str) -> str:
     without user, password, query string or fragment."""
     store = _BY_SCHEME.get(url_scheme(url))
     return store.display_url(url) if store is not None else without_secrets(url)
+
+
+def open_store_filesystem(url: str, block: str | None) -> AbstractFileSystem:
+    """A fresh filesystem of the store `url` names (flows/core/filesystems.py)."""
+    return store_for(url).filesystem(url, block)
+
+
+register_opener(open_store_filesystem)

@@ -11,8 +11,8 @@ from fsspec import AbstractFileSystem
 from prefect.blocks.core import Block
 
 from blocks.destinations import SftpCredentials
+from flows.core.errors import ConfigurationError
 from flows.destinations.store import Store
-from flows.errors import ConfigurationError
 
 
 class Sftp(Store):

@@ -30,7 +30,7 @@ from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 
-from flows.errors import ConfigurationError, DeliveryError, TransientDeliveryError, first_line
+from flows.core.errors import ConfigurationError, DeliveryError, TransientDeliveryError, first_line
 
 DEFAULT_PORT = 22
 # paramiko buffers this much before it sends 32 KiB write requests without waiting for ACKs.

@@ -22,8 +22,8 @@ from fsspec import AbstractFileSystem
 from prefect.blocks.core import Block
 
 from blocks.integrations import as_exports_block, load_named_block
-from flows.destinations.failures import full_disk, is_transient_failure
-from flows.destinations.targets import (
+from flows.core.errors import ConfigurationError, DeliveryError, TransientDeliveryError, first_line
+from flows.core.targets import (
     MAX_NAME_BYTES,
     TargetContext,
     check_rendered,
@@ -31,8 +31,8 @@ from flows.destinations.targets import (
     render_target,
     with_part_token,
 )
-from flows.destinations.urls import url_scheme, without_secrets
-from flows.errors import ConfigurationError, DeliveryError, TransientDeliveryError, first_line
+from flows.core.urls import url_scheme, without_secrets
+from flows.destinations.failures import full_disk, is_transient_failure
 
 MIB = 1024 * 1024
 BlockT = TypeVar("BlockT", bound=Block)

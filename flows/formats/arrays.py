@@ -18,9 +18,9 @@ from typing import Union, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flows.errors import FormatError
+from flows.core.columns import Kind, default_type, element_kind_of, element_type_of
+from flows.core.errors import FormatError
 from flows.formats import render
-from flows.formats.columns import Kind, default_type, element_kind_of, element_type_of
 
 Items = list[Union["Items", str, None]]  # one array level: elements and nested arrays
 _SPECIAL = frozenset('{}"\\')

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from flows.core.columns import column_names, rendered_format
 from flows.formats import render
-from flows.formats.columns import column_names, rendered_format
 from flows.formats.writers import TextWriter, kinds_of
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from flows.errors import FormatError
-from flows.formats.columns import column_names, rendered_format
+from flows.core.columns import column_names, rendered_format
+from flows.core.errors import FormatError
 
 # encoding option → (Python codec for the rows, byte-order mark, name in the XML declaration
 # and in the HTTP charset)

@@ -8,9 +8,9 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flows.config import FormatOptions
+from flows.core.columns import column_names, rendered_format
+from flows.core.config import FormatOptions
 from flows.formats import arrays, render
-from flows.formats.columns import column_names, rendered_format
 from flows.formats.writers import TextWriter, kinds_of
 
 

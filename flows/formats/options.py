@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flows.config import FormatOptions
-from flows.errors import ConfigurationError
-from flows.formats.registry import CHARSETS, ExportFormat, file_extension, media_type
+from flows.core.config import FormatOptions
+from flows.core.errors import ConfigurationError
+from flows.core.formats import CHARSETS, ExportFormat, file_extension, media_type
 
 _EXTENSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}")
 

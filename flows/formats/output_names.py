@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from flows.core.config import SourceConfig
+from flows.core.errors import ConfigurationError
+from flows.core.formats import ExportFormat
 from flows.formats.xml_names import element_name
 
 
@@ -53,3 +56,38 @@ _RULES: dict[str, _Rule] = {
         lambda _: "differ only in case, which Parquet readers (DuckDB, Spark, Athena) ignore",
     ),
 }
+
+
+def check_columns(source: SourceConfig, fmt: ExportFormat) -> None:
+    """source.columns' output names that the format would write as one column (XML writes
+    `a b` and `a_b` both as `<a_b>`), before the run; check_output_names checks the source's
+    own names once the run has inspected it.
+
+    Raises:
+        ConfigurationError: naming both columns.
+    """
+    if source.columns is not None:
+        check_output_names([column.output for column in source.columns], fmt)
+
+
+def check_output_names(names: Sequence[str], fmt: ExportFormat) -> None:
+    """Refuse output column names that `fmt` would write as one (flows/formats/output_names.py):
+    a JSON object with a repeated key, a CSV header readers keyed by name read as one column,
+    a Parquet file its readers refuse, one XML element for two columns.
+
+    Raises:
+        ConfigurationError: naming both columns and how the format would write them.
+    """
+    clash = name_clash(fmt, names)
+    if clash is None:
+        return
+    first, second = names[clash.first], names[clash.second]
+    if first == second:  # only a query names two columns alike (source.columns cannot)
+        raise ConfigurationError(
+            f"source.columns: two columns are written as `{first}` (columns {clash.first + 1} "
+            f"and {clash.second + 1} of the query); give one of them another name in the query"
+        )
+    raise ConfigurationError(
+        f"source.columns: `{first}` and `{second}` {clash.reason}; rename one of them with "
+        "`as` or in the query"
+    )

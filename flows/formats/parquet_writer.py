@@ -9,16 +9,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from flows.config import FormatOptions
-from flows.errors import FormatError
-from flows.formats import arrays, render
-from flows.formats.columns import (
+from flows.core.columns import (
     element_kind_of,
     element_type_of,
     is_undetermined,
     kind_of,
     make_field,
 )
+from flows.core.config import FormatOptions
+from flows.core.errors import FormatError
+from flows.formats import arrays, render
 from flows.formats.writers import BatchWriter
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flows.formats.columns import Kind
+from flows.core.columns import Kind
 from flows.formats.xml_names import XML_REPLACEMENT
 
 # Kinds whose text can hold anything: quoted in CSV, escaped in XML. An array is its database's

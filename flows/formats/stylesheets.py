@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 import httpx
 from fsspec import AbstractFileSystem
 
-from flows.destinations.registry import store_for
-from flows.destinations.urls import url_scheme, without_secrets
-from flows.errors import ConfigurationError, first_line
+from flows.core.errors import ConfigurationError, first_line
+from flows.core.filesystems import open_filesystem
+from flows.core.urls import url_scheme, without_secrets
 
 MAX_STYLESHEET_BYTES = 16 * 1024 * 1024  # a stylesheet, not a data file
 _WEB_SCHEMES = ("http", "https")
@@ -54,7 +54,7 @@ class StylesheetFolder:
     def _filesystem(self) -> AbstractFileSystem:
         """The store's filesystem, with the block's credentials: built (and the block loaded)
         once for the stylesheet and all it includes."""
-        return store_for(self.folder).filesystem(self.folder, self.block)
+        return open_filesystem(self.folder, self.block)
 
     def holds(self, location: str) -> bool:
         """Whether `location` (absolute, as libxml2 joined it) is inside the folder."""

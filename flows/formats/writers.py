@@ -1,4 +1,4 @@
-"""The writers' common shape, and opening the writer of a format (flows/formats/registry.py).
+"""The writers' common shape, and opening the writer of a format (flows/core/formats.py).
 
 A writer writes one output file (one part). It never holds more than the batch it is given,
 and text writers can stop at an exact row boundary so size-split parts stay under the limit.
@@ -15,12 +15,12 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 
-from flows.config import FormatOptions
-from flows.errors import FormatError
+from flows.core.columns import Kind, kind_of, rendered_format
+from flows.core.config import FormatOptions
+from flows.core.errors import FormatError
+from flows.core.formats import FORMATS, XSLT_WRITERS, ExportFormat
 from flows.formats import render
-from flows.formats.columns import Kind, kind_of, rendered_format
 from flows.formats.encoding import Encoder
-from flows.formats.registry import FORMATS, XSLT_WRITERS, ExportFormat
 
 
 class BatchWriter(ABC):

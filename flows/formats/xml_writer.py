@@ -8,9 +8,9 @@ from typing import BinaryIO
 import dicttoxml
 import pyarrow as pa
 
-from flows.config import FormatOptions
+from flows.core.columns import Kind
+from flows.core.config import FormatOptions
 from flows.formats import render
-from flows.formats.columns import Kind
 from flows.formats.writers import TextWriter, kinds_of
 from flows.formats.xml_names import element_name
 

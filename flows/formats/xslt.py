@@ -19,9 +19,9 @@ from typing import IO, Any, BinaryIO
 import pyarrow as pa
 from lxml import etree
 
-from flows.config import FormatOptions
-from flows.destinations.urls import without_secrets
-from flows.errors import ConfigurationError, FormatError
+from flows.core.config import FormatOptions
+from flows.core.errors import ConfigurationError, FormatError
+from flows.core.urls import without_secrets
 from flows.formats.encoding import ENCODINGS, Encoder
 from flows.formats.stylesheets import StylesheetFolder, is_url, read_stylesheet
 from flows.formats.writers import BatchWriter

@@ -11,7 +11,7 @@ from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.context import FlowRunContext
 from pydantic import BaseModel, ConfigDict
 
-from flows.formats.registry import ExportFormat
+from flows.core.formats import ExportFormat
 from flows.runs.naming import artifact_key, result_artifact_key
 from flows.runs.tags import trigger_type, triggered_by
 

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from flows.config import SourceConfig
-from flows.errors import ConfigurationError
+from flows.core.config import SourceConfig
+from flows.core.errors import ConfigurationError
 
 
 def resolve_url(source: SourceConfig) -> str:

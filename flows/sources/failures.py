@@ -14,7 +14,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from flows.errors import (
+from flows.core.errors import (
     ConfigurationError,
     SourceConfigurationError,
     SourceError,

@@ -21,7 +21,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_dialect
 
-from flows.formats.columns import MAX_DECIMAL128_PRECISION, decimal_field, make_field
+from flows.core.columns import MAX_DECIMAL128_PRECISION, decimal_field, make_field
 from flows.sources.values import DURATION_DIGITS_KEY
 
 SESSION_SETTINGS = ("SET time_zone = '+00:00'",)

@@ -20,12 +20,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from flows.errors import ConfigurationError
-from flows.formats.columns import kind_of
+from flows.core.columns import kind_of
+from flows.core.errors import ConfigurationError
 
 LOW_PARAM = "_export_part_low"
 HIGH_PARAM = "_export_part_high"
-# Kinds a range can be cut into spans of (the column's Arrow kind, flows/formats/columns.py).
+# Kinds a range can be cut into spans of (the column's Arrow kind, flows/core/columns.py).
 SPLITTABLE_KINDS = ("int", "decimal", "float", "date", "timestamp", "timestamptz")
 
 

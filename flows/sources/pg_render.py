@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from flows.config import FormatOptions
-from flows.formats.columns import Kind, kind_of
-from flows.formats.registry import ExportFormat
+from flows.core.columns import Kind, kind_of
+from flows.core.config import FormatOptions
+from flows.core.formats import ExportFormat
 
 _FLOAT4_OID = 700
 _JSON_OID = 114  # json keeps its text as written, line breaks included: not a JSON line

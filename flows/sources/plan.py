@@ -15,8 +15,8 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from flows.config import SourceConfig
-from flows.errors import ConfigurationError, TransientSourceError, first_line
+from flows.core.config import SourceConfig
+from flows.core.errors import ConfigurationError, TransientSourceError, first_line
 from flows.sources import mysql, postgres
 from flows.sources.connections import (
     create_engine,

@@ -27,8 +27,8 @@ from psycopg import pq
 from psycopg.types.string import TextLoader
 from sqlalchemy.dialects import postgresql
 
-from flows.errors import ConfigurationError, SourceError, TransientSourceError, first_line
-from flows.formats.columns import array_field, decimal_field, kind_of, make_field
+from flows.core.columns import array_field, decimal_field, kind_of, make_field
+from flows.core.errors import ConfigurationError, SourceError, TransientSourceError, first_line
 from flows.sources.failures import source_failure
 
 # Session settings that make COPY's text unambiguous for the CSV parser.

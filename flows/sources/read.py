@@ -15,9 +15,9 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
-from flows.config import FormatOptions
-from flows.formats.columns import decimal_field, is_undetermined, rendered_rows
-from flows.formats.registry import ExportFormat
+from flows.core.columns import decimal_field, is_undetermined, rendered_rows
+from flows.core.config import FormatOptions
+from flows.core.formats import ExportFormat
 from flows.sources import mysql, pg_render, postgres
 from flows.sources.connections import create_engine, is_psycopg, is_pymysql
 from flows.sources.failures import source_errors

@@ -18,9 +18,9 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine.interfaces import BindTyping
 
-from flows.config import ColumnSpec, FilterCondition
-from flows.errors import ConfigurationError
-from flows.formats.columns import kind_of
+from flows.core.columns import kind_of
+from flows.core.config import ColumnSpec, FilterCondition
+from flows.core.errors import ConfigurationError
 
 FILTER_PARAM = "_export_filter"  # bound parameters are _export_filter_<n>[_<m>]
 _MAX_LISTED = 30

@@ -15,8 +15,7 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy.types as sqltypes
 
-from flows.errors import SourceError
-from flows.formats.columns import (
+from flows.core.columns import (
     Kind,
     decimal_field,
     is_undetermined,
@@ -24,6 +23,7 @@ from flows.formats.columns import (
     make_field,
     undetermined_field,
 )
+from flows.core.errors import SourceError
 
 # Set on JSON columns whose values arrive as Python objects (a driver decoded them) rather
 # than as the database's JSON text, which is passed through unchanged.

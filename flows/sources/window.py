@@ -48,9 +48,9 @@ from prefect.context import FlowRunContext
 from prefect.server.schemas import schedules as server_schedules
 from prefect.utilities.asyncutils import run_coro_as_sync
 
-from flows.config import DestinationConfig, SourceConfig, WindowConfig
-from flows.destinations.targets import check_window_tokens
-from flows.errors import ConfigurationError
+from flows.core.config import Destination, SourceConfig, WindowConfig
+from flows.core.errors import ConfigurationError
+from flows.core.targets import check_window_tokens
 from flows.runs.result import WindowBounds
 
 WINDOW_PARAMS = ("since", "until")
@@ -106,7 +106,7 @@ def query_uses(source: SourceConfig) -> frozenset[str]:
 
 
 def check_window(
-    source: SourceConfig, window: WindowConfig | None, destination: DestinationConfig
+    source: SourceConfig, window: WindowConfig | None, destination: Destination
 ) -> None:
     """The checks that need no clock and no Prefect API: run before anything else.
 

@@ -38,8 +38,9 @@ from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL
 
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
-from flows.config import DestinationConfig, SourceConfig
+from flows.core.config import SourceConfig
 from flows.export import export
+from flows.request import DestinationConfig
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -131,7 +132,8 @@ SERVE_SCRIPT = """
 import json, sys
 from prefect import serve
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
-from flows.config import DestinationConfig, SourceConfig
+from flows.core.config import SourceConfig
+from flows.request import DestinationConfig
 from flows.export import export
 
 serve(export.to_deployment(name=sys.argv[1], parameters=json.loads(sys.argv[2])),

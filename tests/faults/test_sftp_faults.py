@@ -16,8 +16,8 @@ import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+from flows.core.formats import ExportFormat, file_extension
 from flows.export import export
-from flows.formats.registry import ExportFormat, file_extension
 from tests.flows.destinations.test_sftp import listing, save_sftp_block
 from tests.servers import SftpServer, SmallDiskSftpServer, TcpCutter, small_filesystem
 

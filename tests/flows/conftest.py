@@ -22,8 +22,8 @@ import psycopg
 import pytest
 
 from demo.build import demo_customers, demo_orders
+from flows.core.formats import ExportFormat, file_extension
 from flows.export import export
-from flows.formats.registry import ExportFormat, file_extension
 from flows.runs.result import ExportResult
 
 TEXT_FORMATS: tuple[ExportFormat, ...] = ("csv", "json", "jsonl", "xml")

@@ -1,7 +1,7 @@
 """A wrong configuration fails before any file is written, with one line that names the field,
 the value and what is allowed.
 
-Checked at two levels: the parameter models (`flows.config`), whose messages are what the
+Checked at two levels: the parameter models (`flows.core.config`), whose messages are what the
 CLI, the gateway and Prefect show, and the real `export` flow against real SQLite files and
 a real PostgreSQL server, which must fail without leaving anything in the output folder.
 """
@@ -22,10 +22,11 @@ from prefect.client.schemas.sorting import TaskRunSort
 from prefect.exceptions import ParameterTypeError
 from pydantic import BaseModel, ValidationError
 
-from flows.config import DestinationConfig, FormatOptions, SourceConfig, parse_format
-from flows.errors import ConfigurationError, TransientExportError
+from flows.core.config import FormatOptions, SourceConfig
+from flows.core.errors import ConfigurationError, TransientExportError
+from flows.core.formats import EXPORT_FORMATS
 from flows.export import export
-from flows.formats.registry import EXPORT_FORMATS
+from flows.request import DestinationConfig, parse_format
 from tests.servers import PostgresServer
 
 TOKENS = ("{export}", "{deployment}", "{run_id}", "{date}", "{ext}", "{part}")

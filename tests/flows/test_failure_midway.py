@@ -25,9 +25,9 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.client.schemas.sorting import TaskRunSort
 from prefect.states import State
 
-from flows.errors import SourceError, TransientSourceError
+from flows.core.errors import SourceError, TransientSourceError
+from flows.core.formats import EXPORT_FORMATS
 from flows.export import export
-from flows.formats.registry import EXPORT_FORMATS
 from tests.servers import start_postgres
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -1,4 +1,4 @@
-"""The `export` flow's parameters have one list, `flows.config.EXPORT_PARAMETERS`, which the
+"""The `export` flow's parameters have one list, `flows.core.config.EXPORT_PARAMETERS`, which the
 checks before a run (`exports run`, `exports check`, the gateway) use without importing the
 flow; it must be the flow's own signature."""
 
@@ -8,10 +8,10 @@ import inspect
 
 import pytest
 
-from flows.config import EXPORT_PARAMETERS
-from flows.errors import ConfigurationError
+from flows.core.errors import ConfigurationError
 from flows.export import export
 from flows.parameters import validate_export_parameters
+from flows.request import EXPORT_PARAMETERS
 
 pytestmark = pytest.mark.unit
 

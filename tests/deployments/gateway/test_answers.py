@@ -9,7 +9,7 @@ from starlette.requests import Request
 from deployments.gateway.app import IN_GATEWAY_LOG, base_url, set_public_url
 from deployments.gateway.run_status import download_names
 from flows.alerts.errors import alert_error
-from flows.errors import ConfigurationError
+from flows.core.errors import ConfigurationError
 
 pytestmark = pytest.mark.unit
 

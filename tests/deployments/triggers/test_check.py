@@ -12,7 +12,7 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRu
 
 from deployments.triggers.check import TriggerProblem, check_project, schedules_of
 from deployments.triggers.project import UsageError, load_deployments
-from flows.errors import ConfigurationError
+from flows.core.errors import ConfigurationError
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.unit
@@ -218,7 +218,7 @@ class TestInvalidTriggers:
             ({"entrypoint": "flows/nope.py:export"}, "entrypoint", "`flows/nope.py` not found"),
             ({"entrypoint": "flows/export.py:nope"}, "entrypoint", "has no `nope`"),
             (
-                {"entrypoint": "flows/config.py:parse_format"},
+                {"entrypoint": "flows/request.py:parse_format"},
                 "entrypoint",
                 "is not a Prefect flow; decorate it with @flow",
             ),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from flows.alerts.errors import alert_error, state_error
-from flows.errors import (
+from flows.core.errors import (
     ConfigurationError,
     DeliveryError,
     OutOfMemoryError,

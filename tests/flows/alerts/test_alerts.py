@@ -28,7 +28,7 @@ from deployments.cli.app import app
 from flows.alert_reconciler import reconcile_alerts
 from flows.alerts.hooks import deliver_pending_alerts
 from flows.alerts.payload import alert_time
-from flows.alerts.signing import legacy_signature
+from flows.core.signing import legacy_signature
 from flows.export import export
 from flows.runs.artifacts import table_artifacts
 from tests.leaks import REGISTRY

@@ -1,4 +1,4 @@
-"""How a status alert is signed (flows/alerts/signing.py), checked by the receiver's side: the
+"""How a status alert is signed (flows/core/signing.py), checked by the receiver's side: the
 `standardwebhooks` library, as a receiver verifies, never a signature written out here."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from blocks.alerts import StatusAlerts
 from deployments.cli.app import app
-from flows.alerts.signing import LEGACY_HEADER, message_id, signed_headers
+from flows.core.signing import LEGACY_HEADER, message_id, signed_headers
 from tests.leaks import REGISTRY
 
 pytestmark = pytest.mark.unit

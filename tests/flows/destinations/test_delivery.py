@@ -25,9 +25,9 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from flows.core.formats import EXPORT_FORMATS
 from flows.destinations.store import MIB
 from flows.export import export
-from flows.formats.registry import EXPORT_FORMATS
 from flows.runs.result import ExportResult
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

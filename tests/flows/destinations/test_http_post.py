@@ -18,10 +18,10 @@ import pytest
 from pydantic import ValidationError
 
 from blocks import HttpPostTarget
-from flows.config import DestinationConfig
+from flows.core.formats import ExportFormat, file_extension, media_type
 from flows.destinations.http_post import SPOOL_PREFIX
 from flows.export import export
-from flows.formats.registry import ExportFormat, file_extension, media_type
+from flows.request import DestinationConfig
 from tests.flows.conftest import demo_dataset
 from tests.flows.destinations.stores import failed_message, failing_source, measure_large_exports
 from tests.flows.formats.test_roundtrip import assert_round_trip

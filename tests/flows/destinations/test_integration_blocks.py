@@ -27,7 +27,7 @@ from prefect_gcp.cloud_storage import GcsBucket
 from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector
 from prefect_sqlalchemy.database import AsyncSqlAlchemyConnector
 
-from flows.errors import ConfigurationError
+from flows.core.errors import ConfigurationError
 from flows.export import export
 from tests.flows.conftest import demo_dataset, url_for_psycopg
 from tests.flows.destinations.stores import StoreUnderTest, az_store, gcs_store, s3_store

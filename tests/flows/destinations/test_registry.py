@@ -10,8 +10,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from gcsfs.retry import HttpError
 
 from blocks import AzureBlobCredentials, GcsCredentials, S3Credentials, SftpCredentials
+from flows.core.errors import ConfigurationError, TransientDeliveryError
 from flows.destinations.registry import STORES, check_destination_url, store_for, store_name
-from flows.errors import ConfigurationError, TransientDeliveryError
 
 pytestmark = pytest.mark.unit
 

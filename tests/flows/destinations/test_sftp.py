@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from blocks import SftpCredentials
-from flows.config import DestinationConfig
+from flows.core.formats import ExportFormat, file_extension
 from flows.export import export
-from flows.formats.registry import ExportFormat, file_extension
+from flows.request import DestinationConfig
 from tests.flows.conftest import demo_dataset
 from tests.flows.destinations.stores import failed_message, failing_source, measure_large_exports
 from tests.flows.formats.test_roundtrip import assert_round_trip

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from flows.core.formats import ExportFormat, file_extension
 from flows.export import export
-from flows.formats.registry import ExportFormat, file_extension
 from tests.flows.conftest import demo_dataset
 from tests.flows.destinations.stores import StoreUnderTest, failing_source, measure_large_exports
 from tests.flows.formats.test_roundtrip import assert_round_trip

@@ -1,4 +1,4 @@
-"""Where an export's files may go (flows/destinations/targets.py): inside the folder its
+"""Where an export's files may go (flows/core/targets.py): inside the folder its
 destination.url template names, under names a filesystem takes. Refused before the run, by the
 checks `exports run`, `exports check`, the gateway and the flow's parameters share."""
 
@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from flows.config import DestinationConfig
+from flows.core.errors import ConfigurationError
+from flows.core.targets import TargetContext
 from flows.destinations.local import LOCAL_FOLDER
 from flows.destinations.store import (
     leftover_prefix,
@@ -19,10 +20,9 @@ from flows.destinations.store import (
     temporary_path,
     temporary_writer,
 )
-from flows.destinations.targets import TargetContext
-from flows.errors import ConfigurationError
 from flows.export import export
 from flows.parameters import validate_export_parameters
+from flows.request import DestinationConfig
 
 pytestmark = pytest.mark.unit
 

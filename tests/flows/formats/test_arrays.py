@@ -12,9 +12,9 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from flows.errors import FormatError
+from flows.core.columns import array_field
+from flows.core.errors import FormatError
 from flows.formats.arrays import json_arrays, list_array, parse_array
-from flows.formats.columns import array_field
 
 pytestmark = pytest.mark.unit
 

@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 import pytest
 from lxml import etree
 
-from flows.errors import FormatError
+from flows.core.errors import FormatError
+from flows.core.formats import ExportFormat
 from flows.export import export
-from flows.formats.registry import ExportFormat
 from tests.flows.conftest import url_for_psycopg
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

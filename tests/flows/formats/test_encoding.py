@@ -19,10 +19,10 @@ import pytest
 from lxml import etree
 from pydantic import ValidationError
 
-from flows.config import FormatOptions
-from flows.errors import ConfigurationError, FormatError
+from flows.core.config import FormatOptions
+from flows.core.errors import ConfigurationError, FormatError
+from flows.core.formats import ExportFormat, media_type
 from flows.export import export
-from flows.formats.registry import ExportFormat, media_type
 from flows.parameters import validate_export_parameters
 from tests.flows.conftest import url_for_psycopg
 

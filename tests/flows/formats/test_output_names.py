@@ -1,14 +1,14 @@
 """Output column names a format would write as one column are refused, naming both columns:
-the rule (flows/formats/output_names.py) and the flow's message (flows.config), as pure
+the rule (flows/formats/output_names.py) and the flow's message (flows.core.config), as pure
 functions of a list of names and a format."""
 
 from __future__ import annotations
 
 import pytest
 
-from flows.config import check_output_names
-from flows.errors import ConfigurationError
-from flows.formats.registry import EXPORT_FORMATS, ExportFormat
+from flows.core.errors import ConfigurationError
+from flows.core.formats import EXPORT_FORMATS, ExportFormat
+from flows.formats.output_names import check_output_names
 
 pytestmark = pytest.mark.unit
 

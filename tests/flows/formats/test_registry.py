@@ -1,4 +1,4 @@
-"""Every format is registered once (flows/formats/registry.py): its name in ExportFormat, its
+"""Every format is registered once (flows/core/formats.py): its name in ExportFormat, its
 extension, media type and writer; the writers load only when a file is written."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import typing
 
 import pytest
 
-from flows.formats.registry import (
+from flows.core.formats import (
     EXPORT_FORMATS,
     FORMATS,
     ExportFormat,

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 import pytest
 from lxml import etree
 
-from flows.formats.registry import ExportFormat
+from flows.core.formats import ExportFormat
 from tests.flows.conftest import (
     ALL_FORMATS,
     FORBIDDEN_TEXT,

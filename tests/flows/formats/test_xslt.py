@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from flows.errors import ConfigurationError, FormatError
+from flows.core.errors import ConfigurationError, FormatError
 from flows.export import export
 from flows.formats.xslt import load_stylesheet
 from flows.parameters import validate_export_parameters

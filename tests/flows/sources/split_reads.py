@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow.parquet as pq
 from lxml import etree
 
-from flows.formats.registry import ExportFormat
+from flows.core.formats import ExportFormat
 from flows.runs.result import ExportResult
 
 

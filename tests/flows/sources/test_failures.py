@@ -12,7 +12,7 @@ import psycopg.errors
 import pytest
 import sqlalchemy as sa
 
-from flows.errors import SourceConfigurationError, SourceError, TransientSourceError
+from flows.core.errors import SourceConfigurationError, SourceError, TransientSourceError
 from flows.sources.failures import source_failure
 
 pytestmark = pytest.mark.unit

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pymysql
 import pytest
 
+from flows.core.formats import EXPORT_FORMATS, ExportFormat
 from flows.export import export
-from flows.formats.registry import EXPORT_FORMATS, ExportFormat
 from tests.flows.sources.split_reads import by_id, check_manifest, read_nullable
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

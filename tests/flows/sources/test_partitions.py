@@ -30,10 +30,11 @@ import pytest
 from pydantic import ValidationError
 
 from deployments.audit import AuditQuery, read_audit
-from flows.config import DestinationConfig, RunnerConfig, SourceConfig, check_runner
-from flows.errors import ConfigurationError, TransientSourceError
+from flows.core.config import RunnerConfig, SourceConfig
+from flows.core.errors import ConfigurationError, TransientSourceError
+from flows.core.formats import EXPORT_FORMATS, ExportFormat
 from flows.export import export
-from flows.formats.registry import EXPORT_FORMATS, ExportFormat
+from flows.request import DestinationConfig, check_runner
 from flows.runs.result import ExportResult
 from flows.sources.partitions import (
     Partition,

@@ -19,10 +19,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from flows.config import FormatOptions, SourceConfig
+from flows.core.columns import rendered_format
+from flows.core.config import FormatOptions, SourceConfig
+from flows.core.formats import ExportFormat
 from flows.export import export
-from flows.formats.columns import rendered_format
-from flows.formats.registry import ExportFormat
 from flows.sources import pg_render, postgres
 from flows.sources.plan import inspect_source
 from flows.sources.read import read_for_format

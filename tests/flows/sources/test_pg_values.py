@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from lxml import etree
 
-from flows.formats.registry import ExportFormat
+from flows.core.formats import ExportFormat
 from tests.flows.conftest import RunExport, url_for_psycopg
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("prefect_api")]

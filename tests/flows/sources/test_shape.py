@@ -26,11 +26,11 @@ import pytest
 from lxml import etree
 from pydantic import ValidationError
 
-from flows.config import ColumnSpec, FilterCondition, SourceConfig
-from flows.errors import ConfigurationError
+from flows.core.columns import array_field
+from flows.core.config import ColumnSpec, FilterCondition, SourceConfig
+from flows.core.errors import ConfigurationError
+from flows.core.formats import EXPORT_FORMATS, ExportFormat
 from flows.export import export
-from flows.formats.columns import array_field
-from flows.formats.registry import EXPORT_FORMATS, ExportFormat
 from flows.parameters import validate_export_parameters
 from flows.sources.shape import plan_shape
 from tests.flows.conftest import url_for_psycopg

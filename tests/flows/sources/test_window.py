@@ -26,8 +26,8 @@ from prefect.exceptions import ParameterTypeError
 from prefect.flow_engine import run_flow
 from prefect.schedules import Cron
 
-from flows.config import WindowConfig
-from flows.errors import ConfigurationError
+from flows.core.config import WindowConfig
+from flows.core.errors import ConfigurationError
 from flows.export import export
 from flows.parameters import validate_export_parameters
 from flows.runs.result import ExportResult

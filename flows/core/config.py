@@ -1,37 +1,20 @@
-"""The export's parameters (Contract 1) as pydantic models: wrong input fails here, before a run."""
+"""The types of the export's parameters (Contract 1) as pydantic models, with the rules each
+field keeps on its own: every stage reads them. Rules that need a stage (a store's URLs, a
+format's names) are the request's, in flows/request.py."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from fsspec import AbstractFileSystem
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flows.destinations.registry import check_destination_url, store_for
-from flows.destinations.store import Store
-from flows.destinations.targets import TargetContext, check_name, check_targets
-from flows.destinations.urls import url_scheme
-from flows.errors import ConfigurationError
-from flows.formats.registry import EXPORT_FORMATS, Compression, ExportFormat
-from flows.zones import iana_zone
+from flows.core.formats import Compression
+from flows.core.urls import url_scheme
+from flows.core.zones import iana_zone
 
-# The `export` flow's parameters, in its signature's order (flows/export.py; a test checks it).
-EXPORT_PARAMETERS = (
-    "source",
-    "destination",
-    "format",
-    "name",
-    "partner",
-    "type",
-    "format_options",
-    "window",
-    "runner",
-)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 DEFAULT_CHUNK_ROWS = 50_000
@@ -247,8 +230,12 @@ class SourceConfig(_Model):
                 )
 
 
-class DestinationConfig(_Model):
-    """Where the file goes: a URL template, optional compression and size-based splitting."""
+class Destination(_Model):
+    """Where the file goes: a URL template, optional compression and size-based splitting.
+
+    The store's own rules (its scheme, its URLs, the names it writes) are checked by the
+    flow's parameter type, flows/request.py's DestinationConfig, which knows the stores.
+    """
 
     # Our messages name the offending value; pydantic's would add the whole input, and a
     # refused URL may carry a password.
@@ -273,32 +260,9 @@ class DestinationConfig(_Model):
         ),
     )
 
-    @model_validator(mode="after")
-    def _template_renders(self) -> DestinationConfig:
-        try:
-            check_destination_url(self.url, split=self.max_file_mb is not None)
-        except ConfigurationError as exc:
-            raise ValueError(str(exc)) from None
-        if self.manifest and self.store.posts:
-            raise ValueError(
-                "destination.manifest: an HTTP receiver gets each file as a POST, with "
-                "X-Export-Part / X-Export-Parts; a manifest is written next to files in a "
-                "folder or a bucket"
-            )
-        return self
-
     @property
     def scheme(self) -> str:
         return url_scheme(self.url)
-
-    @property
-    def store(self) -> Store:
-        """The store the files go to (flows/destinations/registry.py)."""
-        return store_for(self.url)
-
-    def filesystem(self) -> AbstractFileSystem:
-        """A fresh filesystem of the store, with the block's credentials or its environment."""
-        return self.store.filesystem(self.url, self.block)
 
 
 class FormatOptions(_Model):
@@ -549,113 +513,3 @@ def _at_most_max_span(value: timedelta, name: str) -> timedelta:
             f"{MAX_WINDOW_SPAN.days:,} days (1,000 years); use a shorter duration"
         )
     return value
-
-
-def check_columns(source: SourceConfig, fmt: ExportFormat) -> None:
-    """source.columns' output names that the format would write as one column (XML writes
-    `a b` and `a_b` both as `<a_b>`), before the run; check_output_names checks the source's
-    own names once the run has inspected it.
-
-    Raises:
-        ConfigurationError: naming both columns.
-    """
-    if source.columns is not None:
-        check_output_names([column.output for column in source.columns], fmt)
-
-
-def check_output_names(names: Sequence[str], fmt: ExportFormat) -> None:
-    """Refuse output column names that `fmt` would write as one (flows/formats/output_names.py):
-    a JSON object with a repeated key, a CSV header readers keyed by name read as one column,
-    a Parquet file its readers refuse, one XML element for two columns.
-
-    Raises:
-        ConfigurationError: naming both columns and how the format would write them.
-    """
-    from flows.formats.output_names import name_clash
-
-    clash = name_clash(fmt, names)
-    if clash is None:
-        return
-    first, second = names[clash.first], names[clash.second]
-    if first == second:  # only a query names two columns alike (source.columns cannot)
-        raise ConfigurationError(
-            f"source.columns: two columns are written as `{first}` (columns {clash.first + 1} "
-            f"and {clash.second + 1} of the query); give one of them another name in the query"
-        )
-    raise ConfigurationError(
-        f"source.columns: `{first}` and `{second}` {clash.reason}; rename one of them with "
-        "`as` or in the query"
-    )
-
-
-def check_runner(runner: RunnerConfig | None, destination: DestinationConfig) -> None:
-    """What a Dask cluster needs of the destination: its workers write the parts themselves,
-    each on its own machine.
-
-    Raises:
-        ConfigurationError: a relative local path, or an HTTP receiver (whose parts are sent
-            from the flow's process, which cannot read the workers' spool files).
-    """
-    if runner is None:
-        return
-    if destination.store.posts:
-        raise ConfigurationError(
-            "runner.dask: an HTTP destination is POSTed from the flow's process, which cannot "
-            "read the parts Dask workers spool on their machines; remove `runner` or deliver "
-            "to a store"
-        )
-    path = destination.url.partition("://")[2] if "://" in destination.url else destination.url
-    if destination.store.protocol == "file" and not path.startswith("/"):
-        raise ConfigurationError(
-            f"runner.dask: destination.url `{destination.url}` is a relative local path, "
-            "which each Dask worker would resolve in its own folder; use an absolute path on a "
-            "filesystem every worker mounts, or an object store"
-        )
-
-
-def check_export_name(name: object) -> str | None:
-    """The `name` parameter: None, or one file name (flows/destinations/targets.py
-    `name_problem`): never a folder, a control character or a hidden name.
-
-    Raises:
-        ConfigurationError: naming `name` and what it may hold.
-    """
-    if name is None:
-        return None
-    if not isinstance(name, str):
-        raise ConfigurationError(f"name: `{name}` is not text; give the export's name as text")
-    if name:
-        check_name("name", name)
-    return name
-
-
-def check_destination_names(
-    destination: DestinationConfig, export: str, ext: str, context: TargetContext | None = None
-) -> None:
-    """Every name the run will write, rendered with the export's name and extension (and the
-    run's other values, where known): inside the template's folder and writable (at most 255
-    bytes a name), the first part's, the `.gz` and the manifest's alike. Before any row is read.
-
-    Raises:
-        ConfigurationError: naming `name` or `destination.url` and what to change.
-    """
-    context = replace(context or TargetContext.sample(), export=export, ext=ext)
-    check_targets(
-        destination.url,
-        context,
-        split=destination.max_file_mb is not None,
-        names_file=not destination.store.posts,
-        gzip=destination.compression == "gzip",
-        manifest=destination.manifest,
-    )
-
-
-def parse_format(value: str) -> ExportFormat:
-    """The format named by `value`, or a ConfigurationError listing the choices."""
-    lowered = value.strip().lower()
-    for fmt in EXPORT_FORMATS:
-        if lowered == fmt:
-            return fmt
-    raise ConfigurationError(
-        f"format: `{value}` is not supported; use one of {', '.join(EXPORT_FORMATS)}"
-    )

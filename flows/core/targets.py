@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flows.destinations.urls import url_scheme, without_secrets
-from flows.errors import ConfigurationError
+from flows.core.errors import ConfigurationError
+from flows.core.urls import url_scheme, without_secrets
 
 TEMPLATE_TOKENS = ("export", "deployment", "run_id", "date", "ext", "part", "since", "until")
 # Tokens that only render for a run with a window (flows/sources/window.py).

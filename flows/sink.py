@@ -19,12 +19,13 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 from fsspec import AbstractFileSystem
 
-from flows.config import DestinationConfig, FormatOptions
+from flows.core.config import FormatOptions
+from flows.core.errors import ExportError
+from flows.core.formats import ExportFormat
+from flows.core.targets import TargetContext
 from flows.destinations.store import MIB, Store, WrittenFile, discard_upload
-from flows.destinations.targets import TargetContext
-from flows.errors import ExportError
-from flows.formats.registry import ExportFormat
 from flows.formats.writers import BatchWriter, open_writer
+from flows.request import DestinationConfig
 
 GZIP_LEVEL = 6
 # A partition's parts are written under provisional numbers (partition × stride + part), so
