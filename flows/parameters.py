@@ -32,7 +32,8 @@ def validate_export_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ConfigurationError(
             f"parameters: unknown parameter `{unknown[0]}`; the export flow takes "
-            f"{', '.join(EXPORT_PARAMETERS)}"
+            f"{', '.join(EXPORT_PARAMETERS)}",
+            field="parameters",
         )
     validated = dict(parameters)
     models: dict[str, Any] = {
@@ -45,14 +46,16 @@ def validate_export_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     for key, model in models.items():
         if key not in parameters:
             if key in ("source", "destination"):
-                raise ConfigurationError(f"{key}: missing; the export flow needs `{key}`")
+                raise ConfigurationError(
+                    f"{key}: missing; the export flow needs `{key}`", field=key
+                )
             continue
         if parameters[key] is None:
             continue
         try:
             validated[key] = model.model_validate(parameters[key])
         except ValidationError as exc:
-            raise ConfigurationError(describe_validation_error(key, exc)) from None
+            raise validation_error(key, exc) from None
     if "format" in parameters:
         validated["format"] = parse_format(str(parameters["format"]))
     name = check_export_name(parameters.get("name"))
@@ -69,14 +72,17 @@ def validate_export_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     return validated
 
 
-def describe_validation_error(prefix: str, exc: ValidationError) -> str:
-    """One line for the first problem pydantic found, naming the field."""
+def validation_error(prefix: str, exc: ValidationError) -> ConfigurationError:
+    """The first problem pydantic found, in one line naming the field, which it carries as
+    `field`: the message's own when a validator of ours named it (`source.table: …`, raised
+    where pydantic's `loc` is the model's), else `prefix` and the error's `loc`."""
     error = exc.errors()[0]
     location = ".".join(str(part) for part in error.get("loc", ()))
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-    if message.split(":")[0].strip().startswith(prefix):
-        return message
+    named, colon, _ = message.partition(":")
+    if named.strip().startswith(prefix):
+        return ConfigurationError(message, field=named.strip() if colon else None)
     field = f"{prefix}.{location}" if location else prefix
     value = error.get("input")
     shown = "" if isinstance(value, dict) or value is None else f" `{value}`"
-    return f"{field}:{shown} {message}"
+    return ConfigurationError(f"{field}:{shown} {message}", field=field)

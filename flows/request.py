@@ -72,15 +72,17 @@ def check_runner(runner: RunnerConfig | None, destination: DestinationConfig) ->
     if destination.store.posts:
         raise ConfigurationError(
             "runner.dask: an HTTP destination is POSTed from the flow's process, which cannot "
-            "read the parts Dask workers spool on their machines; remove `runner` or deliver "
-            "to a store"
+            "read the parts Dask workers spool on their machines",
+            field="runner.dask",
+            hint="remove `runner` or deliver to a store",
         )
     path = destination.url.partition("://")[2] if "://" in destination.url else destination.url
     if destination.store.protocol == "file" and not path.startswith("/"):
         raise ConfigurationError(
             f"runner.dask: destination.url `{destination.url}` is a relative local path, "
-            "which each Dask worker would resolve in its own folder; use an absolute path on a "
-            "filesystem every worker mounts, or an object store"
+            "which each Dask worker would resolve in its own folder",
+            field="runner.dask",
+            hint="use an absolute path on a filesystem every worker mounts, or an object store",
         )
 
 
@@ -94,7 +96,9 @@ def check_export_name(name: object) -> str | None:
     if name is None:
         return None
     if not isinstance(name, str):
-        raise ConfigurationError(f"name: `{name}` is not text; give the export's name as text")
+        raise ConfigurationError(
+            f"name: `{name}` is not text", field="name", hint="give the export's name as text"
+        )
     if name:
         check_name("name", name)
     return name
@@ -128,5 +132,7 @@ def parse_format(value: str) -> ExportFormat:
         if lowered == fmt:
             return fmt
     raise ConfigurationError(
-        f"format: `{value}` is not supported; use one of {', '.join(EXPORT_FORMATS)}"
+        f"format: `{value}` is not supported",
+        field="format",
+        hint=f"use one of {', '.join(EXPORT_FORMATS)}",
     )
