@@ -96,13 +96,16 @@ def load_named_block(field: str, name: str, own: type[Block]) -> Block:
         named = [c for c in candidates if c[0] == slug]
         if not named:
             known = ", ".join(f"{c[0]}/" for c in candidates)
-            raise ConfigurationError(f"{field}: `{slug}` is not a block type it takes: {known}")
+            raise ConfigurationError(
+                f"{field}: `{slug}` is not a block type it takes: {known}", field=field
+            )
         if named[0][1] is None:
             integrations = INTEGRATION_TYPES[own.get_block_type_slug()]
             package = next(i.package for i in integrations if i.slug == slug)
             raise ConfigurationError(
-                f"{field}: `{slug}` blocks need the package {package}; install it (README, "
-                "Blocks: the extras aws, gcp, azure and sqlalchemy)"
+                f"{field}: `{slug}` blocks need the package {package}",
+                field=field,
+                hint="install it (README, Blocks: the extras aws, gcp, azure and sqlalchemy)",
             )
         candidates = named
     for _, block_type, _ in candidates:
@@ -115,8 +118,9 @@ def load_named_block(field: str, name: str, own: type[Block]) -> Block:
     first, *others = [c[2] for c in candidates if c[1] is not None] or [own.__name__]
     nor = f" (nor {', '.join(others)})" if others else ""
     raise ConfigurationError(
-        f"{field}: no saved {first} block named `{plain}`{nor}; save one first, e.g. "
-        f"{own.__name__}(...).save({plain!r})"
+        f"{field}: no saved {first} block named `{plain}`{nor}",
+        field=field,
+        hint=f"save one first, e.g. {own.__name__}(...).save({plain!r})",
     )
 
 
@@ -165,8 +169,9 @@ def _same_container(field: str, url: str, expected: str, word: str) -> None:
     named = urlsplit(url).netloc
     if named != expected:
         raise ConfigurationError(
-            f"{field}: the block is for {word} `{expected}`, but destination.url names "
-            f"`{named}`; write to {word} `{expected}` or name a credentials block"
+            f"{field}: the block is for {word} `{expected}`, but destination.url names `{named}`",
+            field=field,
+            hint=f"write to {word} `{expected}` or name a credentials block",
         )
 
 
@@ -205,8 +210,9 @@ def _from_azure(block: Any, field: str) -> AzureBlobCredentials:
     if block.client_id or block.tenant_id or block.client_secret:
         raise ConfigurationError(
             f"{field}: an AzureBlobStorageCredentials block with a service principal "
-            "(client_id, tenant_id, client_secret) is not supported; give it a "
-            "connection_string, or save an AzureBlobCredentials block"
+            "(client_id, tenant_id, client_secret) is not supported",
+            field=field,
+            hint="give it a connection_string, or save an AzureBlobCredentials block",
         )
     if block.connection_string is not None:
         return AzureBlobCredentials(connection_string=block.connection_string)
@@ -215,7 +221,8 @@ def _from_azure(block: Any, field: str) -> AzureBlobCredentials:
     account, _, domain = host.partition(".")
     if not account or not domain.startswith("blob."):
         raise ConfigurationError(
-            f"{field}: account_url `{account_url}` is not https://<account>.blob.<domain>; "
-            "give the block a connection_string instead"
+            f"{field}: account_url `{account_url}` is not https://<account>.blob.<domain>",
+            field=field,
+            hint="give the block a connection_string instead",
         )
     return AzureBlobCredentials(account_name=account)

@@ -4,8 +4,9 @@ run history alone.
 What a record holds and where it comes from:
 - trigger_type, triggered_by: the run's tags or `auto_scheduled` (flows/runs/tags.py).
 - deployment: the run's deployment, or the `deployment:<name>` tag `exports run` sets.
-- rows, bytes, files: the "Export result" table artifact the flow records when it completes.
-- alerts: the "Status alert `…`" table artifacts the alert hooks record.
+- rows, bytes, files: the result table artifact the flow records when it completes (key
+  `export-<name>-result`).
+- alerts: the table artifacts the alert hooks record (keys `export-<name>-alert-<status>`).
 - status, started, finished, error: the run and its state, so a run that crashed before it
   recorded anything is still listed with what Prefect knows.
 """
@@ -30,9 +31,9 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort
 from pydantic import BaseModel, Field
 
-from flows.alerts.hooks import ALERT_ARTIFACT_PREFIX
+from flows.alerts.hooks import recorded_alert
 from flows.runs.artifacts import TableArtifact, table_artifacts_of_runs
-from flows.runs.naming import EXPORT_FLOW
+from flows.runs.naming import EXPORT_FLOW, export_name_of, result_artifact_key
 from flows.runs.result import RESULT_ARTIFACT_DESCRIPTION
 from flows.runs.tags import TriggerType, tagged_deployment, trigger_type, triggered_by
 
@@ -120,20 +121,20 @@ def audit_record(run: FlowRun, deployment: str, artifacts: list[TableArtifact]) 
     )
     if record.started is not None and record.finished is not None:
         record.duration_s = round((record.finished - record.started).total_seconds(), 3)
+    export = export_name_of(run.parameters)
     for table in artifacts:
-        if table.description == RESULT_ARTIFACT_DESCRIPTION and table.rows and final:
+        if _is_result(table, export) and table.rows and final:
             result = table.rows[0]
             record.rows = int(result["rows"])
             record.bytes = int(result["bytes"])
             record.files = [str(item) for item in result.get("files") or []]
             record.manifest = result.get("manifest") or None
-        elif table.description.startswith(ALERT_ARTIFACT_PREFIX) and table.rows:
+        elif (alert := recorded_alert(table, export)) is not None and table.rows:
             row = table.rows[0]
             http_status = row.get("http_status")
-            named = table.description[len(ALERT_ARTIFACT_PREFIX) : -1]
             record.alerts.append(
                 AlertRecord(
-                    status=str(row.get("status") or named),
+                    status=str(row.get("status") or alert),
                     http_status=int(http_status) if http_status is not None else None,
                     attempts=int(row.get("attempts") or 0),
                 )
@@ -145,6 +146,14 @@ def audit_record(run: FlowRun, deployment: str, artifacts: list[TableArtifact]) 
 
 
 _ALERT_ORDER = {"Initiated": 0, "Completed": 1, "Failed": 2}
+
+
+def _is_result(table: TableArtifact, export: str) -> bool:
+    """Whether the table is the export's result, found by its key. A table without a key was
+    recorded before the result had one: only then does its description say what it is."""
+    if table.key is None:
+        return table.description == RESULT_ARTIFACT_DESCRIPTION
+    return table.key == result_artifact_key(export)
 
 
 def _matches(run: FlowRun, deployment: str, query: AuditQuery) -> bool:

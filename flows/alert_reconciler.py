@@ -42,7 +42,7 @@ def reconcile_alerts(flow_run_id: str | None = None, since_hours: float = 24.0) 
         for run in runs
         if run.state is not None
         and run.state.type in FINAL_FAILURES
-        and not failed_alert_settled(run.id)
+        and not failed_alert_settled(run)
     ]
     settings = load_alert_settings()
     if settings is None or not settings.enabled:

@@ -33,15 +33,11 @@ class DestinationConfig(Destination):
 
     @model_validator(mode="after")
     def _template_renders(self) -> DestinationConfig:
-        try:
-            check_destination_url(self.url, split=self.max_file_mb is not None)
-        except ConfigurationError as exc:
-            raise ValueError(str(exc)) from None
+        # A ConfigurationError is a ValueError: pydantic keeps it, with its facts, as the
+        # error's `ctx` (ExportRequest.of hands it back as it was raised).
+        check_destination_url(self.url, split=self.max_file_mb is not None)
         if self.manifest:
-            try:
-                self.store.check_manifest()
-            except ConfigurationError as exc:
-                raise ValueError(str(exc)) from None
+            self.store.check_manifest()
         return self
 
     @property
@@ -77,7 +73,9 @@ def check_export_name(name: object) -> str | None:
     if name is None:
         return None
     if not isinstance(name, str):
-        raise ConfigurationError(f"name: `{name}` is not text; give the export's name as text")
+        raise ConfigurationError(
+            f"name: `{name}` is not text", field="name", hint="give the export's name as text"
+        )
     if name:
         check_name("name", name)
     return name
@@ -110,16 +108,15 @@ def parse_format(value: str) -> ExportFormat:
         if lowered == fmt:
             return fmt
     raise ConfigurationError(
-        f"format: `{value}` is not supported; use one of {', '.join(EXPORT_FORMATS)}"
+        f"format: `{value}` is not supported",
+        field="format",
+        hint=f"use one of {', '.join(EXPORT_FORMATS)}",
     )
 
 
 def _format_value(value: object) -> object:
     """Validate `format` with our message (naming the value and the choices)."""
-    try:
-        return parse_format(str(value))
-    except ConfigurationError as exc:
-        raise ValueError(str(exc)) from None
+    return parse_format(str(value))
 
 
 FormatParameter = Annotated[ExportFormat, BeforeValidator(_format_value)]
@@ -127,10 +124,7 @@ FormatParameter = Annotated[ExportFormat, BeforeValidator(_format_value)]
 
 def _name_value(value: object) -> object:
     """Validate `name` with our message: one file name, never a folder (issue 24)."""
-    try:
-        return check_export_name(value)
-    except ConfigurationError as exc:
-        raise ValueError(str(exc)) from None
+    return check_export_name(value)
 
 
 NameParameter = Annotated[str | None, BeforeValidator(_name_value)]
@@ -177,11 +171,14 @@ class ExportRequest(BaseModel):
         if unknown:
             raise ConfigurationError(
                 f"parameters: unknown parameter `{unknown[0]}`; the export flow takes "
-                f"{', '.join(EXPORT_PARAMETERS)}"
+                f"{', '.join(EXPORT_PARAMETERS)}",
+                field="parameters",
             )
         for key in ("source", "destination"):
             if key not in parameters:
-                raise ConfigurationError(f"{key}: missing; the export flow needs `{key}`")
+                raise ConfigurationError(
+                    f"{key}: missing; the export flow needs `{key}`", field=key
+                )
         try:
             return cls.model_validate(parameters)
         except ValidationError as exc:
@@ -213,9 +210,10 @@ def _configuration_error(exc: ValidationError) -> ConfigurationError:
     location = [str(part) for part in first.get("loc", ())]
     prefix, rest = (location[0], ".".join(location[1:])) if location else ("parameters", "")
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    if message.split(":")[0].strip().startswith(prefix):
-        return ConfigurationError(message)
+    named, colon, _ = message.partition(":")
+    if named.strip().startswith(prefix):  # a validator of ours named the field
+        return ConfigurationError(message, field=named.strip() if colon else prefix)
     field = f"{prefix}.{rest}" if rest else prefix
     value = first.get("input")
     shown = "" if isinstance(value, dict) or value is None else f" `{value}`"
-    return ConfigurationError(f"{field}:{shown} {message}")
+    return ConfigurationError(f"{field}:{shown} {message}", field=field)

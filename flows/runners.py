@@ -33,8 +33,9 @@ def partition_runner(runner: RunnerConfig | None, partitions: int) -> Iterator[A
         from prefect_dask.task_runners import DaskTaskRunner
     except ImportError:
         raise ConfigurationError(
-            "runner.dask: prefect-dask is not installed here; install the extra: "
-            "pip install 'prefect-exports[dask]'"
+            "runner.dask: prefect-dask is not installed here",
+            field="runner.dask",
+            hint="install the extra: pip install 'prefect-exports[dask]'",
         ) from None
     if runner.dask == "local":  # worker processes on this machine, one thread each
         workers = max(1, min(partitions, os.cpu_count() or 1))

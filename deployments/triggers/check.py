@@ -120,13 +120,15 @@ def schedules_of(spec: DeploymentSpec) -> list[tuple[dict[str, Any], Schedule]]:
     """
     items = spec.raw.get("schedules") or []
     if not isinstance(items, list):
-        raise ConfigurationError(f"deployment `{spec.name}`: schedules: must be a list")
+        raise ConfigurationError(
+            f"deployment `{spec.name}`: schedules: must be a list", field="schedules"
+        )
     result: list[tuple[dict[str, Any], Schedule]] = []
     for index, raw in enumerate(items):
         found, schedule = _check_schedule(index, raw)
         if found or schedule is None:
             field, message = found[0] if found else (f"schedules[{index}]", "invalid")
-            raise ConfigurationError(f"deployment `{spec.name}`: {field}: {message}")
+            raise ConfigurationError(f"deployment `{spec.name}`: {field}: {message}", field=field)
         result.append((raw, schedule))
     return result
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from flows.core import errors
 from flows.core.errors import (
+    ERROR_CLASSES,
     ConfigurationError,
     DeliveryError,
     FormatError,
@@ -23,7 +23,15 @@ from flows.core.errors import (
 )
 
 SEE_LOGS = "the run's logs have the details"
-_FIELD = re.compile(r"^([a-z_]+(?:\.[a-z_]+)*):")  # e.g. `source.table: table … not found`
+# A parameter the alert names: a dotted path of names (`source.table`); a position in a list
+# (`source.columns.0.name`, from pydantic's `loc`) is not named, the parameter is just "a
+# parameter" as before.
+_PARAMETER = re.compile(r"[a-z_]+(?:\.[a-z_]+)*")
+# A failed state's message, from another process, has no exception to read attributes from:
+# Prefect writes the exception there as `Type: text`, and the text of a ConfigurationError
+# with a field begins with it (`source.table: table … not found`; every raise site says so,
+# tests/flows/alerts/test_errors_facts.py). That prefix is how its field travels.
+_FIELD_IN_TEXT = re.compile(r"^([a-z_]+(?:\.[a-z_]+)*):")
 # Prefect's failed and crashed states: "Flow run encountered an exception: Type: text",
 # "Execution was interrupted by an unexpected exception: Type: text", "Request to … failed:".
 _EXCEPTION_IN_MESSAGE = re.compile(
@@ -47,7 +55,8 @@ def alert_error(exc: BaseException, details: str = SEE_LOGS) -> str:
 
     `details` says where the whole error is: the gateway refuses parameters before any run
     exists, so its answers point at its own log instead."""
-    return _described(type(exc), type(exc).__name__, str(exc), details)
+    field = exc.field if isinstance(exc, ConfigurationError) else None
+    return _described(type(exc), type(exc).__name__, field, details)
 
 
 def state_error(message: str) -> str:
@@ -59,18 +68,22 @@ def state_error(message: str) -> str:
         lines = message.strip().splitlines()
         return lines[0] if lines else "failed"
     kind = found.group("kind")
-    known = getattr(errors, kind, None)
-    error_type = known if isinstance(known, type) and issubclass(known, Exception) else None
-    return _described(error_type, kind, found.group("text"))
+    error_type = ERROR_CLASSES.get(kind)
+    field = None
+    if error_type is not None and issubclass(error_type, ConfigurationError):
+        named = _FIELD_IN_TEXT.match(found.group("text").strip())
+        field = named.group(1) if named else None
+    return _described(error_type, kind, field)
 
 
 def _described(
-    error_type: type[BaseException] | None, kind: str, text: str, details: str = SEE_LOGS
+    error_type: type[BaseException] | None,
+    kind: str,
+    field: str | None,
+    details: str = SEE_LOGS,
 ) -> str:
-    if error_type is not None and issubclass(error_type, ConfigurationError):
-        field = _FIELD.match(text.strip())
-        if field:
-            return f"{kind}: {field.group(1)} is not valid; {details}"
+    if field is not None and _PARAMETER.fullmatch(field):
+        return f"{kind}: {field} is not valid; {details}"
     for known, summary in _SUMMARIES:
         if error_type is not None and issubclass(error_type, known):
             return f"{kind}: {summary}; {details}"

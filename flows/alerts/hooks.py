@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactCreate
@@ -28,12 +27,14 @@ from flows.alerts.payload import AlertStatus, alert_payload, frequency_of
 from flows.alerts.webhook import AlertOutcome, send_alert
 from flows.core.errors import first_line
 from flows.core.signing import message_id
-from flows.runs.artifacts import table_artifacts
+from flows.runs.artifacts import TableArtifact, table_artifacts
+from flows.runs.naming import alert_artifact_key, export_name_of
 
 ALERT_ARTIFACT_PREFIX = "Status alert `"
 # A Failed alert that a webhook outage kept from its receiver is sent again by the alert
 # reconciler's sweeps (every 10 minutes), up to this many tries in all: about 4 hours.
 MAX_FAILED_ALERT_TRIES = 24
+ALERT_STATUSES: tuple[AlertStatus, ...] = ("Initiated", "Completed", "Failed")
 _STAND_INS = (FailedRun, CrashedRun, CancelledRun)
 _SENDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="status-alerts")
 
@@ -41,6 +42,21 @@ _SENDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="status-alerts")
 def alert_artifact_description(status: str) -> str:
     """The description of the table artifact that records one alert, e.g. Status alert `Failed`."""
     return f"{ALERT_ARTIFACT_PREFIX}{status}`"
+
+
+def recorded_alert(table: TableArtifact, export: str) -> AlertStatus | None:
+    """The status whose alert this table of an export's run records, found by its key
+    (`alert_artifact_key`); None for any other table.
+
+    A table without a key was recorded before alert artifacts had one: only then does the
+    description say which alert it is, so older runs keep their alerts in the audit log.
+    """
+    for status in ALERT_STATUSES:
+        if table.key == alert_artifact_key(export, status) or (
+            table.key is None and table.description == alert_artifact_description(status)
+        ):
+            return status
+    return None
 
 
 def _alert(
@@ -118,7 +134,7 @@ def _extras(state: State, status: AlertStatus) -> dict[str, Any]:
 
 
 def _record(flow_run: FlowRun, outcome: AlertOutcome) -> None:
-    """Keep the outcome on the run (Prefect UI, and the audit log reads it back)."""
+    """Keep the outcome on the run (Prefect UI, and the audit log reads it back by its key)."""
     row = {
         "status": outcome.status,
         "http_status": outcome.http_status,
@@ -128,6 +144,7 @@ def _record(flow_run: FlowRun, outcome: AlertOutcome) -> None:
     with get_client(sync_client=True) as client:
         client.create_artifact(
             ArtifactCreate(
+                key=alert_artifact_key(export_name_of(flow_run.parameters), outcome.status),
                 type="table",
                 data=[row],
                 description=alert_artifact_description(outcome.status),
@@ -136,11 +153,12 @@ def _record(flow_run: FlowRun, outcome: AlertOutcome) -> None:
         )
 
 
-def failed_alert_settled(flow_run_id: UUID) -> bool:
+def failed_alert_settled(flow_run: FlowRun) -> bool:
     """Whether the run's Failed alert needs no more sending: delivered once, or tried
     MAX_FAILED_ALERT_TRIES times (each try is an outcome artifact, delivered or not)."""
-    recorded = alert_artifact_description("Failed")
-    tries = [table for table in table_artifacts(flow_run_id) if table.description == recorded]
+    export = export_name_of(flow_run.parameters)
+    tables = table_artifacts(flow_run.id)
+    tries = [table for table in tables if recorded_alert(table, export) == "Failed"]
     delivered = any(_was_delivered(row) for table in tries for row in table.rows)
     return delivered or len(tries) >= MAX_FAILED_ALERT_TRIES
 

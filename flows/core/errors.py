@@ -4,15 +4,39 @@ from __future__ import annotations
 
 
 class ExportError(Exception):
-    """Base class for every error an export raises on purpose."""
+    """Base class for every error an export raises on purpose. Its text is what users and
+    tests read; the facts a program needs (which field, store, target or table) are keyword
+    attributes of the subclasses, None where not known, as httpx's and dlt's errors carry
+    theirs. They survive pickling (a dask worker's error): BaseException keeps `__dict__`."""
 
 
 class ConfigurationError(ExportError, ValueError):
-    """The export is configured wrongly; nothing was written. Never retried."""
+    """The export is configured wrongly; nothing was written. Never retried.
+
+    `field` is the parameter at fault (e.g. `source.table`), which the message begins with;
+    `hint` says what to change, and ends the message after `; `.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        hint: str | None = None,
+        **facts: str | None,
+    ) -> None:
+        super().__init__(f"{message}; {hint}" if hint else message, **facts)
+        self.field = field
+        self.hint = hint
 
 
 class SourceError(ExportError):
-    """Reading from the source database failed."""
+    """Reading from the source database failed. `table` is the table read, when a table
+    (not a query) was."""
+
+    def __init__(self, message: str, *, table: str | None = None, **facts: str | None) -> None:
+        super().__init__(message, **facts)
+        self.table = table
 
 
 class FormatError(ExportError):
@@ -20,7 +44,21 @@ class FormatError(ExportError):
 
 
 class DeliveryError(ExportError):
-    """The file could not be written to, or published at, its destination."""
+    """The file could not be written to, or published at, its destination. `store` is the
+    store's name (`s3`, `sftp`, `http` …), `target` the file or URL as it may be shown (the
+    password hidden)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        store: str | None = None,
+        target: str | None = None,
+        **facts: str | None,
+    ) -> None:
+        super().__init__(message, **facts)
+        self.store = store
+        self.target = target
 
 
 class OutOfMemoryError(ExportError):
@@ -42,6 +80,25 @@ class TransientDeliveryError(DeliveryError, TransientExportError):
 
 class SourceConfigurationError(ConfigurationError, SourceError):
     """The source's URL names a database, user or file that cannot be used."""
+
+
+# Every error class above by its name: how a failed state's message, which names the
+# exception's class (`Type: text`, from another process), is read back (flows/alerts/errors.py).
+ERROR_CLASSES: dict[str, type[ExportError]] = {
+    error.__name__: error
+    for error in (
+        ExportError,
+        ConfigurationError,
+        SourceError,
+        FormatError,
+        DeliveryError,
+        OutOfMemoryError,
+        TransientExportError,
+        TransientSourceError,
+        TransientDeliveryError,
+        SourceConfigurationError,
+    )
+}
 
 
 def first_line(exc: BaseException) -> str:

@@ -73,7 +73,8 @@ def template_fields(template: str) -> list[tuple[str, str]]:
     except ValueError as exc:
         raise ConfigurationError(
             f"destination.url: template `{shown_template(template)}` is malformed ({exc}); "
-            "tokens look like {export} or {date:%Y-%m-%d}, and a literal brace is written {{ or }}"
+            "tokens look like {export} or {date:%Y-%m-%d}, and a literal brace is written {{ or }}",
+            field="destination.url",
         ) from exc
     fields: list[tuple[str, str]] = []
     for _, name, spec, _ in parsed:
@@ -81,8 +82,9 @@ def template_fields(template: str) -> list[tuple[str, str]]:
             continue
         if name not in TEMPLATE_TOKENS:
             raise ConfigurationError(
-                f"destination.url: unknown token `{{{name}}}` in `{shown_template(template)}`; "
-                f"use one of {', '.join('{' + t + '}' for t in TEMPLATE_TOKENS)}"
+                f"destination.url: unknown token `{{{name}}}` in `{shown_template(template)}`",
+                field="destination.url",
+                hint=f"use one of {', '.join('{' + t + '}' for t in TEMPLATE_TOKENS)}",
             )
         fields.append((name, spec or ""))
     return fields
@@ -96,13 +98,15 @@ def check_template(template: str, *, split: bool, names_file: bool = True) -> No
         render_target(template, TargetContext.sample(), part=1 if split else None)
     except (ValueError, TypeError, KeyError) as exc:
         raise ConfigurationError(
-            f"destination.url: template `{shown_template(template)}` cannot be rendered ({exc}); "
-            "check the format spec after the colon, e.g. {date:%Y/%m/%d} or {part:03d}"
+            f"destination.url: template `{shown_template(template)}` cannot be rendered ({exc})",
+            field="destination.url",
+            hint="check the format spec after the colon, e.g. {date:%Y/%m/%d} or {part:03d}",
         ) from exc
     if names_file and template.rstrip().endswith(("/", "\\")):
         raise ConfigurationError(
             f"destination.url: `{shown_template(template)}` names a folder; end it with a file "
-            "name, e.g. out/{export}-{date:%Y%m%d}.{ext}"
+            "name, e.g. out/{export}-{date:%Y%m%d}.{ext}",
+            field="destination.url",
         )
     check_targets(template, TargetContext.sample(), split=split, names_file=names_file)
 
@@ -173,7 +177,9 @@ def check_name(field: str, value: str) -> None:
     problem = name_problem(value)
     if problem is not None:
         raise ConfigurationError(
-            f"{field}: `{_shown(value)}` {problem}; use letters, digits, spaces, `-`, `_` and `.`"
+            f"{field}: `{_shown(value)}` {problem}",
+            field=field,
+            hint="use letters, digits, spaces, `-`, `_` and `.`",
         )
 
 
@@ -186,13 +192,15 @@ def check_rendered(template: str, url: str, *, names_file: bool = True) -> None:
     if (control := _control_character(url)) is not None:
         raise ConfigurationError(
             f"{where}, with a control character ({control}); remove it from the template or the "
-            "values of its tokens"
+            "values of its tokens",
+            field="destination.url",
         )
     absolute = path.startswith("/")
     if absolute and not template_path.startswith("/"):
         raise ConfigurationError(
             f"{where}, an absolute path from a relative template; a token's value must not "
-            "start with `/`"
+            "start with `/`",
+            field="destination.url",
         )
     segments = path.removeprefix("/").split("/")
     if not names_file and segments[-1] == "":  # an endpoint's URL may end in /
@@ -201,18 +209,21 @@ def check_rendered(template: str, url: str, *, names_file: bool = True) -> None:
         if segment == "..":
             raise ConfigurationError(
                 f"{where}, with a `..` segment, which leaves the template's folder; name the "
-                "folder without `..` (an absolute path for a local folder)"
+                "folder without `..` (an absolute path for a local folder)",
+                field="destination.url",
             )
         if segment == "" and path:
             raise ConfigurationError(
-                f"{where}, with an empty segment (`//`); write one `/` between folders"
+                f"{where}, with an empty segment (`//`); write one `/` between folders",
+                field="destination.url",
             )
         size = len(segment.encode())
         if names_file and size > MAX_NAME_BYTES:
             raise ConfigurationError(
                 f"{where}, whose name `{_shown(segment)}` is {size} bytes of UTF-8; a file or "
                 f"folder name holds at most {MAX_NAME_BYTES}: shorten the export's name or the "
-                "template"
+                "template",
+                field="destination.url",
             )
 
 
@@ -299,7 +310,7 @@ def check_window_tokens(template: str, *, has_window: bool) -> None:
     if has_window:
         return
     for token in uses_window_tokens(template):
-        raise ConfigurationError(_no_window_message(template, token))
+        raise ConfigurationError(_no_window_message(template, token), field="destination.url")
 
 
 class _DateToken:

@@ -98,14 +98,17 @@ class HttpPost(Store):
         if "@" in netloc:
             raise ConfigurationError(
                 f"destination.url: `{without_secrets(template)}` carries a user name or password "
-                "before `@`; remove it and put the whole Authorization header value (e.g. "
+                "before `@`",
+                field="destination.url",
+                hint="remove it and put the whole Authorization header value (e.g. "
                 '"Basic ..." or "Bearer ...") in an HttpPostTarget block named in '
-                "destination.block"
+                "destination.block",
             )
         if not netloc:
             raise ConfigurationError(
-                f"destination.url: `{template}` has no host; write it as "
-                "https://host[:port]/path, e.g. https://hooks.example.com/exports"
+                f"destination.url: `{template}` has no host",
+                field="destination.url",
+                hint="write it as https://host[:port]/path, e.g. https://hooks.example.com/exports",
             )
 
     def check_template(self, template: str, *, split: bool) -> None:
@@ -123,14 +126,16 @@ class HttpPost(Store):
         raise ConfigurationError(
             "destination.manifest: an HTTP receiver gets each file as a POST, with "
             "X-Export-Part / X-Export-Parts; a manifest is written next to files in a "
-            "folder or a bucket"
+            "folder or a bucket",
+            field="destination.manifest",
         )
 
     def check_remote_workers(self, url: str) -> None:  # noqa: ARG002 - the interface of every store
         raise ConfigurationError(
             "runner.dask: an HTTP destination is POSTed from the flow's process, which cannot "
-            "read the parts Dask workers spool on their machines; remove `runner` or deliver "
-            "to a store"
+            "read the parts Dask workers spool on their machines",
+            field="runner.dask",
+            hint="remove `runner` or deliver to a store",
         )
 
     def filesystem(self, url: str, block_name: str | None) -> AbstractFileSystem:  # noqa: ARG002 - the interface of every store
@@ -238,7 +243,9 @@ def post_files(
                 if number > 1 and not isinstance(exc, TransientDeliveryError):
                     raise DeliveryError(
                         f"{exc}; the {number - 1} part(s) before it were accepted by the "
-                        "receiver and cannot be taken back"
+                        "receiver and cannot be taken back",
+                        store=exc.store,
+                        target=exc.target,
                     ) from exc
                 raise
             Path(item.temp_path).unlink(missing_ok=True)
@@ -318,11 +325,15 @@ def _post(client: httpx.Client, request: _Request, secrets: list[str]) -> int:
     except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
         raise TransientDeliveryError(
             f"{target}: {type(exc).__name__}: {_redact(first_line(exc), secrets)}; the receiver "
-            "did not answer or dropped the connection (retried; check it is up and reachable)"
+            "did not answer or dropped the connection (retried; check it is up and reachable)",
+            store=HTTP_POST.name,
+            target=request.shown,
         ) from exc
     except httpx.HTTPError as exc:
         raise DeliveryError(
-            f"{target}: {type(exc).__name__}: {_redact(first_line(exc), secrets)}"
+            f"{target}: {type(exc).__name__}: {_redact(first_line(exc), secrets)}",
+            store=HTTP_POST.name,
+            target=request.shown,
         ) from exc
     status = response.status_code
     if response.is_success:
@@ -331,15 +342,21 @@ def _post(client: httpx.Client, request: _Request, secrets: list[str]) -> int:
     snippet = f" ({_redact(snippet, secrets)})" if snippet else ""
     answered = f"{target}: the receiver answered {status} {response.reason_phrase}{snippet}"
     if is_transient_status(status):
-        raise TransientDeliveryError(f"{answered} (retried; check the receiver is healthy)")
+        raise TransientDeliveryError(
+            f"{answered} (retried; check the receiver is healthy)",
+            store=HTTP_POST.name,
+            target=request.shown,
+        )
     if response.is_redirect:
         location = without_secrets(response.headers.get("Location", "?"))
         raise DeliveryError(
             f"{answered}; it redirects to `{location}`, and a POST is not followed: put that "
-            "URL in destination.url"
+            "URL in destination.url",
+            store=HTTP_POST.name,
+            target=request.shown,
         )
     hint = HINTS.get(status, "check destination.url and the block's headers")
-    raise DeliveryError(f"{answered}; {hint}")
+    raise DeliveryError(f"{answered}; {hint}", store=HTTP_POST.name, target=request.shown)
 
 
 def _read_start(response: httpx.Response) -> bytes:

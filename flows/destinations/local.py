@@ -23,8 +23,9 @@ class LocalFolder(Store):
         if not path.startswith("/"):
             raise ConfigurationError(
                 f"runner.dask: destination.url `{url}` is a relative local path, which each "
-                "Dask worker would resolve in its own folder; use an absolute path on a "
-                "filesystem every worker mounts, or an object store"
+                "Dask worker would resolve in its own folder",
+                field="runner.dask",
+                hint="use an absolute path on a filesystem every worker mounts, or an object store",
             )
 
     def shown(self, fs: AbstractFileSystem, path: str, scheme: str) -> str:  # noqa: ARG002 - the interface of every store

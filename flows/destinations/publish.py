@@ -127,7 +127,9 @@ def _remove_earlier_parts(
         raise DeliveryError(
             f"cannot list `{store.shown(fs, folder, scheme)}` in {store.name} for the parts an "
             f"earlier run left beyond this run's {last}: {first_line(exc)}; {store.check_hint}, "
-            "then run the export again (this run's parts were taken back)"
+            "then run the export again (this run's parts were taken back)",
+            store=store.name,
+            target=store.shown(fs, folder, scheme),
         ) from exc
     if not stale:
         return
@@ -146,7 +148,9 @@ def _remove_earlier_parts(
     raise DeliveryError(
         f"cannot remove `{store.shown(fs, path, scheme)}` from {store.name}, part {number} of "
         f"an earlier run beyond this run's {last}: {error}; {store.check_hint}, then run the "
-        "export again (this run's parts were taken back)"
+        "export again (this run's parts were taken back)",
+        store=store.name,
+        target=store.shown(fs, path, scheme),
     )
 
 

@@ -31,8 +31,9 @@ def store_for(url: str) -> Store:
     store = _BY_SCHEME.get(scheme)
     if store is None:
         raise ConfigurationError(
-            f"destination.url: scheme `{scheme}://` is not supported; "
-            f"use a local path or one of {', '.join(s + '://' for s in SUPPORTED_SCHEMES)}"
+            f"destination.url: scheme `{scheme}://` is not supported",
+            field="destination.url",
+            hint=f"use a local path or one of {', '.join(s + '://' for s in SUPPORTED_SCHEMES)}",
         )
     return store
 

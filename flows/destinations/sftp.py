@@ -37,21 +37,25 @@ class Sftp(Store):
             user = userinfo.partition(":")[0]
             raise ConfigurationError(
                 f"destination.url: `sftp://{user}:***@{hostport}/...` carries a password, and "
-                "URLs are logged; save the password in an SftpCredentials block, name it in "
-                f"destination.block and write sftp://{user}@{hostport}/..."
+                "URLs are logged",
+                field="destination.url",
+                hint="save the password in an SftpCredentials block, name it in "
+                f"destination.block and write sftp://{user}@{hostport}/...",
             )
         try:
             parts = urlsplit(template)
             port = parts.port
         except ValueError as exc:
             raise ConfigurationError(
-                f"destination.url: `{template}` has no valid host and port ({exc}); "
-                "write sftp://host[:port]/path/{export}.{ext}"
+                f"destination.url: `{template}` has no valid host and port ({exc})",
+                field="destination.url",
+                hint="write sftp://host[:port]/path/{export}.{ext}",
             ) from None
         if not parts.hostname or "{" in netloc or port == 0:
             raise ConfigurationError(
-                f"destination.url: `{template}` must name a server (no template tokens there); "
-                "write sftp://host[:port]/path/{export}.{ext}"
+                f"destination.url: `{template}` must name a server (no template tokens there)",
+                field="destination.url",
+                hint="write sftp://host[:port]/path/{export}.{ext}",
             )
 
     def connect(self, url: str, options: dict[str, Any], block: Block | None) -> AbstractFileSystem:  # noqa: ARG002 - the interface of every store
@@ -64,7 +68,9 @@ class Sftp(Store):
             if options.get("username") not in (None, user):
                 raise ConfigurationError(
                     f"destination: the URL logs in as `{user}` and the block's username is "
-                    f"`{options['username']}`; keep one of them"
+                    f"`{options['username']}`",
+                    field="destination",
+                    hint="keep one of them",
                 )
             options["username"] = user
         if parts.port:

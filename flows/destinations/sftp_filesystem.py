@@ -105,7 +105,13 @@ class SftpFileSystem(SFTPFileSystem):  # type: ignore[misc]  # fsspec is untyped
         self._ftp = ftp
 
     def _connect_failure(self, exc: BaseException, user: str) -> DeliveryError:
-        """A typed error naming the server and what to check; never the secret."""
+        """A typed error naming the server and what to check; never the secret. It carries the
+        server as `target`."""
+        error = self._connect_error(exc, user)
+        error.target = f"sftp://{self.address}"
+        return error
+
+    def _connect_error(self, exc: BaseException, user: str) -> DeliveryError:
         where = f"cannot connect to SFTP server `{self.address}` as `{user}`"
         if isinstance(exc, paramiko.BadHostKeyException):
             return DeliveryError(
@@ -319,7 +325,9 @@ def _add_known_hosts(keys: paramiko.HostKeys, text: str) -> None:
         except Exception as exc:  # noqa: BLE001 - reported as a configuration error
             raise ConfigurationError(
                 f"SftpCredentials.known_hosts: line {number} is not a known_hosts line "
-                f"({type(exc).__name__}); write `host key-type base64-key`"
+                f"({type(exc).__name__})",
+                field="SftpCredentials.known_hosts",
+                hint="write `host key-type base64-key`",
             ) from None
         if entry is not None:
             for name in entry.hostnames:

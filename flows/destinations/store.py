@@ -194,13 +194,17 @@ class Store:
             return DeliveryError(
                 f"cannot deliver `{target}` to {self.writes_to}: {self.full_disk_words} "
                 f"({words}); {self.full_disk_advice()}, then run the export again (not retried: a "
-                "full disk does not empty itself)"
+                "full disk does not empty itself)",
+                store=self.name,
+                target=target,
             )
         text = first_line(exc)
         where = f"cannot deliver `{target}` to {self.writes_to}: {text}"
         if is_transient_failure(exc, self.sdk_transient):
-            return TransientDeliveryError(f"{where}; {self.retry_hint}")
-        return DeliveryError(f"{where}; {self.check_hint}")
+            return TransientDeliveryError(
+                f"{where}; {self.retry_hint}", store=self.name, target=target
+            )
+        return DeliveryError(f"{where}; {self.check_hint}", store=self.name, target=target)
 
 
 class ObjectStore(Store):
@@ -218,7 +222,8 @@ class ObjectStore(Store):
         if first and not self.container_exists(fs, bucket):
             raise DeliveryError(
                 f"destination: {self.container} `{bucket}` does not exist in {self.name} (or "
-                "these credentials may not see it); create it or fix destination.url"
+                "these credentials may not see it); create it or fix destination.url",
+                store=self.name,
             )
         self.sweep_leftovers(fs, final_path, run_id)
 
@@ -276,8 +281,9 @@ def load_block(block_type: type[BlockT], name: str) -> BlockT:
         return block_type.load(name)  # type: ignore[return-value]
     except ValueError as exc:
         raise ConfigurationError(
-            f"destination.block: no saved {block_type.__name__} block named `{name}`; "
-            f"save one first, e.g. {block_type.__name__}(...).save({name!r})"
+            f"destination.block: no saved {block_type.__name__} block named `{name}`",
+            field="destination.block",
+            hint=f"save one first, e.g. {block_type.__name__}(...).save({name!r})",
         ) from exc
 
 

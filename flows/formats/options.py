@@ -25,40 +25,52 @@ def check_format_options(fmt: ExportFormat, options: FormatOptions | None) -> No
         return
     if fmt == "parquet" and options.encoding != "utf-8":
         raise ConfigurationError(
-            f"format_options.encoding: Parquet stores text as UTF-8, not {options.encoding}; "
-            "remove encoding or export CSV, JSON or XML"
+            f"format_options.encoding: Parquet stores text as UTF-8, not {options.encoding}",
+            field="format_options.encoding",
+            hint="remove encoding or export CSV, JSON or XML",
         )
     if options.ext is not None and not _EXTENSION.fullmatch(options.ext):
         raise ConfigurationError(
-            f"format_options.ext: `{options.ext}` is not a file extension; use letters and "
-            "digits, e.g. txt"
+            f"format_options.ext: `{options.ext}` is not a file extension",
+            field="format_options.ext",
+            hint="use letters and digits, e.g. txt",
         )
     if options.xslt_block is not None and options.xslt is None:
         raise ConfigurationError(
-            "format_options.xslt_block: names credentials for an xslt URL; set xslt"
+            "format_options.xslt_block: names credentials for an xslt URL",
+            field="format_options.xslt_block",
+            hint="set xslt",
         )
     if options.xslt is not None or options.ext is not None:
         if fmt != "xml":
             field = "xslt" if options.xslt is not None else "ext"
             raise ConfigurationError(
-                f"format_options.{field}: a stylesheet transforms the XML export; set "
-                f"format: xml (not {fmt})"
+                f"format_options.{field}: a stylesheet transforms the XML export",
+                field=f"format_options.{field}",
+                hint=f"set format: xml (not {fmt})",
             )
         if options.xslt is None:
-            raise ConfigurationError("format_options.ext: names a stylesheet's files; set xslt")
+            raise ConfigurationError(
+                "format_options.ext: names a stylesheet's files",
+                field="format_options.ext",
+                hint="set xslt",
+            )
         from flows.formats.stylesheets import is_url
         from flows.formats.xslt import options_stylesheet
 
         if options.xslt_block is not None and not is_url(options.xslt):
             raise ConfigurationError(
                 f"format_options.xslt_block: `{options.xslt}` is a file of this machine, read "
-                "without credentials; remove xslt_block, or give xslt as a URL"
+                "without credentials",
+                field="format_options.xslt_block",
+                hint="remove xslt_block, or give xslt as a URL",
             )
         options_stylesheet(options)  # read, compiled and checked now
     if fmt == "csv" and options.on_unencodable == "escape":
         raise ConfigurationError(
-            "format_options.on_unencodable: CSV has no escape for a character; use error or "
-            "replace, or an encoding that holds every character (utf-8)"
+            "format_options.on_unencodable: CSV has no escape for a character",
+            field="format_options.on_unencodable",
+            hint="use error or replace, or an encoding that holds every character (utf-8)",
         )
 
 

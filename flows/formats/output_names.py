@@ -85,9 +85,12 @@ def check_output_names(names: Sequence[str], fmt: ExportFormat) -> None:
     if first == second:  # only a query names two columns alike (source.columns cannot)
         raise ConfigurationError(
             f"source.columns: two columns are written as `{first}` (columns {clash.first + 1} "
-            f"and {clash.second + 1} of the query); give one of them another name in the query"
+            f"and {clash.second + 1} of the query)",
+            field="source.columns",
+            hint="give one of them another name in the query",
         )
     raise ConfigurationError(
-        f"source.columns: `{first}` and `{second}` {clash.reason}; rename one of them with "
-        "`as` or in the query"
+        f"source.columns: `{first}` and `{second}` {clash.reason}",
+        field="source.columns",
+        hint="rename one of them with `as` or in the query",
     )

@@ -93,14 +93,20 @@ def read_stylesheet(location: str, folder: StylesheetFolder) -> bytes:
         data = folder.read(location)
     except ConfigurationError as exc:  # a block that does not exist or does not fit the store
         message = str(exc).removeprefix("destination.block: ")
-        raise ConfigurationError(f"format_options.xslt_block: {message}") from None
+        raise ConfigurationError(
+            f"format_options.xslt_block: {message}", field="format_options.xslt_block"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - any failure to read is the user's to fix
         raise ConfigurationError(
-            f"format_options.xslt: cannot read `{shown}` ({first_line(exc)}); check the URL "
-            "and the credentials (the environment's, or a saved block named in xslt_block)"
+            f"format_options.xslt: cannot read `{shown}` ({first_line(exc)})",
+            field="format_options.xslt",
+            hint="check the URL "
+            "and the credentials (the environment's, or a saved block named in xslt_block)",
         ) from None
     if data is None:
-        raise ConfigurationError(f"format_options.xslt: no stylesheet at `{shown}`")
+        raise ConfigurationError(
+            f"format_options.xslt: no stylesheet at `{shown}`", field="format_options.xslt"
+        )
     return data
 
 

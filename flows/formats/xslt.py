@@ -104,9 +104,11 @@ def resolve_stylesheet(path: str, root: Path | None = None) -> str:
         found = (root or Path.cwd()) / found
     if not found.is_file():
         raise ConfigurationError(
-            f"format_options.xslt: no stylesheet at `{path}` (looked for {found}); give a path "
+            f"format_options.xslt: no stylesheet at `{path}` (looked for {found})",
+            field="format_options.xslt",
+            hint="give a path "
             "relative to the project folder, an absolute one, or a URL (s3://, gs://, az://, "
-            "sftp://, https://)"
+            "sftp://, https://)",
         )
     return str(found.resolve())
 
@@ -131,7 +133,8 @@ def load_stylesheet(location: str, block: str | None = None) -> Stylesheet:
         )
     except etree.XMLSyntaxError as exc:
         raise ConfigurationError(
-            f"format_options.xslt: `{file}` is not well-formed XML (line {exc.lineno}): {exc.msg}"
+            f"format_options.xslt: `{file}` is not well-formed XML (line {exc.lineno}): {exc.msg}",
+            field="format_options.xslt",
         ) from None
     access = etree.XSLTAccessControl.DENY_ALL
     try:
@@ -141,7 +144,8 @@ def load_stylesheet(location: str, block: str | None = None) -> Stylesheet:
         where = f" (line {min(lines)})" if lines else ""
         raise ConfigurationError(
             f"format_options.xslt: `{file}`{where} is not a valid XSLT 1.0 stylesheet: "
-            f"{_messages(exc)}"
+            f"{_messages(exc)}",
+            field="format_options.xslt",
         ) from None
     output = document.getroot().find(f"{{{XSLT_NS}}}output")
     method = (output.get("method") if output is not None else None) or "xml"

@@ -17,6 +17,7 @@ from prefect.client.orchestration import get_client
 
 @dataclass(frozen=True)
 class TableArtifact:
+    key: str | None  # what readers find it by (flows/runs/naming.py); None for an unkeyed one
     description: str
     rows: list[dict[str, Any]]
 
@@ -64,4 +65,4 @@ def _table_filter(flow_run_ids: list[UUID] | list[UUID | str], limit: int, offse
 def _table(item: dict[str, Any]) -> TableArtifact:
     data = json.loads(item["data"]) if isinstance(item["data"], str) else item["data"]
     rows = [row for row in data if isinstance(row, dict)] if isinstance(data, list) else []
-    return TableArtifact(item.get("description") or "", rows)
+    return TableArtifact(item.get("key"), item.get("description") or "", rows)

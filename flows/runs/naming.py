@@ -29,12 +29,17 @@ def export_name(name: str | None, table: str | None) -> str:
     return name or table or DEFAULT_EXPORT_NAME
 
 
+def export_name_of(parameters: Mapping[str, Any]) -> str:
+    """`export_name` from a run's parameters (plain dicts, or the validated models)."""
+    source = parameters.get("source") or {}
+    table = source.get("table") if isinstance(source, dict) else getattr(source, "table", None)
+    return export_name(parameters.get("name"), table)
+
+
 def run_name(parameters: Mapping[str, Any]) -> str:
     """The flow run's name in the UI, e.g. `export-orders-csv`, from the run's parameters
     (plain dicts, or the validated models)."""
-    source = parameters.get("source") or {}
-    table = source.get("table") if isinstance(source, dict) else getattr(source, "table", None)
-    return f"export-{export_name(parameters.get('name'), table)}-{parameters.get('format', 'csv')}"
+    return f"export-{export_name_of(parameters)}-{parameters.get('format', 'csv')}"
 
 
 def current_run_name() -> str:
@@ -46,6 +51,17 @@ def artifact_key(name: str) -> str:
     """The key prefix of an export's artifacts, e.g. `export-orders` (lowercase, dashes)."""
     slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
     return f"export-{slug or 'unnamed'}"
+
+
+def result_artifact_key(name: str) -> str:
+    """The key of the machine-readable result table, e.g. `export-orders-result`: the audit
+    log and the gateway's run status find it by this key among the run's artifacts."""
+    return f"{artifact_key(name)}-result"
+
+
+def alert_artifact_key(name: str, status: str) -> str:
+    """The key of the table recording one status alert, e.g. `export-orders-alert-failed`."""
+    return f"{artifact_key(name)}-alert-{status.lower()}"
 
 
 def current_deployment() -> str:

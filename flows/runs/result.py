@@ -12,7 +12,7 @@ from prefect.context import FlowRunContext
 from pydantic import BaseModel, ConfigDict
 
 from flows.core.formats import ExportFormat
-from flows.runs.naming import artifact_key
+from flows.runs.naming import artifact_key, result_artifact_key
 from flows.runs.tags import trigger_type, triggered_by
 
 RESULT_ARTIFACT_DESCRIPTION = "Export result (machine-readable)"
@@ -89,8 +89,9 @@ def record_result(result: ExportResult, partner: str, export_type: str | None, s
         description=summary_sentence(result, source, trigger, user),
     )
     # The same facts for machines (the gateway's run status, the audit log): one row whose
-    # columns are RESULT_COLUMNS, `files` the list of delivered URLs.
+    # columns are RESULT_COLUMNS, `files` the list of delivered URLs. They find it by its key.
     create_table_artifact(
+        key=result_artifact_key(result.name),
         table=[{column: _json_value(getattr(result, column)) for column in RESULT_COLUMNS}],
         description=RESULT_ARTIFACT_DESCRIPTION,
     )

@@ -52,17 +52,20 @@ def create_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise ConfigurationError(
-            f"source.url: `{display_url(url)}` is not a SQLAlchemy URL; use e.g. "
-            "sqlite:///path/to.db or postgresql://user:pass@host/db"
+            f"source.url: `{display_url(url)}` is not a SQLAlchemy URL",
+            field="source.url",
+            hint="use e.g. sqlite:///path/to.db or postgresql://user:pass@host/db",
         ) from exc
     _check_sqlite_file(parsed)
     try:
         return sa.create_engine(parsed, pool_pre_ping=False)
     except (NoSuchModuleError, ImportError) as exc:
         raise ConfigurationError(
-            f"source.url: no driver for `{parsed.drivername}`; install its DB-API package "
+            f"source.url: no driver for `{parsed.drivername}`",
+            field="source.url",
+            hint="install its DB-API package "
             "(for MySQL and MariaDB: pip install 'prefect-exports[mysql]'), or use "
-            "postgresql://, sqlite:// or mysql://"
+            "postgresql://, sqlite:// or mysql://",
         ) from exc
 
 
@@ -74,7 +77,9 @@ def _check_sqlite_file(url: URL) -> None:
     if not os.path.isfile(url.database):
         raise ConfigurationError(
             f"source.url: SQLite database `{url.database}` does not exist "
-            f"(relative to {os.getcwd()}); check the path"
+            f"(relative to {os.getcwd()})",
+            field="source.url",
+            hint="check the path",
         )
 
 

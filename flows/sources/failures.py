@@ -68,41 +68,47 @@ _TRANSIENT_WORDS = (
 
 
 @contextmanager
-def source_errors(shown: str) -> Iterator[None]:
+def source_errors(shown: str, table: str | None = None) -> Iterator[None]:
     """Driver and SQLAlchemy errors met while talking to the source, as typed errors (ours
-    pass through unchanged)."""
+    pass through unchanged); `table`, the table read (None for a query), is theirs."""
     try:
         yield
     except (ConfigurationError, SourceError):
         raise
     except sa.exc.DBAPIError as exc:
-        raise source_failure(exc, shown) from exc
+        raise source_failure(exc, shown, table) from exc
     except sa.exc.SQLAlchemyError as exc:
-        raise SourceError(f"source `{shown}`: {first_line(exc)}") from exc
+        raise SourceError(f"source `{shown}`: {first_line(exc)}", table=table) from exc
 
 
-def source_failure(exc: BaseException, shown: str) -> SourceError:
+def source_failure(exc: BaseException, shown: str, table: str | None = None) -> SourceError:
     """The error the user should see for a database failure; `shown` is the source's URL with
-    its password hidden. SQLAlchemy's errors are classified by the driver's error inside."""
+    its password hidden, `table` the table read (None for a query). SQLAlchemy's errors are
+    classified by the driver's error inside."""
     error = getattr(exc, "orig", None) or exc
     message = first_line(error)
     kind = _by_code(error) or _by_words(message)
     if kind == "file":
         return SourceConfigurationError(
-            f"source.url: `{shown}` is not a readable database ({message}); check the path "
-            "points at a SQLite database file"
+            f"source.url: `{shown}` is not a readable database ({message})",
+            field="source.url",
+            hint="check the path points at a SQLite database file",
+            table=table,
         )
     if kind == "login":
         return SourceConfigurationError(
-            f"source.url: cannot use `{shown}` ({message}); check the database name, user "
-            "and password"
+            f"source.url: cannot use `{shown}` ({message})",
+            field="source.url",
+            hint="check the database name, user and password",
+            table=table,
         )
     if kind == "transient":
         return TransientSourceError(
             f"source `{shown}`: could not connect, or lost the connection ({message}); "
-            "check the database is running and reachable"
+            "check the database is running and reachable",
+            table=table,
         )
-    return SourceError(f"source `{shown}`: {message}")
+    return SourceError(f"source `{shown}`: {message}", table=table)
 
 
 def _by_code(error: BaseException) -> Failure | None:

@@ -123,8 +123,9 @@ def column_ranges(
     values), open-ended at both ends, then the NULL partition if there may be NULLs."""
     if kind not in SPLITTABLE_KINDS:
         raise ConfigurationError(
-            f"source.partition_by: column `{column}` is {kind}, which cannot be cut into "
-            "ranges; use an integer, numeric, date or timestamp column"
+            f"source.partition_by: column `{column}` is {kind}, which cannot be cut into ranges",
+            field="source.partition_by",
+            hint="use an integer, numeric, date or timestamp column",
         )
     cuts = _cuts(kind, low, high, count) if low is not None and high is not None else []
     edges: list[Any] = [None, *cuts, None]
@@ -168,7 +169,8 @@ def column_kind(column: str, names: list[str], declared: list[Any], sample: Any)
     if column not in names:
         raise ConfigurationError(
             f"source.partition_by: column `{column}` is not in the table or query; its "
-            f"columns are {', '.join(names)}"
+            f"columns are {', '.join(names)}",
+            field="source.partition_by",
         )
     field = declared[names.index(column)]
     if field is not None:

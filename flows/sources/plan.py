@@ -100,7 +100,7 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
     engine = create_engine(url)
     shown = display_url(url)
     try:
-        with source_errors(shown), engine.connect() as conn:
+        with source_errors(shown, source.table), engine.connect() as conn:
             table: sa.Table | None = None
             if source.table is not None:
                 table = reflect_table(conn, source.table, shown)
@@ -193,7 +193,7 @@ def planned_partitions(plan: SourcePlan, source: SourceConfig) -> Iterator[Parti
     committed state of its own moment (README, "Partitions")."""
     engine = create_engine(plan.url)
     try:
-        with source_errors(plan.display_url), engine.connect() as conn:
+        with source_errors(plan.display_url, plan.table), engine.connect() as conn:
             snapshot: str | None = None
             if is_psycopg(engine):
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
@@ -244,7 +244,9 @@ def _table_blocks(conn: sa.Connection, plan: SourcePlan) -> int:
     if kind not in ("r", "m"):
         raise ConfigurationError(
             f"source.partitions: `{plan.table}` is not a plain table (a view or a partitioned "
-            "table has no blocks to split); set source.partition_by, a column to split it by"
+            "table has no blocks to split)",
+            field="source.partitions",
+            hint="set source.partition_by, a column to split it by",
         )
     return int(blocks)
 
@@ -253,8 +255,10 @@ def _choose_reader(source: SourceConfig, engine: sa.Engine) -> str:
     copy_possible = is_psycopg(engine)
     if source.reader == "postgres_copy" and not copy_possible:
         raise ConfigurationError(
-            f"source.reader: `postgres_copy` needs a postgresql:// (psycopg) URL, "
-            f"not `{engine.dialect.name}+{engine.dialect.driver}`; use `auto` or `sqlalchemy`"
+            "source.reader: `postgres_copy` needs a postgresql:// (psycopg) URL, "
+            f"not `{engine.dialect.name}+{engine.dialect.driver}`",
+            field="source.reader",
+            hint="use `auto` or `sqlalchemy`",
         )
     if source.reader == "sqlalchemy":
         return "sqlalchemy"
@@ -280,7 +284,8 @@ def reflect_table(
             listed = ", ".join(known[:_MAX_TABLES_LISTED]) + (", …" if len(known) > 20 else "")
             raise ConfigurationError(
                 f"source.table: table `{name}` not found in `{shown}`; "
-                + (f"tables there: {listed}" if known else "the database has no tables")
+                + (f"tables there: {listed}" if known else "the database has no tables"),
+                field="source.table",
             )
     with warnings.catch_warnings():  # a type SQLAlchemy does not know (box, a domain) is
         # still exported: its field comes from the database's description or from its values
@@ -303,11 +308,12 @@ def _query_columns(conn: sa.Connection, sql: str, params: dict[str, Any], shown:
         if isinstance(error, ConfigurationError | TransientSourceError):
             raise error from exc
         raise ConfigurationError(
-            f"source.query: the database rejected the query ({first_line(exc.orig or exc)}); "
-            f"fix the SQL (source `{shown}`)"
+            f"source.query: the database rejected the query ({first_line(exc.orig or exc)})",
+            field="source.query",
+            hint=f"fix the SQL (source `{shown}`)",
         ) from exc
     except sa.exc.StatementError as exc:
-        raise ConfigurationError(f"source.query: {first_line(exc)}") from exc
+        raise ConfigurationError(f"source.query: {first_line(exc)}", field="source.query") from exc
     names = list(result.keys())
     if conn.dialect.name == "sqlite" and _renamed_by_sqlite(names):
         names = _sqlite_query_names(conn, sql, params)
@@ -347,8 +353,9 @@ def check_bind_params(sql: str, params: dict[str, Any]) -> None:
     missing = [name for name in sa.text(sql).compile().params if name not in params]
     if missing:
         raise ConfigurationError(
-            f"source.params: the query uses `:{missing[0]}` but no value was given; add it to "
-            "source.params (write \\: for a literal colon before a word)"
+            f"source.params: the query uses `:{missing[0]}` but no value was given",
+            field="source.params",
+            hint="add it to source.params (write \\: for a literal colon before a word)",
         )
 
 

@@ -97,7 +97,7 @@ def _sqlalchemy_batches(plan: SourcePlan) -> Iterator[pa.RecordBatch]:
     fields = list(plan.declared)
     yielded = False
     try:
-        with source_errors(plan.display_url), engine.connect() as conn:
+        with source_errors(plan.display_url, plan.table), engine.connect() as conn:
             sql, params = plan.statement(engine.dialect.identifier_preparer.quote)
             statement: sa.Executable = sa.text(sql)
             if is_psycopg(engine):

@@ -79,7 +79,8 @@ def _check_exists(where: str, name: str, known: list[str], shown: str) -> None:
         return
     listed = ", ".join(known[:_MAX_LISTED]) + (", …" if len(known) > _MAX_LISTED else "")
     raise ConfigurationError(
-        f"{where}: no column `{name}` in the source (`{shown}`); its columns are: {listed}"
+        f"{where}: no column `{name}` in the source (`{shown}`); its columns are: {listed}",
+        field=where,
     )
 
 
@@ -96,8 +97,9 @@ def _check_one(where: str, name: str, known: list[str], fold_case: bool) -> None
             else f"`{known[first]}` and `{known[second]}` are one name to SQLite (it ignores case)"
         )
         raise ConfigurationError(
-            f"{where}: {named} (columns {first + 1} and {second + 1}); give one of them another "
-            "name in the query"
+            f"{where}: {named} (columns {first + 1} and {second + 1})",
+            field=where,
+            hint="give one of them another name in the query",
         )
 
 
@@ -247,5 +249,7 @@ _EXPECTED = {
 def _mismatch(condition: FilterCondition, value: Any, kind: str, expected: str) -> Exception:
     return ConfigurationError(
         f"source.filter: `{condition.column} {condition.op}` compares a {kind} column with "
-        f"`{value!r}`; give {expected}"
+        f"`{value!r}`",
+        field="source.filter",
+        hint=f"give {expected}",
     )

@@ -108,8 +108,9 @@ def check_window(
     named = [name for name in WINDOW_PARAMS if name in source.params]
     if named:
         raise ConfigurationError(
-            f"source.params: `{named[0]}` is the run's window bound; remove it from "
-            "source.params and set window.since / window.until instead"
+            f"source.params: `{named[0]}` is the run's window bound",
+            field="source.params",
+            hint="remove it from source.params and set window.since / window.until instead",
         )
     uses = query_uses(source)
     if window is not None:
@@ -120,12 +121,13 @@ def check_window(
 def _require_binds(source: SourceConfig, uses: frozenset[str]) -> None:
     if source.table is not None:
         raise ConfigurationError(
-            f"window: source is the table `{source.table}`, which a window cannot filter; "
-            f"use source.query, e.g. SELECT * FROM {source.table} "
-            "WHERE ts >= :since AND ts < :until, or remove `window`"
+            f"window: source is the table `{source.table}`, which a window cannot filter",
+            field="window",
+            hint=f"use source.query, e.g. SELECT * FROM {source.table} "
+            "WHERE ts >= :since AND ts < :until, or remove `window`",
         )
     if not uses:
-        raise ConfigurationError(_NO_BINDS)
+        raise ConfigurationError(_NO_BINDS, field="window")
 
 
 def resolve_window(
@@ -147,7 +149,7 @@ def resolve_window(
     if config is None and not uses:
         return None
     if not uses:
-        raise ConfigurationError(_NO_BINDS)
+        raise ConfigurationError(_NO_BINDS, field="window")
     config = config or WindowConfig()
     if flow_run is None:
         context = FlowRunContext.get()
@@ -164,15 +166,17 @@ def resolve_window(
             since, origin = until - config.period, "period"
         else:
             raise ConfigurationError(
-                "window.since: this run has no schedule to take it from; set window.since "
-                "or window.period (e.g. P1D)"
+                "window.since: this run has no schedule to take it from",
+                field="window.since",
+                hint="set window.since or window.period (e.g. P1D)",
             )
     since = _utc(since) - config.lookback
     until = _utc(until)
     if since >= until:
         raise ConfigurationError(
-            f"window.since: `{since.isoformat()}` is not before until `{until.isoformat()}`; "
-            "set window.since earlier or window.until later"
+            f"window.since: `{since.isoformat()}` is not before until `{until.isoformat()}`",
+            field="window.since",
+            hint="set window.since earlier or window.until later",
         )
     return ResolvedWindow(since, until, origin, config.lookback)
 

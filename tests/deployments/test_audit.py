@@ -294,6 +294,14 @@ def test_the_ui_shows_the_same_numbers_in_the_summary_artifact(history: History)
         item["description"] for item in artifacts if "Status alert" in (item["description"] or "")
     )
     assert alerts == ["Status alert `Completed`", "Status alert `Initiated`"]
+    # what the audit found them by (tests/deployments/test_audit_record.py)
+    keyed = {item["key"]: item["description"] for item in artifacts if item["type"] == "table"}
+    assert keyed == {
+        "export-orders-summary": summary["description"],
+        "export-orders-result": "Export result (machine-readable)",
+        "export-orders-alert-initiated": "Status alert `Initiated`",
+        "export-orders-alert-completed": "Status alert `Completed`",
+    }
 
 
 def test_the_table_shows_one_line_per_run(history: History) -> None:

@@ -58,7 +58,8 @@ def test_a_refused_window_names_its_field_only() -> None:
     """The gateway's 422 is the Failed alert's rendering, pointing at the gateway's log."""
     error = ConfigurationError(
         "window: source is the table `orders`, which a window cannot filter; use source.query, "
-        "e.g. SELECT * FROM orders WHERE ts >= :since AND ts < :until, or remove `window`"
+        "e.g. SELECT * FROM orders WHERE ts >= :since AND ts < :until, or remove `window`",
+        field="window",
     )
     assert alert_error(error, IN_GATEWAY_LOG) == (
         "ConfigurationError: window is not valid; the gateway's log has the details"

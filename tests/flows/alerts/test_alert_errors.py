@@ -24,9 +24,14 @@ TABLES = "source.table: table `nope` not found in `sqlite:///x.db`; tables there
 @pytest.mark.parametrize(
     ("error", "said"),
     [
-        (ConfigurationError(TABLES), f"ConfigurationError: source.table is not valid; {SEE}"),
         (
-            SourceConfigurationError("source.url: cannot use `postgresql://u:***@db/x` (...)"),
+            ConfigurationError(TABLES, field="source.table"),
+            f"ConfigurationError: source.table is not valid; {SEE}",
+        ),
+        (
+            SourceConfigurationError(
+                "source.url: cannot use `postgresql://u:***@db/x` (...)", field="source.url"
+            ),
             f"SourceConfigurationError: source.url is not valid; {SEE}",
         ),
         (

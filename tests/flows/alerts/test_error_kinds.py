@@ -81,11 +81,19 @@ def test_each_error_class_is_its_summary(error_type: type[Exception], summary: s
     ],
 )
 def test_a_configuration_errors_field_is_named(text: str, field: str | None) -> None:
-    said = alert_error(ConfigurationError(text))
-    if field is None:
-        assert said == f"ConfigurationError: a parameter is not valid; {SEE}"
-    else:
-        assert said == f"ConfigurationError: {field} is not valid; {SEE}"
+    """From the error itself, its `field` attribute names the parameter (never its text); from
+    a failed state's message (another process's run), the field its text begins with."""
+    expected = (
+        f"ConfigurationError: {field} is not valid; {SEE}"
+        if field is not None
+        else f"ConfigurationError: a parameter is not valid; {SEE}"
+    )
+    assert alert_error(ConfigurationError(text, field=field)) == expected
+    assert alert_error(ConfigurationError(text)) == (
+        f"ConfigurationError: a parameter is not valid; {SEE}"
+    )
+    message = f"Flow run encountered an exception: ConfigurationError: {text}"
+    assert state_error(message) == expected
 
 
 @pytest.mark.parametrize(

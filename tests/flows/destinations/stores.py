@@ -265,9 +265,16 @@ def is_block(method: str, path: str) -> bool:
 
 def failed_message(**parameters: Any) -> str:
     """The error an export fails with (it must fail)."""
+    return str(failed_error(**parameters))
+
+
+def failed_error(**parameters: Any) -> BaseException:
+    """The exception an export fails with (it must fail), with its facts."""
     state = export(return_state=True, **parameters)
     assert state.is_failed()
-    return str(state.result(raise_on_failure=False))
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, BaseException)
+    return error
 
 
 def failing_source(folder: Path, *, text: str, fail_at: int) -> dict[str, Any]:

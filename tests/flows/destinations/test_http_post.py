@@ -18,12 +18,18 @@ import pytest
 from pydantic import ValidationError
 
 from blocks import HttpPostTarget
+from flows.core.errors import DeliveryError, TransientDeliveryError
 from flows.core.formats import ExportFormat, file_extension, media_type
 from flows.destinations.http_post import SPOOL_PREFIX
 from flows.export import export
 from flows.request import DestinationConfig
 from tests.flows.conftest import demo_dataset
-from tests.flows.destinations.stores import failed_message, failing_source, measure_large_exports
+from tests.flows.destinations.stores import (
+    failed_error,
+    failed_message,
+    failing_source,
+    measure_large_exports,
+)
 from tests.flows.formats.test_roundtrip import assert_round_trip
 from tests.leaks import REGISTRY
 from tests.servers.ports import free_port
@@ -209,11 +215,14 @@ class TestFaults:
     ) -> None:
         receiver.default_status = status
         receiver.echo_authorization = True  # the body quotes the token back
-        message = failed_message(
+        error = failed_error(
             source=demo_source(demo_db),
             destination={"url": f"{receiver.url}/hook?token={QUERY_SECRET}", "block": http_block},
         )
+        message = str(error)
         assert len(receiver.requests) == 1, "a permanent refusal was retried"
+        assert type(error) is DeliveryError  # its facts: the store and the URL as shown
+        assert (error.store, error.target) == ("HTTP", f"{receiver.url}/hook")
         assert f"cannot deliver `{receiver.url}/hook` to HTTP" in message
         assert f"answered {status} " in message and hint in message
         assert "bad credentials ***" in message  # the receiver's explanation, redacted
@@ -221,7 +230,10 @@ class TestFaults:
 
     def test_connection_refused_is_transient(self, demo_db: Path) -> None:
         url = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
-        message = failed_message(source=demo_source(demo_db), destination={"url": url})
+        error = failed_error(source=demo_source(demo_db), destination={"url": url})
+        message = str(error)
+        assert isinstance(error, TransientDeliveryError)
+        assert (error.store, error.target) == ("HTTP", url)
         assert f"cannot deliver `{url}` to HTTP: ConnectError" in message
         assert "did not answer or dropped the connection (retried" in message
 

@@ -52,7 +52,7 @@ def _postgres(sqlstate: str, message: str) -> psycopg.Error:
     ],
 )
 def test_postgres_failures(error: psycopg.Error, kind: str) -> None:
-    failure = source_failure(error, SHOWN)
+    failure = source_failure(error, SHOWN, "orders")
     expected = {
         "login": SourceConfigurationError,
         "transient": TransientSourceError,
@@ -60,6 +60,10 @@ def test_postgres_failures(error: psycopg.Error, kind: str) -> None:
     }[kind]
     assert type(failure) is expected
     assert SHOWN in str(failure)
+    assert failure.table == "orders"  # the table read, whatever the kind
+    assert source_failure(error, SHOWN).table is None  # a query's
+    if kind == "login":
+        assert isinstance(failure, SourceConfigurationError) and failure.field == "source.url"
 
 
 def test_a_sqlalchemy_error_is_classified_by_the_driver_error_inside(tmp_path: Path) -> None:
