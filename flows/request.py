@@ -22,7 +22,11 @@ from flows.core.formats import EXPORT_FORMATS, ExportFormat
 from flows.core.targets import TargetContext, check_name
 from flows.destinations.registry import check_destination_url, store_for
 from flows.destinations.store import Store
-from flows.formats.options import check_format_options, export_extension
+from flows.formats.options import (
+    check_format_compression,
+    check_format_options,
+    export_extension,
+)
 from flows.formats.output_names import check_columns
 from flows.runs.naming import export_name
 from flows.sources.window import check_window
@@ -156,6 +160,7 @@ class ExportRequest(BaseModel):
         check_runner(self.runner, self.destination)
         check_columns(self.source, self.format)
         check_format_options(self.format, self.format_options)
+        check_format_compression(self.format, self.destination.compression)
         ext = export_extension(self.format, self.format_options or FormatOptions())
         check_destination_names(self.destination, export_name(self.name, self.source.table), ext)
         return self

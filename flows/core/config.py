@@ -288,6 +288,13 @@ class FormatOptions(_Model):
     parquet_compression: Literal["snappy", "zstd", "gzip", "none"] = Field(
         default="snappy", description="Parquet column compression codec."
     )
+    avro_codec: Literal["null", "deflate", "zstandard", "snappy"] = Field(
+        default="deflate",
+        description=(
+            "Avro only: the codec of each block: deflate (every Avro reader has it), "
+            "zstandard, snappy or null (none)."
+        ),
+    )
     xslt: str | None = Field(
         default=None,
         description=(

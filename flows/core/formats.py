@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-ExportFormat = Literal["csv", "json", "jsonl", "xml", "parquet"]
+ExportFormat = Literal["csv", "json", "jsonl", "xml", "parquet", "avro"]
 Compression = Literal["none", "gzip"]
 GZIP_MEDIA_TYPE = "application/gzip"
 
@@ -35,6 +35,7 @@ FORMATS: dict[ExportFormat, Format] = {
         "application/vnd.apache.parquet",
         "flows.formats.parquet_writer:ParquetWriter",
     ),
+    "avro": Format("avro", "application/avro", "flows.formats.avro_writer:AvroWriter"),
 }
 EXPORT_FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
 # The XML writers that run a stylesheet (format_options.xslt), by xslt_scope.
@@ -60,6 +61,6 @@ def media_type(fmt: str, compression: str = "none", encoding: str = "utf-8") -> 
         return GZIP_MEDIA_TYPE
     known: dict[str, str] = {name: item.media_type for name, item in FORMATS.items()}
     found = known.get(fmt, "application/octet-stream")
-    if fmt == "parquet" or encoding not in CHARSETS:
+    if fmt in ("parquet", "avro") or encoding not in CHARSETS:
         return found
     return f"{found.split(';')[0]}; charset={CHARSETS[encoding]}"

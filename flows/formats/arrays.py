@@ -129,9 +129,10 @@ def list_type(field: pa.Field) -> pa.DataType:
     return pa.list_(element_type_of(field))
 
 
-def list_array(column: pa.Array, field: pa.Field) -> pa.Array:
+def list_array(column: pa.Array, field: pa.Field, fmt: str = "Parquet") -> pa.Array:
     """Each array as a list of typed elements; a NULL array stays NULL. Parquet columns
-    have one nesting depth, so an array of more than one dimension is refused."""
+    (and our Avro arrays) have one nesting depth, so an array of more than one dimension is
+    refused, naming `fmt`."""
     kind, delimiter = element_kind_of(field)
     offsets = [0]
     leaves: list[str | None] = []
@@ -141,7 +142,7 @@ def list_array(column: pa.Array, field: pa.Field) -> pa.Array:
         if any(isinstance(item, list) for item in items):
             raise FormatError(
                 f"column `{field.name}` holds a multi-dimensional array ({_short(text)}); "
-                "Parquet stores one-dimensional arrays as lists: select the column as "
+                f"{fmt} stores one-dimensional arrays as lists: select the column as "
                 "`array_to_json(column)::jsonb` (JSON) or `column::text` in a `query`"
             )
         leaves.extend(cast(list[str | None], items))

@@ -23,11 +23,18 @@ def check_format_options(fmt: ExportFormat, options: FormatOptions | None) -> No
     """
     if options is None:
         return
-    if fmt == "parquet" and options.encoding != "utf-8":
+    if fmt in ("parquet", "avro") and options.encoding != "utf-8":
+        name = "Parquet" if fmt == "parquet" else "Avro"
         raise ConfigurationError(
-            f"format_options.encoding: Parquet stores text as UTF-8, not {options.encoding}",
+            f"format_options.encoding: {name} stores text as UTF-8, not {options.encoding}",
             field="format_options.encoding",
             hint="remove encoding or export CSV, JSON or XML",
+        )
+    if fmt != "avro" and "avro_codec" in options.model_fields_set:
+        raise ConfigurationError(
+            "format_options.avro_codec: compresses the blocks of an Avro file",
+            field="format_options.avro_codec",
+            hint=f"set format: avro (not {fmt}), or remove avro_codec",
         )
     if options.ext is not None and not _EXTENSION.fullmatch(options.ext):
         raise ConfigurationError(
@@ -71,6 +78,24 @@ def check_format_options(fmt: ExportFormat, options: FormatOptions | None) -> No
             "format_options.on_unencodable: CSV has no escape for a character",
             field="format_options.on_unencodable",
             hint="use error or replace, or an encoding that holds every character (utf-8)",
+        )
+
+
+def check_format_compression(fmt: ExportFormat, compression: str) -> None:
+    """destination.compression for a format that compresses itself: an Avro file's blocks
+    are compressed by its own codec, which every Avro reader undoes (a gzip around the file
+    is one no Avro reader opens).
+
+    Raises:
+        ConfigurationError: naming destination.compression and format_options.avro_codec.
+    """
+    if fmt == "avro" and compression != "none":
+        raise ConfigurationError(
+            f"destination.compression: an Avro file compresses its blocks itself, not with "
+            f"{compression}",
+            field="destination.compression",
+            hint="remove compression and set format_options.avro_codec (deflate, zstandard, "
+            "snappy)",
         )
 
 

@@ -1,8 +1,9 @@
 """Which output column names a format cannot write apart: a repeated name makes a JSON object
 with a repeated key, a CSV header that readers keyed by name read as one column, a Parquet
 file readers refuse; XML also writes `a b` and `a_b` as one element (flows/formats/xml_names.py),
-and Parquet's usual readers (DuckDB, Spark, Athena) do not tell `a` from `A`. No pyarrow here:
-parameter checks use it before a run."""
+Avro `a b` and `a_b` as one field (flows/formats/avro_names.py), and Parquet's usual readers
+(DuckDB, Spark, Athena) do not tell `a` from `A`. No pyarrow here: parameter checks use it
+before a run."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from flows.core.config import SourceConfig
 from flows.core.errors import ConfigurationError
 from flows.core.formats import ExportFormat
+from flows.formats.avro_names import avro_name
 from flows.formats.xml_names import element_name
 
 
@@ -54,6 +56,10 @@ _RULES: dict[str, _Rule] = {
     "parquet": (
         str.casefold,
         lambda _: "differ only in case, which Parquet readers (DuckDB, Spark, Athena) ignore",
+    ),
+    "avro": (
+        avro_name,
+        lambda name: f"are both written as the Avro field `{avro_name(name)}`",
     ),
 }
 

@@ -29,7 +29,9 @@ from flows.sources.values import infer_fields, rows_to_batch
 # Rows per chunk read for a text format (CSV, JSON, XML) on the Arrow path: its writer renders
 # a few thousand rows at a time (writers.RENDER_ROWS), so whole 50,000-row chunks would only
 # hold the rows twice over (the chunk and its concatenation): ~30 MB of XML's peak
-# (docs/benchmarks.md). Parquet keeps `chunk_rows`: its chunks are its row groups.
+# (docs/benchmarks.md). Parquet keeps `chunk_rows`: its chunks are its row groups. Avro reads
+# decimals as decimal128 too (its decimal logical type), and writes blocks of its own size.
+BINARY_FORMATS: tuple[ExportFormat, ...] = ("parquet", "avro")
 TEXT_CHUNK_ROWS = 16_384
 
 # How much the SQLAlchemy reader holds back while a column's type is unknown (only NULLs so
@@ -48,7 +50,7 @@ def read_for_format(
         if query is not None:
             yield from _server_rendered(plan, query, params)
             return
-    if fmt != "parquet":
+    if fmt not in BINARY_FORMATS:
         plan = replace(
             plan, chunk_rows=min(plan.chunk_rows, TEXT_CHUNK_ROWS), declared=_exact_text(plan)
         )

@@ -234,6 +234,16 @@ FORMAT_CASES: list[Case] = [
     ("latin-1 parquet", {"format": "parquet", "format_options": {"encoding": "latin-1"}},
      "format_options.encoding", "Parquet stores text as UTF-8, not latin-1; remove encoding or "
      "export CSV, JSON or XML"),
+    ("unknown avro codec", {"format": "avro", "format_options": {"avro_codec": "lz4"}},
+     "format_options.avro_codec", "'null', 'deflate', 'zstandard' or 'snappy'"),
+    ("an avro codec for csv", {"format": "csv", "format_options": {"avro_codec": "null"}},
+     "format_options.avro_codec", "compresses the blocks of an Avro file; set format: avro "
+     "(not csv), or remove avro_codec"),
+    ("gzip around avro", {"format": "avro", "destination": {"url": OUT, "compression": "gzip"}},
+     "destination.compression", "an Avro file compresses its blocks itself, not with gzip; "
+     "remove compression and set format_options.avro_codec (deflate, zstandard, snappy)"),
+    ("latin-1 avro", {"format": "avro", "format_options": {"encoding": "latin-1"}},
+     "format_options.encoding", "Avro stores text as UTF-8, not latin-1"),
     ("escape in csv", {"format": "csv", "format_options": {"encoding": "ascii",
                                                           "on_unencodable": "escape"}},
      "format_options.on_unencodable", "CSV has no escape for a character; use error or "

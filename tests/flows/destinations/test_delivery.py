@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pyarrow.parquet as pq
 import pytest
 
@@ -106,6 +107,10 @@ def _parse_parquet(data: bytes) -> list[dict[str, Any]]:
     return pq.read_table(io.BytesIO(data)).to_pylist()
 
 
+def _parse_avro(data: bytes) -> list[dict[str, Any]]:
+    return list(fastavro.reader(io.BytesIO(data)))
+
+
 def _parse(fmt: str, data: bytes) -> list[dict[str, Any]]:
     if fmt == "csv":
         header, rows = _parse_csv(data)
@@ -116,6 +121,7 @@ def _parse(fmt: str, data: bytes) -> list[dict[str, Any]]:
         "jsonl": _parse_jsonl,
         "xml": _parse_xml,
         "parquet": _parse_parquet,
+        "avro": _parse_avro,
     }
     return parsers[fmt](data)
 
@@ -209,7 +215,8 @@ class TestTemplateTokens:
 
 
 class TestGzip:
-    @pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+    # Avro compresses its own blocks (format_options.avro_codec): gzip around it is refused.
+    @pytest.mark.parametrize("fmt", [fmt for fmt in EXPORT_FORMATS if fmt != "avro"])
     def test_gzip_adds_gz_and_holds_the_same_bytes(
         self,
         events_db: Path,
@@ -261,7 +268,7 @@ class TestSplitting:
         parsed = []
         for name in names:
             data = (tmp_path / name).read_bytes()
-            if fmt in TEXT_FORMATS:
+            if fmt in (*TEXT_FORMATS, "avro"):  # Avro takes the blocks that fit
                 assert len(data) <= LIMIT_BYTES, f"{name} is {len(data)} B"
             rows = _parse(fmt, data)
             assert rows, f"{name} holds no rows"

@@ -25,6 +25,8 @@ TEXT_KEYED: tuple[ExportFormat, ...] = ("csv", "json", "jsonl")
         ("xml", ["a b", "a_b"], "`a b` and `a_b` are both written as the XML element <a_b>"),
         ("xml", ["id", "1st", "1st"], "two columns are written as `1st` (columns 2 and 3"),
         ("parquet", ["Total", "id", "total"], "`Total` and `total` differ only in case"),
+        ("avro", ["a b", "a-b"], "`a b` and `a-b` are both written as the Avro field `a_b`"),
+        ("avro", ["_1st", "1st"], "`_1st` and `1st` are both written as the Avro field `_1st`"),
     ],
 )
 def test_names_a_format_writes_as_one_are_refused(
@@ -47,6 +49,7 @@ def test_names_a_format_writes_as_one_are_refused(
         *((fmt, ["a", "A", "a b", "a_b", "a-b"]) for fmt in TEXT_KEYED),
         ("xml", ["a", "A", "a-b"]),
         ("parquet", ["a b", "a_b", "a-b", "ä", "Ä "]),
+        ("avro", ["a", "A", "a b", "1st", "Größe"]),
     ],
 )
 def test_names_a_format_writes_apart_are_kept(fmt: ExportFormat, names: list[str]) -> None:

@@ -35,7 +35,9 @@ def test_extensions_and_media_types() -> None:
         "jsonl",
         "xml",
         "parquet",
+        "avro",
     ]
+    assert media_type("avro") == "application/avro"
     assert media_type("csv") == "text/csv; charset=utf-8"
     assert media_type("jsonl") == "application/x-ndjson"
     assert media_type("parquet", "gzip") == "application/gzip"

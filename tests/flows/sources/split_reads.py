@@ -1,5 +1,5 @@
 """Reading back the parts of a split read with readers that are not ours (csv, json, lxml,
-pyarrow), and checking its manifest against the files."""
+pyarrow, fastavro), and checking its manifest against the files."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pyarrow.parquet as pq
 from lxml import etree
 
@@ -30,6 +31,8 @@ def read_rows(path: Path, fmt: ExportFormat) -> list[tuple[int, str | None]]:
     if fmt == "xml":
         root = etree.fromstring(data)
         return [(int(item.findtext("id")), xml_text(item.find("v"))) for item in root]
+    if fmt == "avro":
+        return [(item["id"], item["v"]) for item in fastavro.reader(io.BytesIO(data))]
     table = pq.read_table(io.BytesIO(data))
     return [(row["id"], row["v"]) for row in table.to_pylist()]
 
@@ -78,5 +81,7 @@ def read_nullable(path: Path, fmt: ExportFormat) -> list[tuple[int | None, str]]
             row_id = None if id_element.get("type") == "null" else int(id_element.text)
             rows.append((row_id, item.findtext("v")))
         return rows
+    if fmt == "avro":
+        return [(item["id"], item["v"]) for item in fastavro.reader(io.BytesIO(data))]
     table = pq.read_table(io.BytesIO(data))
     return [(row["id"], row["v"]) for row in table.to_pylist()]

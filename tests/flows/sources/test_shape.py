@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -152,6 +153,11 @@ def read_back(path: Path, fmt: ExportFormat) -> tuple[list[str], list[list[str]]
         root = etree.fromstring(data)
         names = [child.tag for child in root[0]] if len(root) else []
         return names, [[child.text or "" for child in item] for item in root]
+    if fmt == "avro":
+        reader = fastavro.reader(io.BytesIO(data))
+        records = list(reader)
+        names = [field["name"] for field in reader.writer_schema["fields"]]
+        return names, [[_text(value) for value in record.values()] for record in records]
     table = pq.read_table(io.BytesIO(data))
     return table.schema.names, [
         [_text(value) for value in row.values()] for row in table.to_pylist()
