@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import logging
+from decimal import Decimal
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -40,6 +41,7 @@ RECORD_NAME = "row"
 # The Avro types of Arrow's integer types that fit an Avro int (32 bits); others are long.
 _INT32 = (pa.int8(), pa.int16(), pa.int32(), pa.uint8(), pa.uint16())
 _FLOAT32 = (pa.float16(), pa.float32())
+_UINT64 = {"type": "bytes", "logicalType": "decimal", "precision": 20, "scale": 0}
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
@@ -63,6 +65,8 @@ def avro_type(field: pa.Field) -> Any:
         element = make_field("element", element_kind, element_type_of(field))
         return {"type": "array", "items": ["null", avro_type(element)]}
     if kind == "int":
+        if arrow_type == pa.uint64():  # MySQL's BIGINT UNSIGNED: past a long, so exact digits
+            return _UINT64
         return "int" if arrow_type in _INT32 else "long"
     if kind == "float":
         return "float" if arrow_type in _FLOAT32 else "double"
@@ -111,6 +115,8 @@ def avro_values(column: pa.Array, field: pa.Field) -> list[Any]:
         column = column.cast(pa.date32()).cast(pa.int32())
     elif kind == "time":
         column = column.cast(pa.time64("us")).cast(pa.int64())
+    elif arrow_type == pa.uint64():
+        return [None if value is None else Decimal(value) for value in column.to_pylist()]
     elif avro_type(field) in ("string", _SIMPLE["uuid"]) and not (
         pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
     ):

@@ -210,6 +210,19 @@ def test_a_budget_keeps_the_blocks_that_fit() -> None:
     assert records == [{"id": r["id"], "text": r["text"]} for r in rows[:count]]
 
 
+def test_an_unsigned_bigint_is_an_exact_decimal() -> None:
+    """MySQL's BIGINT UNSIGNED passes a long: it is a decimal(20, 0), every digit kept."""
+    schema = pa.schema([make_field("n", "int", pa.uint64())])
+    reader, records = read(written([batch_of([{"n": 2**64 - 1}, {"n": None}], schema)], schema))
+    assert reader.writer_schema["fields"][0]["type"][1] == {
+        "type": "bytes",
+        "logicalType": "decimal",
+        "precision": 20,
+        "scale": 0,
+    }
+    assert records == [{"n": Decimal(2**64 - 1)}, {"n": None}]
+
+
 def test_a_column_of_nulls_when_the_file_opens_is_text_afterwards() -> None:
     first = pa.schema([make_field("id", "int"), undetermined_field("v")])
     later = pa.schema([make_field("id", "int"), make_field("v", "date")])
