@@ -288,11 +288,13 @@ class FormatOptions(_Model):
     parquet_compression: Literal["snappy", "zstd", "gzip", "none"] = Field(
         default="snappy", description="Parquet column compression codec."
     )
-    avro_codec: Literal["null", "deflate", "zstandard", "snappy"] = Field(
-        default="deflate",
+    # None, not "deflate": a run's parameters saved in full (Prefect stores every field) and
+    # run again as a CSV export must not read as asking for an Avro codec.
+    avro_codec: Literal["null", "deflate", "zstandard", "snappy"] | None = Field(
+        default=None,
         description=(
-            "Avro only: the codec of each block: deflate (every Avro reader has it), "
-            "zstandard, snappy or null (none)."
+            "Avro only: the codec of each block: deflate (the default; every Avro reader has "
+            "it), zstandard, snappy or null (none)."
         ),
     )
     xslt: str | None = Field(

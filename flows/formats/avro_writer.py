@@ -38,6 +38,7 @@ BLOCK_ROWS = 4_096
 # ... and fewer where the values are large.
 BLOCK_BYTES = 16 * 1024 * 1024
 RECORD_NAME = "row"
+DEFAULT_CODEC = "deflate"  # the one codec besides null that every Avro reader must have
 # The Avro types of Arrow's integer types that fit an Avro int (32 bits); others are long.
 _INT32 = (pa.int8(), pa.int16(), pa.int32(), pa.uint8(), pa.uint16())
 _FLOAT32 = (pa.float16(), pa.float32())
@@ -161,7 +162,7 @@ class AvroWriter(BatchWriter):
         self._writer = Writer(
             self._buffer,
             parse_schema(record),
-            codec=options.avro_codec,
+            codec=options.avro_codec or DEFAULT_CODEC,
             sync_interval=2**62,  # blocks end where write() says, never by size
             sync_marker=hashlib.md5(text, usedforsecurity=False).digest(),  # same rows, same bytes
         )

@@ -30,7 +30,7 @@ def check_format_options(fmt: ExportFormat, options: FormatOptions | None) -> No
             field="format_options.encoding",
             hint="remove encoding or export CSV, JSON or XML",
         )
-    if fmt != "avro" and "avro_codec" in options.model_fields_set:
+    if fmt != "avro" and options.avro_codec is not None:
         raise ConfigurationError(
             "format_options.avro_codec: compresses the blocks of an Avro file",
             field="format_options.avro_codec",

@@ -22,6 +22,7 @@ from flows.core.errors import FormatError
 from flows.formats.avro_names import avro_name
 from flows.formats.avro_writer import AvroWriter, avro_schema
 from flows.formats.writers import open_writer
+from flows.request import ExportRequest
 
 pytestmark = pytest.mark.unit
 
@@ -252,3 +253,19 @@ def test_a_multidimensional_array_is_refused_naming_avro() -> None:
         "column `grid` holds a multi-dimensional array ({{1,2},{3,4}}); Avro stores "
         "one-dimensional arrays as lists"
     )
+
+
+def test_deflate_is_the_codec_unless_one_is_named() -> None:
+    reader, _ = read(written([batch_of(ROWS)]))
+    assert reader.codec == "deflate"
+
+
+def test_options_saved_in_full_by_another_format_are_not_an_avro_codec() -> None:
+    """Prefect stores a run's parameters with every field: a CSV run's format_options, run
+    again from them, hold avro_codec: null, which asks for nothing."""
+    saved = FormatOptions().model_dump(mode="json")
+    source = {"url": "sqlite:///demo.sqlite", "table": "orders"}
+    request = ExportRequest.of(
+        {"source": source, "destination": {"url": "/out/{export}.{ext}"}, "format_options": saved}
+    )
+    assert request.format == "csv" and saved["avro_codec"] is None
