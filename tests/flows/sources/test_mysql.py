@@ -1,16 +1,18 @@
 """MySQL / MariaDB as a source, against a real MariaDB server: the values its column types hold
 come back exactly, the same from a table as from a query over it, and a query splits by a
-column. Files are read back with Python's csv and json and with pyarrow."""
+column. Files are read back with Python's csv and json, pyarrow and fastavro."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pymysql
@@ -134,6 +136,32 @@ def test_json_lines_keep_exact_numbers_and_nested_json(awkward: str, tmp_path: P
     assert top["flag"] == 1 and top["made"] == 2026 and top["small"] == 255
     assert top["stamped"] == "2026-03-01T12:00:00.500000+00:00"
     assert rows[2]["span"] == "-00:00:01.500000" and rows[2]["doc"] is None
+
+
+@pytest.mark.parametrize("kind", list(SOURCES))
+def test_avro_keeps_every_value_from_a_table_and_a_query(
+    awkward: str, tmp_path: Path, kind: str
+) -> None:
+    with run(awkward, SOURCES[kind], "avro", tmp_path).open("rb") as file:
+        reader = fastavro.reader(file)
+        records = {int(record["id"]): record for record in reader}
+        types = {field["name"]: field["type"][1] for field in reader.writer_schema["fields"]}
+    assert types["id"] == {"type": "bytes", "logicalType": "decimal", "precision": 20, "scale": 0}
+    assert types["stamped"] == {"type": "long", "logicalType": "timestamp-micros"}
+    assert types["happened"] == {"type": "long", "logicalType": "local-timestamp-micros"}
+    top, first, nulls = records[18446744073709551615], records[1], records[2]
+    assert top["id"] == Decimal(18446744073709551615)
+    assert top["amount"].as_tuple() == ROWS[0][3].as_tuple()
+    assert first["amount"].as_tuple() == Decimal("-0.0000000001").as_tuple()
+    assert (top["small"], top["made"], top["flag"], top["ratio"]) == (255, 2026, 1, 0.1)
+    assert top["span"] == "838:59:59.000000" and nulls["span"] == "-00:00:01.500000"
+    assert top["doc"] == ROWS[0][4] and (top["raw"], first["raw"]) == (b"\x00\xff\x10", b"")
+    assert top["stamped"] == datetime(2026, 3, 1, 12, 0, 0, 500000, tzinfo=UTC)
+    assert first["stamped"] == datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)
+    assert top["happened"] == datetime(2026, 3, 1, 12, 0, 0, 250000)
+    assert first["happened"] == datetime(1000, 1, 1) and first["ratio"] == -1e300
+    assert (top["note"], first["note"]) == (ROWS[0][11], "hé 日本")
+    assert [name for name, value in nulls.items() if value is not None] == ["id", "span"]
 
 
 def test_parquet_types_are_the_same_from_a_table_and_a_query(awkward: str, tmp_path: Path) -> None:
