@@ -22,7 +22,11 @@ from flows.core.formats import EXPORT_FORMATS, ExportFormat
 from flows.core.targets import TargetContext, check_name
 from flows.destinations.registry import check_destination_url, store_for
 from flows.destinations.store import Store
-from flows.formats.options import check_format_options, export_extension
+from flows.formats.options import (
+    check_format_options,
+    check_record_options,
+    export_extension,
+)
 from flows.formats.output_names import check_columns
 from flows.runs.naming import export_name
 from flows.sources.window import check_window
@@ -35,7 +39,7 @@ class DestinationConfig(Destination):
     def _template_renders(self) -> DestinationConfig:
         # A ConfigurationError is a ValueError: pydantic keeps it, with its facts, as the
         # error's `ctx` (ExportRequest.of hands it back as it was raised).
-        check_destination_url(self.url, split=self.max_file_mb is not None)
+        check_destination_url(self.url, split=self.splits)
         if self.manifest:
             self.store.check_manifest()
         return self
@@ -95,7 +99,7 @@ def check_destination_names(
     destination.store.check_targets(
         destination.url,
         context,
-        split=destination.max_file_mb is not None,
+        split=destination.splits,
         gzip=destination.compression == "gzip",
         manifest=destination.manifest,
     )
@@ -156,6 +160,12 @@ class ExportRequest(BaseModel):
         check_runner(self.runner, self.destination)
         check_columns(self.source, self.format)
         check_format_options(self.format, self.format_options)
+        check_record_options(
+            self.format,
+            self.format_options,
+            split=self.destination.splits,
+            partitions=self.source.partitions,
+        )
         ext = export_extension(self.format, self.format_options or FormatOptions())
         check_destination_names(self.destination, export_name(self.name, self.source.table), ext)
         return self

@@ -10,6 +10,7 @@ from typing import Any
 from flows.core.config import FormatOptions
 from flows.core.errors import ConfigurationError
 from flows.core.formats import CHARSETS, ExportFormat, file_extension, media_type
+from flows.core.records import check_record_rules
 
 _EXTENSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}")
 
@@ -72,6 +73,42 @@ def check_format_options(fmt: ExportFormat, options: FormatOptions | None) -> No
             field="format_options.on_unencodable",
             hint="use error or replace, or an encoding that holds every character (utf-8)",
         )
+
+
+def check_record_options(
+    fmt: ExportFormat, options: FormatOptions | None, *, split: bool, partitions: int
+) -> None:
+    """`preamble` and `trailer` (flows/core/records.py): lines of a text file, so CSV, JSON
+    Lines and a stylesheet's text output (xsl:output method="text") only; what their tokens
+    can say of this export's files.
+
+    Raises:
+        ConfigurationError: naming the field and the formats that take it.
+    """
+    if options is None:
+        return
+    for field in ("preamble", "trailer"):
+        template = getattr(options, field)
+        if template is None:
+            continue
+        if not _writes_lines(fmt, options):
+            what = f"format {fmt}" if options.xslt is None else "a stylesheet's XML or HTML"
+            raise ConfigurationError(
+                f"format_options.{field}: {what} has no lines to add a {field} line to",
+                field=f"format_options.{field}",
+                hint="export csv or jsonl, or xml with an xslt whose xsl:output method is text",
+            )
+        check_record_rules(field, template, split=split, partitions=partitions)
+
+
+def _writes_lines(fmt: ExportFormat, options: FormatOptions) -> bool:
+    if fmt in ("csv", "jsonl"):
+        return True
+    if fmt != "xml" or options.xslt is None:
+        return False
+    from flows.formats.xslt import options_stylesheet
+
+    return options_stylesheet(options).method == "text"
 
 
 def export_media_type(fmt: str, compression: str, options: Any) -> str:
