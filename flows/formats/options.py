@@ -10,7 +10,8 @@ from typing import Any
 from flows.core.config import FormatOptions
 from flows.core.errors import ConfigurationError
 from flows.core.formats import CHARSETS, ExportFormat, file_extension, media_type
-from flows.core.records import check_record_rules
+from flows.core.records import check_record_rules, render_record
+from flows.core.targets import TargetContext
 
 _EXTENSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}")
 
@@ -99,6 +100,25 @@ def check_record_options(
                 hint="export csv or jsonl, or xml with an xslt whose xsl:output method is text",
             )
         check_record_rules(field, template, split=split, partitions=partitions)
+        _check_encodable(field, template, options)
+
+
+def _check_encodable(field: str, template: str, options: FormatOptions) -> None:
+    """The record's own characters fit the file's encoding (a token's value is checked as
+    the file is written)."""
+    from flows.formats.encoding import Encoder
+
+    text = render_record(template, TargetContext.sample(), rows=0, part=1)
+    try:
+        Encoder(options.encoding, options.on_unencodable, "csv").encode(text.encode())
+    except UnicodeEncodeError as exc:
+        char = exc.object[exc.start]
+        raise ConfigurationError(
+            f"format_options.{field}: holds {char!r} (U+{ord(char):04X}), which "
+            f"{options.encoding} cannot write",
+            field=f"format_options.{field}",
+            hint=f"change the {field} or the encoding",
+        ) from None
 
 
 def _writes_lines(fmt: ExportFormat, options: FormatOptions) -> bool:

@@ -79,6 +79,10 @@ CASES = [
     ("a trailer for a stylesheet's XML", {"format": "xml", "format_options": {
         "xslt": GROUP_BY_STATUS, "xslt_scope": "document", "trailer": "TRL|{rows}"}},
      "format_options.trailer", "a stylesheet's XML or HTML has no lines"),
+    ("a character the encoding cannot write",
+     {"format_options": {"trailer": "Ende é {rows}", "encoding": "ascii"}},
+     "format_options.trailer", "holds 'é' (U+00E9), which ascii cannot write; change the "
+     "trailer or the encoding"),
     ("total_rows with parts by size", trailer("TRL|{total_rows}", max_file_mb=1),
      "format_options.trailer", "`{total_rows}` is the export's rows, unknown when each file is "
      "closed with the parts; use {rows} (each file's rows), or write one file"),
