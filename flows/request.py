@@ -25,6 +25,7 @@ from flows.destinations.store import Store
 from flows.formats.options import (
     check_format_compression,
     check_format_options,
+    check_record_options,
     export_extension,
 )
 from flows.formats.output_names import check_columns
@@ -39,7 +40,7 @@ class DestinationConfig(Destination):
     def _template_renders(self) -> DestinationConfig:
         # A ConfigurationError is a ValueError: pydantic keeps it, with its facts, as the
         # error's `ctx` (ExportRequest.of hands it back as it was raised).
-        check_destination_url(self.url, split=self.max_file_mb is not None)
+        check_destination_url(self.url, split=self.splits)
         if self.manifest:
             self.store.check_manifest()
         return self
@@ -99,7 +100,7 @@ def check_destination_names(
     destination.store.check_targets(
         destination.url,
         context,
-        split=destination.max_file_mb is not None,
+        split=destination.splits,
         gzip=destination.compression == "gzip",
         manifest=destination.manifest,
     )
@@ -161,6 +162,12 @@ class ExportRequest(BaseModel):
         check_columns(self.source, self.format)
         check_format_options(self.format, self.format_options)
         check_format_compression(self.format, self.destination.compression)
+        check_record_options(
+            self.format,
+            self.format_options,
+            split=self.destination.splits,
+            partitions=self.source.partitions,
+        )
         ext = export_extension(self.format, self.format_options or FormatOptions())
         check_destination_names(self.destination, export_name(self.name, self.source.table), ext)
         return self

@@ -1,5 +1,5 @@
 """Writing an export's files: batches stream through the format's writer into a temporary file
-next to each target, cut into numbered parts of at most `max_file_mb`.
+next to each target, cut into numbered parts of at most `max_file_mb` and `max_file_rows`.
 
 Nothing is published here (flows/destinations/publish.py does that, all or nothing); a failed
 write removes every temporary file it made. For an HTTP receiver the temporary file is a local
@@ -22,6 +22,7 @@ from fsspec import AbstractFileSystem
 from flows.core.config import FormatOptions
 from flows.core.errors import ExportError
 from flows.core.formats import ExportFormat
+from flows.core.records import FileRecords
 from flows.core.targets import TargetContext
 from flows.destinations.store import MIB, Store, WrittenFile, discard_upload
 from flows.formats.writers import BatchWriter, open_writer
@@ -88,7 +89,8 @@ class _CountingFile(io.RawIOBase):
 
 @dataclass
 class PartSink:
-    """Streams batches into one file, or numbered parts of at most `max_file_mb` each."""
+    """Streams batches into one file, or numbered parts of at most `max_file_mb` and
+    `max_file_rows` each (the first limit reached cuts)."""
 
     destination: DestinationConfig
     fmt: ExportFormat
@@ -120,16 +122,22 @@ class PartSink:
         return None if mb is None else int(mb * MIB)
 
     def write(self, batch: pa.RecordBatch) -> None:
-        """Write a batch, starting new parts whenever the current one is full."""
+        """Write a batch, starting new parts whenever the current one is full: the writer is
+        given at most the rows the part still holds, and stops at its byte budget."""
         offset = 0
+        max_rows = self.destination.max_file_rows
         while offset < batch.num_rows:
             part = self._part or self._open_part()
             remaining = batch.slice(offset)
+            if max_rows is not None:
+                remaining = remaining.slice(0, max_rows - part.writer.rows)
             budget = self._budget(part)
             with self._store_errors(part.final_path):
                 count = part.writer.write(remaining, budget)
             offset += count
-            if (budget is not None and count < remaining.num_rows) or self._full(part):
+            rows_full = max_rows is not None and part.writer.rows >= max_rows
+            cut = budget is not None and count < remaining.num_rows
+            if cut or rows_full or self._full(part):
                 self._close_part()
 
     def finish(self) -> list[WrittenFile]:
@@ -190,14 +198,20 @@ class PartSink:
         the limit (what the uncompressed rows will compress to is not known beforehand)."""
         if self._limit is None or self.destination.compression == "gzip":
             return None
-        return max(self._limit - part.writer.bytes - _FOOTER_ALLOWANCE, 0)
+        return max(self._limit - part.writer.bytes - self._closing(part), 0)
 
     def _full(self, part: _OpenPart) -> bool:
         if self._limit is None:
             return False
         if self.destination.compression == "gzip":  # the bytes that reached the file
-            return part.counter.tell() + _FOOTER_ALLOWANCE >= self._limit
-        return part.writer.bytes + _FOOTER_ALLOWANCE >= self._limit
+            return part.counter.tell() + self._closing(part) >= self._limit
+        return part.writer.bytes + self._closing(part) >= self._limit
+
+    @staticmethod
+    def _closing(part: _OpenPart) -> int:
+        """Room kept for what closing a part writes: the document's end, and a trailer line
+        (at its longest)."""
+        return _FOOTER_ALLOWANCE + part.writer.reserved
 
     def _open_part(self) -> _OpenPart:
         number = len(self.written) + 1
@@ -208,24 +222,34 @@ class PartSink:
             self.destination.url,
             self.context,
             number,
-            split=self.destination.max_file_mb is not None or self.partition is not None,
+            split=self.destination.splits or self.partition is not None,
             gzip=self.destination.compression == "gzip",
         )
         with self._store_errors(final_path):
             self.store.prepare(self.fs, final_path, self.context.run_id, first=number == 1)
             raw = self.fs.open(temp_path, "wb")
-        return self._start_part(raw, final_path, temp_path)
+        return self._start_part(raw, final_path, temp_path, number)
 
-    def _start_part(self, raw: BinaryIO, final_path: str, temp_path: str) -> _OpenPart:
+    def _start_part(self, raw: BinaryIO, final_path: str, temp_path: str, number: int) -> _OpenPart:
         counter = _CountingFile(raw, hashed=self.destination.manifest)
         stream: BinaryIO = counter  # type: ignore[assignment]
         if self.destination.compression == "gzip":
             stream = gzip.GzipFile(  # type: ignore[assignment]
                 filename="", mode="wb", fileobj=counter, compresslevel=GZIP_LEVEL, mtime=0
             )
-        writer = open_writer(self.fmt, stream, self.schema, self.options)
+        writer = open_writer(self.fmt, stream, self.schema, self.options, self._records(number))
         self._part = _OpenPart(raw, counter, stream, writer, final_path, temp_path)
         return self._part
+
+    def _records(self, number: int) -> FileRecords | None:
+        """The preamble and trailer of part `number` (format_options), if any: its lines end
+        as the file's rows do (JSON Lines always with \n)."""
+        if self.options.preamble is None and self.options.trailer is None:
+            return None
+        newline = "\n" if self.fmt == "jsonl" else self.options.newline
+        return FileRecords(
+            self.options.preamble, self.options.trailer, self.context, number, newline
+        )
 
     def _close_part(self) -> None:
         part = self._part

@@ -18,7 +18,9 @@ from pydantic import (
     model_validator,
 )
 
+from flows.core.errors import ConfigurationError
 from flows.core.formats import Compression
+from flows.core.records import record_tokens
 from flows.core.urls import url_scheme
 from flows.core.zones import iana_zone
 
@@ -258,6 +260,13 @@ class Destination(_Model):
     max_file_mb: float | None = Field(
         default=None, gt=0, description="Split the output into numbered parts of about this size."
     )
+    max_file_rows: int | None = Field(
+        default=None,
+        description=(
+            "Split the output into numbered parts of at most this many rows (1 or more); with "
+            "max_file_mb, the first limit reached cuts."
+        ),
+    )
     manifest: bool = Field(
         default=False,
         description=(
@@ -266,6 +275,23 @@ class Destination(_Model):
             "presence means the set is complete."
         ),
     )
+
+    @field_validator("max_file_rows", mode="before")
+    @classmethod
+    def _whole_rows(cls, value: Any) -> Any:
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value is not None and (not whole or value < 1):
+            raise ConfigurationError(
+                f"destination.max_file_rows: `{value}` is not a number of rows",
+                field="destination.max_file_rows",
+                hint="give a whole number of 1 or more, e.g. 100000",
+            )
+        return value
+
+    @property
+    def splits(self) -> bool:
+        """Whether the output is cut into numbered parts (by size or by rows)."""
+        return self.max_file_mb is not None or self.max_file_rows is not None
 
     @property
     def scheme(self) -> str:
@@ -353,6 +379,29 @@ class FormatOptions(_Model):
             'strings ("12.50") for readers that would round a number to a double.'
         ),
     )
+
+    preamble: str | None = Field(
+        default=None,
+        description=(
+            "CSV, JSON Lines, XSLT text: a line written before the first row (before the CSV "
+            "header); tokens {part}, {export}, {date}."
+        ),
+    )
+    trailer: str | None = Field(
+        default=None,
+        description=(
+            "CSV, JSON Lines, XSLT text: a line written after the last row of each file, e.g. "
+            "TRL|{rows}|{date:%Y%m%d}; tokens {rows} (the file's), {total_rows} (one file "
+            "only), {part}, {export}, {date}."
+        ),
+    )
+
+    @field_validator("preamble", "trailer")
+    @classmethod
+    def _record_template(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            record_tokens(str(info.field_name), value)
+        return value
 
     @field_validator("delimiter")
     @classmethod

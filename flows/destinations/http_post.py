@@ -176,6 +176,8 @@ class HttpDestination(Protocol):
     def compression(self) -> str: ...
     @property
     def max_file_mb(self) -> float | None: ...
+    @property
+    def max_file_rows(self) -> int | None: ...
 
 
 class _Logger(Protocol):
@@ -295,7 +297,8 @@ def file_name(
     segment = unquote(urlsplit(item.final_path).path.rsplit("/", 1)[-1])
     name = segment if "." in segment.lstrip(".") else f"{context.export}.{context.ext}"
     has_part = any(token == "part" for token, _ in template_fields(destination.url))
-    if destination.max_file_mb is not None and not has_part:
+    split = destination.max_file_mb is not None or destination.max_file_rows is not None
+    if split and not has_part:
         dot = name.find(".", 1)
         name = f"{name}-{number:04d}" if dot < 0 else f"{name[:dot]}-{number:04d}{name[dot:]}"
     if destination.compression == "gzip" and not name.endswith(".gz"):

@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 
 from flows.core.columns import column_names, rendered_format
 from flows.core.config import FormatOptions
+from flows.core.records import FileRecords
 from flows.formats import arrays, render
 from flows.formats.writers import TextWriter, kinds_of
 
@@ -21,9 +22,15 @@ class _JsonObjects(TextWriter):
     row_suffix = ""
     escapes_as = "json"
 
-    def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
+    def __init__(
+        self,
+        file: BinaryIO,
+        schema: pa.Schema,
+        options: FormatOptions,
+        records: FileRecords | None = None,
+    ) -> None:
         self.keys = [json.dumps(name, ensure_ascii=False) for name in column_names(schema)]
-        super().__init__(file, schema, options)
+        super().__init__(file, schema, options, records)
 
     def render(self, batch: pa.RecordBatch) -> pa.Array:
         if rendered_format(batch.schema) == "jsonl":  # PostgreSQL's COPY wrote the objects

@@ -10,6 +10,8 @@ from typing import Any
 from flows.core.config import FormatOptions
 from flows.core.errors import ConfigurationError
 from flows.core.formats import CHARSETS, ExportFormat, file_extension, media_type
+from flows.core.records import check_record_rules, render_record
+from flows.core.targets import TargetContext
 
 _EXTENSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}")
 
@@ -97,6 +99,61 @@ def check_format_compression(fmt: ExportFormat, compression: str) -> None:
             hint="remove compression and set format_options.avro_codec (deflate, zstandard, "
             "snappy)",
         )
+
+
+def check_record_options(
+    fmt: ExportFormat, options: FormatOptions | None, *, split: bool, partitions: int
+) -> None:
+    """`preamble` and `trailer` (flows/core/records.py): lines of a text file, so CSV, JSON
+    Lines and a stylesheet's text output (xsl:output method="text") only; what their tokens
+    can say of this export's files.
+
+    Raises:
+        ConfigurationError: naming the field and the formats that take it.
+    """
+    if options is None:
+        return
+    for field in ("preamble", "trailer"):
+        template = getattr(options, field)
+        if template is None:
+            continue
+        if not _writes_lines(fmt, options):
+            what = f"format {fmt}" if options.xslt is None else "a stylesheet's XML or HTML"
+            raise ConfigurationError(
+                f"format_options.{field}: {what} has no lines to add a {field} line to",
+                field=f"format_options.{field}",
+                hint="export csv or jsonl, or xml with an xslt whose xsl:output method is text",
+            )
+        check_record_rules(field, template, split=split, partitions=partitions)
+        _check_encodable(field, template, options)
+
+
+def _check_encodable(field: str, template: str, options: FormatOptions) -> None:
+    """The record's own characters fit the file's encoding (a token's value is checked as
+    the file is written)."""
+    from flows.formats.encoding import Encoder
+
+    text = render_record(template, TargetContext.sample(), rows=0, part=1)
+    try:
+        Encoder(options.encoding, options.on_unencodable, "csv").encode(text.encode())
+    except UnicodeEncodeError as exc:
+        char = exc.object[exc.start]
+        raise ConfigurationError(
+            f"format_options.{field}: holds {char!r} (U+{ord(char):04X}), which "
+            f"{options.encoding} cannot write",
+            field=f"format_options.{field}",
+            hint=f"change the {field} or the encoding",
+        ) from None
+
+
+def _writes_lines(fmt: ExportFormat, options: FormatOptions) -> bool:
+    if fmt in ("csv", "jsonl"):
+        return True
+    if fmt != "xml" or options.xslt is None:
+        return False
+    from flows.formats.xslt import options_stylesheet
+
+    return options_stylesheet(options).method == "text"
 
 
 def export_media_type(fmt: str, compression: str, options: Any) -> str:

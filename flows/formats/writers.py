@@ -19,6 +19,7 @@ from flows.core.columns import Kind, kind_of, rendered_format
 from flows.core.config import FormatOptions
 from flows.core.errors import FormatError
 from flows.core.formats import FORMATS, XSLT_WRITERS, ExportFormat
+from flows.core.records import FileRecords
 from flows.formats import render
 from flows.formats.encoding import Encoder
 
@@ -26,10 +27,17 @@ from flows.formats.encoding import Encoder
 class BatchWriter(ABC):
     """Writes batches of one schema into one binary file, then closes the document."""
 
-    def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
+    def __init__(
+        self,
+        file: BinaryIO,
+        schema: pa.Schema,
+        options: FormatOptions,
+        records: FileRecords | None = None,
+    ) -> None:
         self.file = file
         self.schema = schema
         self.options = options
+        self.records = records  # the preamble and trailer lines, in a text format
         self.rows = 0
         self.bytes = 0  # uncompressed bytes written so far
 
@@ -41,6 +49,11 @@ class BatchWriter(ABC):
     @abstractmethod
     def close(self) -> None:
         """Finish the document (footer, Parquet metadata); the file stays open."""
+
+    @property
+    def reserved(self) -> int:
+        """Bytes `close` may write beyond the footer (a trailer line), kept free in a part."""
+        return 0
 
     def abandon(self) -> None:
         """Let go of a document the run throws away, whose file drops every later byte: a
@@ -68,11 +81,19 @@ class TextWriter(BatchWriter):
     first_row_prefix = 0  # bytes of separator to drop before a file's first row
     escapes_as = "csv"  # how on_unencodable: escape writes a character: "xml" or "json"
 
-    def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
-        super().__init__(file, schema, options)
+    def __init__(
+        self,
+        file: BinaryIO,
+        schema: pa.Schema,
+        options: FormatOptions,
+        records: FileRecords | None = None,
+    ) -> None:
+        super().__init__(file, schema, options, records)
         self.encoder = Encoder(options.encoding, options.on_unencodable, self.escapes_as)
         if self.encoder.bom:
             self._emit(self.encoder.bom)
+        if records is not None:
+            self._emit_record(records.first(), "preamble")
         self._emit_text(self.header(), "the header (column names)")
 
     def header(self) -> str:
@@ -153,6 +174,30 @@ class TextWriter(BatchWriter):
 
     def close(self) -> None:
         self._emit_text(self.footer(), "the footer")
+        if self.records is not None:
+            self._emit_record(self.records.last(self.rows), "trailer")
+
+    @property
+    def reserved(self) -> int:
+        if self.records is None or self.records.trailer is None:
+            return 0
+        return len(self._record_bytes(self.records.longest_last(), "trailer"))
+
+    def _emit_record(self, text: str, field: str) -> None:
+        if text:
+            self._emit(self._record_bytes(text, field))
+
+    def _record_bytes(self, text: str, field: str) -> bytes | memoryview:
+        """A preamble or trailer line in the file's encoding."""
+        try:
+            return self.encoder.encode(text.encode())
+        except UnicodeEncodeError as exc:
+            char = exc.object[exc.start]
+            raise FormatError(
+                f"format_options.{field}: `{text.rstrip()}` holds {char!r} (U+{ord(char):04X}), "
+                f"which {self.options.encoding} cannot write; change the {field} or the "
+                "encoding"
+            ) from None
 
 
 def kinds_of(batch: pa.RecordBatch) -> list[Kind]:
@@ -160,15 +205,24 @@ def kinds_of(batch: pa.RecordBatch) -> list[Kind]:
 
 
 def open_writer(
-    fmt: ExportFormat, file: BinaryIO, schema: pa.Schema, options: FormatOptions
+    fmt: ExportFormat,
+    file: BinaryIO,
+    schema: pa.Schema,
+    options: FormatOptions,
+    records: FileRecords | None = None,
 ) -> BatchWriter:
-    """A writer for `fmt` that writes the document's header into `file` now."""
+    """A writer for `fmt` that writes the document's header into `file` now (after the
+    preamble of `records`, which only the formats that write lines are given)."""
     rendered = rendered_format(schema)
     if rendered not in (None, fmt) and (rendered, fmt) != ("jsonl", "json"):
         raise FormatError(f"format: rows rendered as {rendered} cannot be written as {fmt}")
     if fmt == "xml" and options.xslt is not None:
-        return _imported(XSLT_WRITERS[options.xslt_scope])(file, schema, options)
-    return writer_class(fmt)(file, schema, options)
+        found = _imported(XSLT_WRITERS[options.xslt_scope])
+    else:
+        found = writer_class(fmt)
+    if records is None:
+        return found(file, schema, options)
+    return found(file, schema, options, records)
 
 
 def writer_class(fmt: ExportFormat) -> type[BatchWriter]:

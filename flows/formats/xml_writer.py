@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from flows.core.columns import Kind
 from flows.core.config import FormatOptions
+from flows.core.records import FileRecords
 from flows.formats import render
 from flows.formats.writers import TextWriter, kinds_of
 from flows.formats.xml_names import element_name
@@ -27,9 +28,15 @@ class XmlWriter(TextWriter):
 
     escapes_as = "xml"
 
-    def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
+    def __init__(
+        self,
+        file: BinaryIO,
+        schema: pa.Schema,
+        options: FormatOptions,
+        records: FileRecords | None = None,
+    ) -> None:
         self._tags: dict[tuple[int, Kind], tuple[str, str, str]] = {}
-        super().__init__(file, schema, options)
+        super().__init__(file, schema, options, records)
 
     def _tag(self, index: int, kind: Kind) -> tuple[str, str, str]:
         key = (index, kind)

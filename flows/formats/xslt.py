@@ -21,6 +21,7 @@ from lxml import etree
 
 from flows.core.config import FormatOptions
 from flows.core.errors import ConfigurationError, FormatError
+from flows.core.records import FileRecords
 from flows.core.urls import without_secrets
 from flows.formats.encoding import ENCODINGS, Encoder
 from flows.formats.stylesheets import StylesheetFolder, is_url, read_stylesheet
@@ -159,10 +160,16 @@ class XsltItemWriter(XmlWriter):
     """`xslt_scope: item`: each row's `<item>` through the stylesheet as it streams past;
     an XML result keeps the document's root element around the transformed items."""
 
-    def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
+    def __init__(
+        self,
+        file: BinaryIO,
+        schema: pa.Schema,
+        options: FormatOptions,
+        records: FileRecords | None = None,
+    ) -> None:
         assert options.xslt is not None
         self.stylesheet = options_stylesheet(options)
-        super().__init__(file, schema, options)
+        super().__init__(file, schema, options, records)
 
     def header(self) -> str:
         return super().header() if self.stylesheet.method == "xml" else ""
@@ -181,9 +188,15 @@ class XsltDocumentWriter(BatchWriter):
     """`xslt_scope: document`: the whole XML document, spooled (to disk past a few MB and
     refused past xslt_max_mb), through the stylesheet when the part is complete."""
 
-    def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
+    def __init__(
+        self,
+        file: BinaryIO,
+        schema: pa.Schema,
+        options: FormatOptions,
+        records: FileRecords | None = None,
+    ) -> None:
         assert options.xslt is not None
-        super().__init__(file, schema, options)
+        super().__init__(file, schema, options, records)
         self.stylesheet = options_stylesheet(options)
         self._spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
         plain = options.model_copy(update={"encoding": "utf-8", "on_unencodable": "error"})
@@ -216,6 +229,8 @@ class XsltDocumentWriter(BatchWriter):
             declaration = f'<?xml version="1.0" encoding="{ENCODINGS[self.options.encoding][2]}" ?>'
             text = declaration + text
         del document
+        if self.records is not None:  # a text result: its preamble and trailer lines
+            text = self.records.first() + text + self.records.last(self.rows)
         encoder = Encoder(self.options.encoding, self.options.on_unencodable, "xml")
         if encoder.bom:
             self._emit(encoder.bom)

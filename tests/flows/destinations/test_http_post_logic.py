@@ -54,6 +54,7 @@ class Destination:
     block: str | None = None
     compression: str = "none"
     max_file_mb: float | None = None
+    max_file_rows: int | None = None
 
 
 @dataclass
