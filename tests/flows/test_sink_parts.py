@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -65,6 +66,8 @@ def ids_of(data: bytes, fmt: ExportFormat) -> list[int]:
         return [json.loads(line)["id"] for line in data.decode().splitlines()]
     if fmt == "xml":
         return [int(item.findtext("id")) for item in etree.fromstring(data)]
+    if fmt == "avro":
+        return [record["id"] for record in fastavro.reader(io.BytesIO(data))]
     return pq.read_table(io.BytesIO(data)).column("id").to_pylist()
 
 
