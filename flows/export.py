@@ -253,8 +253,10 @@ def _write_partitions(
     if not written:  # every range was empty: one empty document, as an unsplit read writes
         return write_batches(plan, fmt, destination, options, context), planned.snapshot
     store, fs = destination.store, destination.filesystem()
-    gzip = destination.compression == "gzip"
-    return number_parts(store, fs, written, destination.url, context, gzip=gzip), planned.snapshot
+    numbered = number_parts(
+        store, fs, written, destination.url, context, compression=destination.compression
+    )
+    return numbered, planned.snapshot
 
 
 def _outcome(future: Any) -> list[WrittenFile] | BaseException:

@@ -91,7 +91,8 @@ def check_destination_names(
 ) -> None:
     """Every name the run will write, rendered with the export's name and extension (and the
     run's other values, where known): inside the template's folder and writable (at most 255
-    bytes a name), the first part's, the `.gz` and the manifest's alike. Before any row is read.
+    bytes a name), the first part's, with the codec's `.gz` or `.zst`, and the manifest's alike.
+    Before any row is read.
 
     Raises:
         ConfigurationError: naming `name` or `destination.url` and what to change.
@@ -101,7 +102,7 @@ def check_destination_names(
         destination.url,
         context,
         split=destination.splits,
-        gzip=destination.compression == "gzip",
+        compression=destination.compression,
         manifest=destination.manifest,
     )
 

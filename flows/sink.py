@@ -8,7 +8,6 @@ spool file, which flows/destinations/http_post.py POSTs.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 from fsspec import AbstractFileSystem
 
+from flows.core.codecs import compressor
 from flows.core.config import FormatOptions
 from flows.core.errors import ExportError
 from flows.core.formats import ExportFormat
@@ -28,7 +28,6 @@ from flows.destinations.store import MIB, Store, WrittenFile, discard_upload
 from flows.formats.writers import BatchWriter, open_writer
 from flows.request import DestinationConfig
 
-GZIP_LEVEL = 6
 # A partition's parts are written under provisional numbers (partition × stride + part), so
 # the temporary files of concurrent partitions never share a name; `number_parts` gives the
 # final numbers in range order.
@@ -194,16 +193,21 @@ class PartSink:
 
     def _budget(self, part: _OpenPart) -> int | None:
         """Bytes the writer may still write: a text part stops at the row that would pass
-        the limit. A gzip part is cut between chunks instead, once its compressed bytes reach
-        the limit (what the uncompressed rows will compress to is not known beforehand)."""
-        if self._limit is None or self.destination.compression == "gzip":
+        the limit. A compressed part is cut between chunks instead, once its compressed bytes
+        reach the limit (what the uncompressed rows will compress to is not known beforehand;
+        a codec that holds a block, bzip2's 900 kB of text, passes it by up to that block)."""
+        if self._limit is None or self._compressed:
             return None
         return max(self._limit - part.writer.bytes - self._closing(part), 0)
+
+    @property
+    def _compressed(self) -> bool:
+        return self.destination.compression != "none"
 
     def _full(self, part: _OpenPart) -> bool:
         if self._limit is None:
             return False
-        if self.destination.compression == "gzip":  # the bytes that reached the file
+        if self._compressed:  # the bytes that reached the file
             return part.counter.tell() + self._closing(part) >= self._limit
         return part.writer.bytes + self._closing(part) >= self._limit
 
@@ -223,7 +227,7 @@ class PartSink:
             self.context,
             number,
             split=self.destination.splits or self.partition is not None,
-            gzip=self.destination.compression == "gzip",
+            compression=self.destination.compression,
         )
         with self._store_errors(final_path):
             self.store.prepare(self.fs, final_path, self.context.run_id, first=number == 1)
@@ -232,11 +236,8 @@ class PartSink:
 
     def _start_part(self, raw: BinaryIO, final_path: str, temp_path: str, number: int) -> _OpenPart:
         counter = _CountingFile(raw, hashed=self.destination.manifest)
-        stream: BinaryIO = counter  # type: ignore[assignment]
-        if self.destination.compression == "gzip":
-            stream = gzip.GzipFile(  # type: ignore[assignment]
-                filename="", mode="wb", fileobj=counter, compresslevel=GZIP_LEVEL, mtime=0
-            )
+        plain: BinaryIO = counter  # type: ignore[assignment]
+        stream = compressor(self.destination.compression, plain) or plain
         writer = open_writer(self.fmt, stream, self.schema, self.options, self._records(number))
         self._part = _OpenPart(raw, counter, stream, writer, final_path, temp_path)
         return self._part
@@ -258,8 +259,8 @@ class PartSink:
         try:
             with self._store_errors(part.final_path):
                 part.writer.close()
-                if self.destination.compression == "gzip":
-                    part.stream.close()  # writes the gzip trailer; the raw file stays open
+                if self._compressed:
+                    part.stream.close()  # writes the codec's trailer; the raw file stays open
                 part.raw.close()
         except Exception:
             self._release(part.raw)

@@ -150,6 +150,5 @@ def write_manifest(
 ) -> str:
     """Write the manifest next to the published files, last; its URL."""
     store, fs = destination.store, destination.filesystem()
-    gzip = destination.compression == "gzip"
-    path = manifest_path(store, fs, destination.url, context, gzip=gzip)
+    path = manifest_path(store, fs, destination.url, context, compression=destination.compression)
     return store_manifest(store, fs, path, document, context.run_id, destination.scheme)

@@ -18,8 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from flows.core.codecs import Compression
 from flows.core.errors import ConfigurationError
-from flows.core.formats import Compression
 from flows.core.records import record_tokens
 from flows.core.urls import url_scheme
 from flows.core.zones import iana_zone
@@ -256,7 +256,13 @@ class Destination(_Model):
     block: str | None = Field(
         default=None, description="Name of a saved credentials block for the destination."
     )
-    compression: Compression = Field(default="none", description="none or gzip (adds .gz).")
+    compression: Compression = Field(
+        default="none",
+        description=(
+            "Whole-file codec: none, gzip (adds .gz), zstd (.zst), bz2 (.bz2) or xz (.xz); "
+            "max_file_mb counts the compressed bytes."
+        ),
+    )
     max_file_mb: float | None = Field(
         default=None, gt=0, description="Split the output into numbered parts of about this size."
     )

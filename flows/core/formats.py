@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from flows.core.codecs import CODECS
+
 ExportFormat = Literal["csv", "json", "jsonl", "xml", "parquet", "avro"]
-Compression = Literal["none", "gzip"]
-GZIP_MEDIA_TYPE = "application/gzip"
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,10 @@ CHARSETS = {"utf-8-sig": "utf-8", "ascii": "us-ascii", "latin-1": "iso-8859-1", 
 
 def media_type(fmt: str, compression: str = "none", encoding: str = "utf-8") -> str:
     """Content-Type of a file: by format (with the charset of a text file not in UTF-8), or
-    application/gzip for a gzip file (the body is the .gz file itself, not a
-    Content-Encoding of the document)."""
-    if compression == "gzip":
-        return GZIP_MEDIA_TYPE
+    the codec's for a compressed file, e.g. application/gzip (the body is the .gz file
+    itself, not a Content-Encoding of the document)."""
+    if compression in CODECS:
+        return CODECS[compression].media_type
     known: dict[str, str] = {name: item.media_type for name, item in FORMATS.items()}
     found = known.get(fmt, "application/octet-stream")
     if fmt in ("parquet", "avro") or encoding not in CHARSETS:

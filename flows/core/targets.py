@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from flows.core.codecs import codec_suffix, with_codec_suffix
 from flows.core.errors import ConfigurationError
 from flows.core.urls import url_scheme, without_secrets
 
@@ -117,26 +118,30 @@ def check_targets(
     *,
     split: bool,
     names_file: bool = True,
-    gzip: bool = False,
+    compression: str = "none",
     manifest: bool = False,
 ) -> None:
     """Fail before the run starts if a file it would write leaves the template's folder or
     cannot be written: rendered with this run's values (the export's name and extension), the
-    first part's name, with `.gz`, and the manifest's (`check_rendered`)."""
+    first part's name, with the codec's `.gz`/`.zst`/..., and the manifest's
+    (`check_rendered`)."""
     check_token_values(context)
     template = with_part_token(template) if split and names_file else template
     url = render_target(template, context, part=1)
-    if names_file and gzip and not url.endswith(".gz"):
-        url += ".gz"
+    if names_file:
+        url = with_codec_suffix(url, compression)
     check_rendered(template, url, names_file=names_file)
     if manifest and names_file:
-        check_rendered(template, manifest_name(url, context.ext), names_file=True)
+        check_rendered(template, manifest_name(url, context.ext, compression), names_file=True)
 
 
-def manifest_name(final: str, ext: str) -> str:
+def manifest_name(final: str, ext: str, compression: str = "none") -> str:
     """The manifest next to the files: an unsplit export's file name, its extension (and
-    `.gz`) replaced by `.manifest.json`, e.g. out/orders-20260301.manifest.json."""
-    return final.removesuffix(".gz").removesuffix(f".{ext}") + MANIFEST_SUFFIX
+    the codec's, or `.gz`) replaced by `.manifest.json`, e.g.
+    out/orders-20260301.manifest.json."""
+    for suffix in dict.fromkeys((codec_suffix(compression), ".gz")):  # `.gz` once, as before
+        final = final.removesuffix(suffix)
+    return final.removesuffix(f".{ext}") + MANIFEST_SUFFIX
 
 
 def name_problem(value: str) -> str | None:

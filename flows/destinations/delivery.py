@@ -62,7 +62,7 @@ def deliver_files(
 ) -> list[str]:
     """Publish the temporary files at their final paths, all or nothing; a split set also
     removes the parts above its last that earlier runs of the template left."""
-    parts = PartNames(destination.url, context, gzip=destination.compression == "gzip")
+    parts = PartNames(destination.url, context, compression=destination.compression)
     store = store_for(destination.url)
     fs = store.filesystem(destination.url, destination.block)
     return publish(store, fs, files, destination.scheme, parts)

@@ -25,6 +25,7 @@ import httpx
 from fsspec import AbstractFileSystem
 
 from blocks.http_post import HttpPostTarget, default_user_agent
+from flows.core.codecs import with_codec_suffix
 from flows.core.errors import (
     ConfigurationError,
     DeliveryError,
@@ -116,10 +117,21 @@ class HttpPost(Store):
         check_template(template, split=split, names_file=False)
 
     def check_targets(
-        self, template: str, context: TargetContext, *, split: bool, gzip: bool, manifest: bool
+        self,
+        template: str,
+        context: TargetContext,
+        *,
+        split: bool,
+        compression: str,
+        manifest: bool,
     ) -> None:
         check_targets(
-            template, context, split=split, names_file=False, gzip=gzip, manifest=manifest
+            template,
+            context,
+            split=split,
+            names_file=False,
+            compression=compression,
+            manifest=manifest,
         )
 
     def check_manifest(self) -> None:
@@ -151,7 +163,7 @@ class HttpPost(Store):
         number: int,
         *,
         split: bool,  # noqa: ARG002 - the receiver numbers parts by X-Export-Part
-        gzip: bool,  # noqa: ARG002 - the file name travels in a header
+        compression: str,  # noqa: ARG002 - the file name travels in a header
     ) -> tuple[str, str]:
         url = render_target(template, context, part=number)
         check_token_values(context)
@@ -293,7 +305,8 @@ def file_name(
     destination: HttpDestination, context: TargetContext, item: WrittenFile, number: int
 ) -> str:
     """The file's name for the receiver: the URL's last path segment if it looks like a file
-    name (has a dot), else `{export}.{ext}`; numbered and `.gz` like a file on disk."""
+    name (has a dot), else `{export}.{ext}`; numbered and `.gz` (or the codec's extension)
+    like a file on disk."""
     segment = unquote(urlsplit(item.final_path).path.rsplit("/", 1)[-1])
     name = segment if "." in segment.lstrip(".") else f"{context.export}.{context.ext}"
     has_part = any(token == "part" for token, _ in template_fields(destination.url))
@@ -301,9 +314,7 @@ def file_name(
     if split and not has_part:
         dot = name.find(".", 1)
         name = f"{name}-{number:04d}" if dot < 0 else f"{name[:dot]}-{number:04d}{name[dot:]}"
-    if destination.compression == "gzip" and not name.endswith(".gz"):
-        name += ".gz"
-    return name
+    return with_codec_suffix(name, destination.compression)
 
 
 def _header_text(value: str) -> str:

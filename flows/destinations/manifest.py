@@ -21,12 +21,17 @@ MEDIA_TYPE = "application/json"
 
 
 def manifest_path(
-    store: Store, fs: AbstractFileSystem, template: str, context: TargetContext, *, gzip: bool
+    store: Store,
+    fs: AbstractFileSystem,
+    template: str,
+    context: TargetContext,
+    *,
+    compression: str,
 ) -> str:
     """Next to the files: the file name an unsplit export would have, its extension (and
-    `.gz`) replaced by `.manifest.json`, e.g. out/orders-20260301.manifest.json."""
-    final, _ = store.part_paths(fs, template, context, 1, split=False, gzip=gzip)
-    return manifest_name(final, context.ext)
+    the codec's) replaced by `.manifest.json`, e.g. out/orders-20260301.manifest.json."""
+    final, _ = store.part_paths(fs, template, context, 1, split=False, compression=compression)
+    return manifest_name(final, context.ext, compression)
 
 
 def manifest_document(

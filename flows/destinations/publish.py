@@ -29,16 +29,16 @@ _PART_MARK = "\ue000part\ue000"
 
 @dataclass(frozen=True)
 class PartNames:
-    """How this run names its parts: the destination template, the run's values, gzip."""
+    """How this run names its parts: the destination template, the run's values, the codec."""
 
     template: str
     context: TargetContext
-    gzip: bool
+    compression: str
 
     def path(self, store: Store, fs: AbstractFileSystem, number: int) -> str:
         """The final path of part `number`."""
         return store.part_paths(
-            fs, self.template, self.context, number, split=True, gzip=self.gzip
+            fs, self.template, self.context, number, split=True, compression=self.compression
         )[0]
 
 
@@ -169,14 +169,16 @@ def number_parts(
     template: str,
     context: TargetContext,
     *,
-    gzip: bool,
+    compression: str,
 ) -> list[WrittenFile]:
     """The final names of a split read's parts, given in range order: part 1 holds the
     lowest range (their temporary files keep the names they were written under)."""
     return [
         replace(
             item,
-            final_path=store.part_paths(fs, template, context, number, split=True, gzip=gzip)[0],
+            final_path=store.part_paths(
+                fs, template, context, number, split=True, compression=compression
+            )[0],
         )
         for number, item in enumerate(files, start=1)
     ]

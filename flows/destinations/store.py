@@ -22,6 +22,7 @@ from fsspec import AbstractFileSystem
 from prefect.blocks.core import Block
 
 from blocks.integrations import as_exports_block, load_named_block
+from flows.core.codecs import with_codec_suffix
 from flows.core.errors import ConfigurationError, DeliveryError, TransientDeliveryError, first_line
 from flows.core.targets import (
     MAX_NAME_BYTES,
@@ -91,10 +92,16 @@ class Store:
         check_template(template, split=split)
 
     def check_targets(
-        self, template: str, context: TargetContext, *, split: bool, gzip: bool, manifest: bool
+        self,
+        template: str,
+        context: TargetContext,
+        *,
+        split: bool,
+        compression: str,
+        manifest: bool,
     ) -> None:
         """Every name the run will write stays in the template's folder and is writable."""
-        check_targets(template, context, split=split, gzip=gzip, manifest=manifest)
+        check_targets(template, context, split=split, compression=compression, manifest=manifest)
 
     def check_manifest(self) -> None:
         """Whether a manifest can be written next to the files: it can, in a folder or bucket."""
@@ -135,15 +142,14 @@ class Store:
         number: int,
         *,
         split: bool,
-        gzip: bool,
+        compression: str,
     ) -> tuple[str, str]:
         """(final path, temporary path) of part `number`: parts are numbered before the
-        extension unless the template has `{part}`, and gzip files end in `.gz`."""
+        extension unless the template has `{part}`, and compressed files end in the codec's
+        extension (`.gz`, `.zst`, `.bz2`, `.xz`)."""
         if split:
             template = with_part_token(template)
-        final_url = render_target(template, context, part=number)
-        if gzip and not final_url.endswith(".gz"):
-            final_url += ".gz"
+        final_url = with_codec_suffix(render_target(template, context, part=number), compression)
         check_token_values(context)  # checked before the run; its deployment only now
         check_rendered(template, final_url)
         final_path = _strip_protocol(fs, final_url)

@@ -168,7 +168,9 @@ DESTINATION_CASES: list[Case] = [
     ("a .. segment", {"destination": {"url": "out/../{export}.csv"}}, "destination.url",
      "renders `out/../export.csv`, with a `..` segment, which leaves the template's folder"),
     ("unknown compression", {"destination": {"url": OUT, "compression": "zip"}},
-     "destination.compression", "`zip` Input should be 'none' or 'gzip'"),
+     "destination.compression", "`zip` Input should be 'none', 'gzip', 'zstd', 'bz2' or 'xz'"),
+    ("a codec's extension for its name", {"destination": {"url": OUT, "compression": "zst"}},
+     "destination.compression", "`zst` Input should be 'none', 'gzip', 'zstd', 'bz2' or 'xz'"),
     ("max_file_mb zero", {"destination": {"url": OUT, "max_file_mb": 0}},
      "destination.max_file_mb", "greater than 0"),
     ("max_file_mb negative", {"destination": {"url": OUT, "max_file_mb": -5}},
@@ -394,6 +396,11 @@ def test_a_refused_url_never_repeats_its_password(url: str, secret: str) -> None
                           "compression": "gzip"}},
          lambda v: v["destination"] == DestinationConfig(
              url="s3://bucket/{date:%Y/%m}/{export}.{ext}", max_file_mb=0.5, compression="gzip")),
+        ({"destination": {"url": "out/{export}.{ext}", "compression": "zstd"}, "format": "parquet"},
+         lambda v: v["destination"].compression == "zstd" and v["format"] == "parquet"),
+        ({"destination": {"url": "sftp://h/out/{export}.{ext}", "compression": "xz"},
+          "format": "xml", "format_options": {"xml_root": "orders"}},
+         lambda v: v["destination"].compression == "xz"),
         ({"source": table(url=PG, partitions=64)},
          lambda v: v["source"] == SourceConfig(url=PG, table="orders", partitions=64)),
         ({"source": table(filter=[{"column": "status", "op": "in", "value": ["a", 1, True]}])},
@@ -405,7 +412,8 @@ def test_a_refused_url_never_repeats_its_password(url: str, secret: str) -> None
     ids=[
         "format in any case", "format capitalised", "column names and renames",
         "naive since is UTC and lookback in seconds", "tab and crlf",
-        "object store with parts and gzip", "64 partitions of a PostgreSQL table",
+        "object store with parts and gzip", "parquet in a zstd file", "xml in xz",
+        "64 partitions of a PostgreSQL table",
         "in with mixed values", "a name with spaces and dots", "xml names",
     ],
 )  # fmt: skip

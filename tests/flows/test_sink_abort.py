@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from flows.core.codecs import COMPRESSIONS
 from flows.core.config import FormatOptions
 from flows.core.formats import EXPORT_FORMATS, ExportFormat
 from flows.core.targets import TargetContext
@@ -37,7 +38,7 @@ def unraisable() -> Iterator[list[Any]]:
         sys.unraisablehook = previous
 
 
-@pytest.mark.parametrize("compression", ["none", "gzip"])
+@pytest.mark.parametrize("compression", COMPRESSIONS)
 @pytest.mark.parametrize("fmt", EXPORT_FORMATS)
 def test_an_aborted_part_leaves_no_file_and_writes_nothing_after(
     tmp_path: Path, fmt: ExportFormat, compression: str, unraisable: list[Any]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -22,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import fastavro
 import pyarrow.parquet as pq
 import pytest
@@ -30,6 +32,7 @@ from flows.core.formats import EXPORT_FORMATS
 from flows.destinations.store import MIB
 from flows.export import export
 from flows.runs.result import ExportResult
+from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -244,6 +247,125 @@ class TestGzip:
             destination={"url": f"{tmp_path}/{{export}}.{{ext}}.gz", "compression": "gzip"},
         )
         assert _files(tmp_path) == ["events.csv.gz"]
+
+
+# Each codec's own command-line tool, decompressing to stdout: what a partner runs.
+CODEC_TOOLS = {
+    "gzip": ["/usr/bin/gzip", "-d", "-c"],
+    "zstd": ["/usr/bin/zstd", "-d", "-c", "-q"],
+    "bz2": ["/usr/bin/bzip2", "-d", "-c"],
+    "xz": ["/usr/bin/xz", "-d", "-c"],
+}
+SUFFIXES = {"gzip": ".gz", "zstd": ".zst", "bz2": ".bz2", "xz": ".xz"}
+
+
+def _decompressed(codec: str, path: Path) -> bytes:
+    return subprocess.run([*CODEC_TOOLS[codec], str(path)], check=True, capture_output=True).stdout
+
+
+class TestCodecs:
+    @pytest.mark.parametrize(
+        ("fmt", "codec"),
+        [("csv", "zstd"), ("csv", "bz2"), ("csv", "xz"), ("json", "xz"), ("jsonl", "bz2"),
+         ("xml", "zstd"), ("parquet", "zstd")],
+    )  # fmt: skip
+    def test_each_codec_is_read_back_by_its_own_tool(
+        self,
+        events_db: Path,
+        tmp_path: Path,
+        plain_export: Callable[[str], tuple[ExportResult, bytes]],
+        fmt: str,
+        codec: str,
+    ) -> None:
+        """`zstd -d`, `bzip2 -d`, `xz -d` give the uncompressed export of the table, byte for
+        byte; the file is named with the codec's extension after the format's."""
+        result = export(
+            source=_source(events_db),
+            destination={"url": f"{tmp_path}/{{export}}.{{ext}}", "compression": codec},
+            format=fmt,
+        )
+        name = f"events.{fmt}{SUFFIXES[codec]}"
+        assert _files(tmp_path) == [name]
+        packed = (tmp_path / name).read_bytes()
+        assert _decompressed(codec, tmp_path / name) == plain_export(fmt)[1]
+        assert result.files == [str(tmp_path / name)]
+        assert result.bytes == len(packed) and result.rows == ROWS
+
+    def test_duckdb_reads_zstd_and_gzip_csv_as_the_plain_one(
+        self,
+        tmp_path: Path,
+        events_db: Path,
+        plain_export: Callable[[str], tuple[ExportResult, bytes]],
+    ) -> None:
+        """DuckDB opens `.csv.zst` and `.csv.gz` itself, as a partner's loader would."""
+        paths = {"none": plain_export("csv")[0].files[0]}
+        for codec in ("zstd", "gzip"):
+            destination = {"url": f"{tmp_path}/{codec}/{{export}}.{{ext}}", "compression": codec}
+            [paths[codec]] = export(source=_source(events_db), destination=destination).files
+        tables = {
+            codec: duckdb.sql(
+                f"select * from read_csv('{path}', header = true, all_varchar = true) order by id"
+            ).fetchall()
+            for codec, path in paths.items()
+        }
+        assert paths["zstd"].endswith(".csv.zst") and paths["gzip"].endswith(".csv.gz")
+        assert tables["zstd"] == tables["gzip"] == tables["none"]
+        assert len(tables["zstd"]) == ROWS
+
+    def test_a_stylesheets_text_output_in_xz(self, events_db: Path, tmp_path: Path) -> None:
+        """The codec wraps what the stylesheet wrote, its own extension kept before `.xz`."""
+        options = {"xslt": str(REPO_ROOT / "definitions" / "fixed_width.xsl")}
+        plain = export(
+            source=_source(events_db),
+            destination={"url": f"{tmp_path}/plain/{{export}}.{{ext}}"},
+            format="xml",
+            format_options=options,
+        )
+        packed = export(
+            source=_source(events_db),
+            destination={"url": f"{tmp_path}/xz/{{export}}.{{ext}}", "compression": "xz"},
+            format="xml",
+            format_options=options,
+        )
+        [text] = plain.files
+        assert packed.files == [f"{tmp_path}/xz/{Path(text).name}.xz"]
+        assert _decompressed("xz", Path(packed.files[0])) == Path(text).read_bytes()
+
+    @pytest.mark.parametrize("codec", ["zstd", "bz2", "xz"])
+    def test_parts_with_a_manifest_each_decompress_on_their_own(
+        self,
+        events_db: Path,
+        tmp_path: Path,
+        plain_export: Callable[[str], tuple[ExportResult, bytes]],
+        codec: str,
+    ) -> None:
+        """Parts are cut on their compressed size and numbered before the codec's extension;
+        the manifest beside them gives each file's compressed bytes and their sha256."""
+        limit_mb = 0.2 if codec == "bz2" else MAX_FILE_MB  # bzip2 holds a 900 kB block
+        result = export(
+            source=_source(events_db),
+            destination={
+                "url": f"{tmp_path}/{{export}}.{{ext}}",
+                "max_file_mb": limit_mb,
+                "compression": codec,
+                "manifest": True,
+            },
+        )
+        parts = [f"events-{n:04d}.csv{SUFFIXES[codec]}" for n in range(1, len(result.files) + 1)]
+        assert len(parts) >= 2
+        assert _files(tmp_path) == sorted([*parts, "events.manifest.json"])
+        manifest = json.loads((tmp_path / "events.manifest.json").read_text())
+        assert manifest["compression"] == codec
+        rows = []
+        for item, name in zip(manifest["files"], parts, strict=True):
+            data = (tmp_path / name).read_bytes()
+            assert item["url"] == str(tmp_path / name)
+            assert item["bytes"] == len(data)
+            assert item["sha256"] == hashlib.sha256(data).hexdigest()
+            if name != parts[-1]:
+                assert int(limit_mb * MIB) - 4096 <= len(data) <= int(limit_mb * MIB) + 512 * 1024
+            rows.extend(_parse("csv", _decompressed(codec, tmp_path / name)))
+        assert rows == _parse("csv", plain_export("csv")[1])
 
 
 class TestSplitting:

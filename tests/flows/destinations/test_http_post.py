@@ -9,6 +9,7 @@ is left in the temp folder.
 from __future__ import annotations
 
 import gzip
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,6 +160,39 @@ class TestRoundTrip:
             assert request.header("X-Export-Parts") == str(parts)
         whole = b"".join(gzip.decompress(request.body) for request in receiver.requests)
         assert whole == Path(local.files[0]).read_bytes()
+
+    @pytest.mark.parametrize(
+        ("codec", "media_type", "tool"),
+        [
+            ("zstd", "application/zstd", "/usr/bin/zstd"),
+            ("bz2", "application/x-bzip2", "/usr/bin/bzip2"),
+            ("xz", "application/x-xz", "/usr/bin/xz"),
+        ],
+    )
+    def test_a_compressed_file_is_posted_with_its_codecs_type(
+        self,
+        demo_db: Path,
+        receiver: WebhookReceiver,
+        tmp_path: Path,
+        codec: str,
+        media_type: str,
+        tool: str,
+    ) -> None:
+        local = export(
+            source=demo_source(demo_db), destination={"url": f"{tmp_path}/{{export}}.{{ext}}"}
+        )
+        export(
+            source=demo_source(demo_db),
+            destination={"url": f"{receiver.url}/hook", "compression": codec},
+        )
+        [request] = receiver.requests
+        suffix = {"zstd": ".zst", "bz2": ".bz2", "xz": ".xz"}[codec]
+        assert request.header("Content-Type") == media_type
+        assert request.header("X-Export-Filename") == f"orders.csv{suffix}"
+        body = tmp_path / f"body{suffix}"
+        body.write_bytes(request.body)
+        plain = subprocess.run([tool, "-d", "-c", str(body)], check=True, capture_output=True)
+        assert plain.stdout == Path(local.files[0]).read_bytes()
 
 
 @pytest.mark.usefixtures("no_spool_left")

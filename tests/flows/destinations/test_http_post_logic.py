@@ -126,7 +126,7 @@ def spooled(
             context,
             number,
             split=destination.max_file_mb is not None,
-            gzip=destination.compression == "gzip",
+            compression=destination.compression,
         )
         Path(temp).write_bytes(data)
         written.append(WrittenFile(url, temp, rows=data.count(b"\n"), bytes=len(data)))
@@ -156,6 +156,9 @@ def left_in(folder: Path) -> list[str]:
         ("xml", "none", "application/xml", "orders.xml"),
         ("parquet", "none", "application/vnd.apache.parquet", "orders.parquet"),
         ("csv", "gzip", "application/gzip", "orders.csv.gz"),
+        ("csv", "zstd", "application/zstd", "orders.csv.zst"),
+        ("jsonl", "bz2", "application/x-bzip2", "orders.jsonl.bz2"),
+        ("xml", "xz", "application/x-xz", "orders.xml.xz"),
     ],
 )
 def test_one_file_is_one_post_with_its_headers_and_exact_bytes(
@@ -417,6 +420,10 @@ def test_a_long_answer_is_quoted_short_on_one_line(endpoint: Receiver) -> None:
         ("https://h.example.com/in/", 2, "none", 4, "orders-0004.csv"),
         ("https://h.example.com/in/.env", None, "none", 1, "orders.csv"),
         ("https://h.example.com/in/data.tar.gz", None, "gzip", 1, "data.tar.gz"),
+        ("https://h.example.com/in/{export}.{ext}", 2, "zstd", 1, "orders-0001.csv.zst"),
+        ("https://h.example.com/in/{export}.{ext}", None, "bz2", 1, "orders.csv.bz2"),
+        ("https://h.example.com/in/{export}.{ext}", 2, "xz", 3, "orders-0003.csv.xz"),
+        ("https://h.example.com/in/data.xz", None, "xz", 1, "data.xz"),
         ("https://h.example.com/in/report%20%C3%A9.csv", None, "none", 1, "report é.csv"),
         ("https://h.example.com/in/{export}.{ext}?v=1", None, "none", 1, "orders.csv"),
     ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,34 @@ def test_aws_variables_without_a_block(
     assert result.files == [s3_store_.url("env/orders.csv")]
     path = s3_store_.download("env/orders.csv", tmp_path)
     assert_round_trip("csv", path, demo_dataset("orders"))
+
+
+@pytest.mark.parametrize(
+    ("codec", "tool"),
+    [("zstd", "/usr/bin/zstd"), ("bz2", "/usr/bin/bzip2"), ("xz", "/usr/bin/xz")],
+)
+def test_a_compressed_object_is_read_back_by_its_codecs_tool(
+    demo_db: Path, s3_store_: StoreUnderTest, tmp_path: Path, codec: str, tool: str
+) -> None:
+    """The object is the compressed file: its codec's own tool gives the local uncompressed
+    export's bytes, the key ends in the codec's extension."""
+    source = {"url": f"sqlite:///{demo_db}", "table": "orders"}
+    local = export(source=source, destination={"url": f"{tmp_path}/{{export}}.{{ext}}"})
+    result = export(
+        source=source,
+        destination={
+            "url": s3_store_.url("packed/{export}.{ext}"),
+            "block": s3_store_.save_block("test-s3-codecs"),
+            "compression": codec,
+        },
+    )
+    suffix = {"zstd": ".zst", "bz2": ".bz2", "xz": ".xz"}[codec]
+    assert result.files == [s3_store_.url(f"packed/orders.csv{suffix}")]
+    assert s3_store_.names() == [f"packed/orders.csv{suffix}"]
+    path = s3_store_.download(f"packed/orders.csv{suffix}", tmp_path)
+    assert result.bytes == path.stat().st_size
+    plain = subprocess.run([tool, "-d", "-c", str(path)], check=True, capture_output=True).stdout
+    assert plain == Path(local.files[0]).read_bytes()
 
 
 def test_s3_failing_for_good_mid_upload_is_never_called_a_missing_bucket(

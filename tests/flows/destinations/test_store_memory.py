@@ -84,23 +84,28 @@ def write_part(
     store: Store, fs: AbstractFileSystem, template: str, number: int, data: bytes, *, split: bool
 ) -> WrittenFile:
     """What a writer does for one part: prepare its folder, write its temporary file."""
-    final, temp = store.part_paths(fs, template, CONTEXT, number, split=split, gzip=False)
+    final, temp = store.part_paths(fs, template, CONTEXT, number, split=split, compression="none")
     store.prepare(fs, final, RUN, first=number == 1)
     fs.pipe(temp, data)
     return WrittenFile(final, temp, rows=1, bytes=len(data))
 
 
 @pytest.mark.parametrize(
-    ("template", "number", "split", "gzip", "final"),
+    ("template", "number", "split", "compression", "final"),
     [
-        ("{root}/{export}.{ext}", 1, False, False, "{root}/orders.csv"),
-        ("{root}/{export}.{ext}", 3, True, False, "{root}/orders-0003.csv"),
-        ("{root}/{export}.{ext}", 1, False, True, "{root}/orders.csv.gz"),
-        ("{root}/{export}.{ext}", 12, True, True, "{root}/orders-0012.csv.gz"),
-        ("{root}/{export}.{ext}.gz", 1, False, True, "{root}/orders.csv.gz"),
-        ("{root}/{export}-{part:02d}.{ext}", 7, True, False, "{root}/orders-07.csv"),
-        ("{root}/{date:%Y/%m}/{export}.{ext}", 1, False, False, "{root}/2026/03/orders.csv"),
-        ("memory://{root}/{deployment}/{export}.{ext}", 1, False, False,
+        ("{root}/{export}.{ext}", 1, False, "none", "{root}/orders.csv"),
+        ("{root}/{export}.{ext}", 3, True, "none", "{root}/orders-0003.csv"),
+        ("{root}/{export}.{ext}", 1, False, "gzip", "{root}/orders.csv.gz"),
+        ("{root}/{export}.{ext}", 12, True, "gzip", "{root}/orders-0012.csv.gz"),
+        ("{root}/{export}.{ext}.gz", 1, False, "gzip", "{root}/orders.csv.gz"),
+        ("{root}/{export}.{ext}", 1, False, "zstd", "{root}/orders.csv.zst"),
+        ("{root}/{export}.{ext}", 1, True, "zstd", "{root}/orders-0001.csv.zst"),
+        ("{root}/{export}.{ext}.zst", 1, False, "zstd", "{root}/orders.csv.zst"),
+        ("{root}/{export}.{ext}", 2, True, "bz2", "{root}/orders-0002.csv.bz2"),
+        ("{root}/{export}.{ext}", 9, True, "xz", "{root}/orders-0009.csv.xz"),
+        ("{root}/{export}-{part:02d}.{ext}", 7, True, "none", "{root}/orders-07.csv"),
+        ("{root}/{date:%Y/%m}/{export}.{ext}", 1, False, "none", "{root}/2026/03/orders.csv"),
+        ("memory://{root}/{deployment}/{export}.{ext}", 1, False, "none",
          "{root}/nightly/orders.csv"),
     ],
 )  # fmt: skip
@@ -110,12 +115,12 @@ def test_a_part_is_written_under_a_hidden_name_next_to_its_final_name(
     template: str,
     number: int,
     split: bool,
-    gzip: bool,
+    compression: str,
     final: str,
 ) -> None:
     template = template.replace("{root}", root)
     got_final, temp = MemoryFolder().part_paths(
-        fs, template, CONTEXT, number, split=split, gzip=gzip
+        fs, template, CONTEXT, number, split=split, compression=compression
     )
     assert got_final == final.replace("{root}", root)
     folder, _, name = got_final.rpartition("/")
@@ -170,7 +175,9 @@ def test_publishing_moves_every_part_to_its_final_name(
     ]
     before = files(fs, root)
     assert len(hidden(before)) == 3 and len(before) == 3  # nothing under a final name yet
-    delivered = publish(store, fs, written, "memory", PartNames(template, CONTEXT, gzip=False))
+    delivered = publish(
+        store, fs, written, "memory", PartNames(template, CONTEXT, compression="none")
+    )
     assert files(fs, root) == {
         "orders-0001.csv": b"part 1\n",
         "orders-0002.csv": b"part 2\n",
@@ -213,7 +220,7 @@ def test_a_set_that_fails_half_way_publishes_nothing(
         write_part(store, fs, template, number, b"new\n", split=True) for number in (1, 2, 3)
     ]
     with pytest.raises(DeliveryError) as caught:
-        publish(store, fs, written, "memory", PartNames(template, CONTEXT, gzip=False))
+        publish(store, fs, written, "memory", PartNames(template, CONTEXT, compression="none"))
     assert type(caught.value) is kind
     message = str(caught.value)
     assert message.endswith(says), message
@@ -231,7 +238,7 @@ def test_the_error_names_the_part_that_could_not_be_published(
         write_part(store, fs, template, number, b"new\n", split=True) for number in (1, 2, 3)
     ]
     with pytest.raises(DeliveryError) as caught:
-        publish(store, fs, written, "memory", PartNames(template, CONTEXT, gzip=False))
+        publish(store, fs, written, "memory", PartNames(template, CONTEXT, compression="none"))
     assert str(caught.value).startswith(
         f"cannot deliver `memory://{root}/orders-0002.csv` to memory: [Errno 13]"
     ), caught.value
@@ -258,7 +265,7 @@ def test_a_smaller_set_removes_the_earlier_runs_higher_parts(
         write_part(MemoryFolder(), fs, template, number, b"today\n", split=True)
         for number in (1, 2, 3)
     ]
-    publish(MemoryFolder(), fs, written, "memory", PartNames(template, CONTEXT, gzip=False))
+    publish(MemoryFolder(), fs, written, "memory", PartNames(template, CONTEXT, compression="none"))
     assert files(fs, root) == {
         "orders-0001.csv": b"today\n",
         "orders-0002.csv": b"today\n",
@@ -275,7 +282,9 @@ def test_parts_numbered_in_a_folder_of_their_own_are_found_there(
         fs.pipe(f"{root}/p{number}/orders.csv", b"yesterday\n")
     template = f"{root}/p{{part}}/{{export}}.{{ext}}"
     written = write_part(MemoryFolder(), fs, template, 1, b"today\n", split=True)
-    publish(MemoryFolder(), fs, [written], "memory", PartNames(template, CONTEXT, gzip=False))
+    publish(
+        MemoryFolder(), fs, [written], "memory", PartNames(template, CONTEXT, compression="none")
+    )
     assert files(fs, root) == {"p1/orders.csv": b"today\n"}
 
 
@@ -283,25 +292,37 @@ def test_an_unsplit_file_removes_no_numbered_file(fs: AbstractFileSystem, root: 
     fs.pipe(f"{root}/orders-0002.csv", b"a split run's part 2\n")
     template = f"{root}/{{export}}.{{ext}}"
     written = write_part(MemoryFolder(), fs, template, 1, b"whole\n", split=False)
-    publish(MemoryFolder(), fs, [written], "memory", PartNames(template, CONTEXT, gzip=False))
+    publish(
+        MemoryFolder(), fs, [written], "memory", PartNames(template, CONTEXT, compression="none")
+    )
     assert files(fs, root) == {
         "orders.csv": b"whole\n",
         "orders-0002.csv": b"a split run's part 2\n",
     }
 
 
-def test_gzip_parts_replace_gzip_parts(fs: AbstractFileSystem, root: str) -> None:
+@pytest.mark.parametrize(("compression", "suffix"), [("gzip", ".gz"), ("zstd", ".zst")])
+def test_compressed_parts_replace_the_same_codecs_parts(
+    fs: AbstractFileSystem, root: str, compression: str, suffix: str
+) -> None:
+    """A run's higher parts are removed with its own codec's names; another codec's parts
+    and plain parts are another set and stay."""
     for number in (1, 2):
-        fs.pipe(f"{root}/orders-{number:04d}.csv.gz", b"old")
+        fs.pipe(f"{root}/orders-{number:04d}.csv{suffix}", b"old")
     fs.pipe(f"{root}/orders-0002.csv", b"plain part 2 of another set")
+    fs.pipe(f"{root}/orders-0002.csv.xz", b"xz part 2 of another set")
     template = f"{root}/{{export}}.{{ext}}"
-    final, temp = MemoryFolder().part_paths(fs, template, CONTEXT, 1, split=True, gzip=True)
+    final, temp = MemoryFolder().part_paths(
+        fs, template, CONTEXT, 1, split=True, compression=compression
+    )
     fs.pipe(temp, b"new")
     written = WrittenFile(final, temp, rows=1, bytes=3)
-    publish(MemoryFolder(), fs, [written], "memory", PartNames(template, CONTEXT, gzip=True))
+    parts = PartNames(template, CONTEXT, compression=compression)
+    publish(MemoryFolder(), fs, [written], "memory", parts)
     assert files(fs, root) == {
-        "orders-0001.csv.gz": b"new",
+        f"orders-0001.csv{suffix}": b"new",
         "orders-0002.csv": b"plain part 2 of another set",
+        "orders-0002.csv.xz": b"xz part 2 of another set",
     }
 
 
@@ -309,7 +330,7 @@ def test_a_split_reads_parts_are_numbered_in_range_order(fs: AbstractFileSystem,
     """Partitions write under names of their own; part 1 is the lowest range's file."""
     template = f"{root}/{{export}}.{{ext}}"
     ranges = [WrittenFile(f"{root}/range-{n}", f"{root}/.tmp-{n}", rows=n, bytes=n) for n in (1, 2)]
-    numbered = number_parts(MemoryFolder(), fs, ranges, template, CONTEXT, gzip=False)
+    numbered = number_parts(MemoryFolder(), fs, ranges, template, CONTEXT, compression="none")
     assert [(item.final_path, item.temp_path, item.rows) for item in numbered] == [
         (f"{root}/orders-0001.csv", f"{root}/.tmp-1", 1),
         (f"{root}/orders-0002.csv", f"{root}/.tmp-2", 2),

@@ -146,7 +146,7 @@ def test_a_long_name_is_written_to_a_local_folder(tmp_path: Path) -> None:
     context = TargetContext.sample()
     context = TargetContext(name, "deployment", RUN, context.date, "csv")
     final, temp = LOCAL_FOLDER.part_paths(
-        fs, f"{tmp_path}/{{export}}.{{ext}}", context, 1, split=False, gzip=False
+        fs, f"{tmp_path}/{{export}}.{{ext}}", context, 1, split=False, compression="none"
     )
     LOCAL_FOLDER.prepare(fs, final, RUN, first=True)
     with fs.open(temp, "wb") as file:

@@ -97,16 +97,23 @@ def test_a_split_exports_part_number_goes_before_the_extension(
 
 
 @pytest.mark.parametrize(
-    ("final", "ext", "manifest"),
+    ("final", "ext", "compression", "manifest"),
     [
-        ("out/orders-20260307.csv", "csv", "out/orders-20260307.manifest.json"),
-        ("out/orders.csv.gz", "csv", "out/orders.manifest.json"),
-        ("s3://b/daily/orders.jsonl", "jsonl", "s3://b/daily/orders.manifest.json"),
-        ("out/orders.txt", "csv", "out/orders.txt.manifest.json"),
+        ("out/orders-20260307.csv", "csv", "none", "out/orders-20260307.manifest.json"),
+        ("out/orders.csv.gz", "csv", "none", "out/orders.manifest.json"),
+        ("out/orders.csv.gz", "csv", "gzip", "out/orders.manifest.json"),
+        ("out/orders.csv.zst", "csv", "zstd", "out/orders.manifest.json"),
+        ("out/orders.xml.bz2", "xml", "bz2", "out/orders.manifest.json"),
+        ("out/orders.jsonl.xz", "jsonl", "xz", "out/orders.manifest.json"),
+        ("out/orders.csv.zst", "csv", "none", "out/orders.csv.zst.manifest.json"),
+        ("s3://b/daily/orders.jsonl", "jsonl", "none", "s3://b/daily/orders.manifest.json"),
+        ("out/orders.txt", "csv", "none", "out/orders.txt.manifest.json"),
     ],
 )
-def test_the_manifest_sits_next_to_the_files(final: str, ext: str, manifest: str) -> None:
-    assert manifest_name(final, ext) == manifest
+def test_the_manifest_sits_next_to_the_files(
+    final: str, ext: str, compression: str, manifest: str
+) -> None:
+    assert manifest_name(final, ext, compression) == manifest
 
 
 @pytest.mark.parametrize(
@@ -197,31 +204,36 @@ def test_a_long_rendered_name_is_shown_cut_short() -> None:
 
 
 @pytest.mark.parametrize(
-    ("template", "gzip", "manifest", "split", "refused"),
+    ("template", "compression", "manifest", "split", "refused"),
     [
-        ("/out/{export}.{ext}", False, False, False, None),
-        ("/out/" + "n" * 250 + ".{ext}", False, False, False, None),
-        ("/out/" + "n" * 250 + ".{ext}", True, False, False, "is 258 bytes"),
-        ("/out/" + "n" * 250 + ".{ext}", False, False, True, "is 260 bytes"),
-        ("/out/" + "n" * 242 + ".{ext}", False, True, False, "is 256 bytes"),
-        ("/out/" + "n" * 242 + ".{ext}", False, False, False, None),
-        ("/out/" + "n" * 238 + "-{part}.{ext}", False, True, False, None),
-        ("/out/" + "n" * 240 + "-{part}.{ext}", False, True, False, "is 256 bytes"),
-        ("/out/{export}.{ext}.gz", True, False, False, None),
+        ("/out/{export}.{ext}", "none", False, False, None),
+        ("/out/" + "n" * 250 + ".{ext}", "none", False, False, None),
+        ("/out/" + "n" * 250 + ".{ext}", "gzip", False, False, "is 258 bytes"),
+        ("/out/" + "n" * 250 + ".{ext}", "zstd", False, False, "is 259 bytes"),
+        ("/out/" + "n" * 250 + ".{ext}", "bz2", False, False, "is 259 bytes"),
+        ("/out/" + "n" * 250 + ".{ext}", "xz", False, False, "is 258 bytes"),
+        ("/out/" + "n" * 250 + ".{ext}", "none", False, True, "is 260 bytes"),
+        ("/out/" + "n" * 242 + ".{ext}", "none", True, False, "is 256 bytes"),
+        ("/out/" + "n" * 242 + ".{ext}", "zstd", True, False, "is 256 bytes"),
+        ("/out/" + "n" * 242 + ".{ext}", "none", False, False, None),
+        ("/out/" + "n" * 238 + "-{part}.{ext}", "none", True, False, None),
+        ("/out/" + "n" * 240 + "-{part}.{ext}", "none", True, False, "is 256 bytes"),
+        ("/out/{export}.{ext}.gz", "gzip", False, False, None),
+        ("/out/{export}.{ext}.xz", "xz", False, False, None),
     ],
 )  # fmt: skip
 def test_every_name_the_run_writes_fits(
-    template: str, gzip: bool, manifest: bool, split: bool, refused: str | None
+    template: str, compression: str, manifest: bool, split: bool, refused: str | None
 ) -> None:
-    """The first part's name, the `.gz` and the manifest's are checked with the run's values:
-    `orders.csv` plus gzip is `orders.csv.gz`, a part adds `-0001`, the manifest
-    `.manifest.json`."""
+    """The first part's name, the codec's extension and the manifest's are checked with the
+    run's values: `orders.csv` plus gzip is `orders.csv.gz` (zstd `.zst`, bz2 `.bz2`, xz
+    `.xz`), a part adds `-0001`, the manifest `.manifest.json`."""
     context = TargetContext("orders", "d", RUN, CONTEXT.date, "csvx")
     if refused is None:
-        check_targets(template, context, split=split, gzip=gzip, manifest=manifest)
+        check_targets(template, context, split=split, compression=compression, manifest=manifest)
         return
     with pytest.raises(ConfigurationError) as caught:
-        check_targets(template, context, split=split, gzip=gzip, manifest=manifest)
+        check_targets(template, context, split=split, compression=compression, manifest=manifest)
     assert f"{refused} of UTF-8; a file or folder name holds at most 255" in str(caught.value)
 
 

@@ -41,4 +41,7 @@ def test_extensions_and_media_types() -> None:
     assert media_type("csv") == "text/csv; charset=utf-8"
     assert media_type("jsonl") == "application/x-ndjson"
     assert media_type("parquet", "gzip") == "application/gzip"
+    assert media_type("csv", "zstd") == "application/zstd"
+    assert media_type("json", "bz2", "latin-1") == "application/x-bzip2"
+    assert media_type("parquet", "xz") == "application/x-xz"
     assert media_type("xls") == "application/octet-stream"
