@@ -83,23 +83,36 @@ def s3_store_(s3: S3Server) -> StoreUnderTest:
     return s3_store(s3)
 
 
-def _key_writes(log: list[tuple[str, str, int]], bucket: str) -> list[tuple[str, str]]:
-    """(method, key) of each successful PUT or DELETE of an object, in the order S3 got them."""
-    found = []
-    for method, path, status in log:
-        if method not in ("PUT", "DELETE") or status >= 300:
-            continue
-        parts = urlsplit(path)
-        prefix = f"/{bucket}/"
-        if parts.path.startswith(prefix) and "partNumber" not in parts.query:
-            found.append((method, parts.path.removeprefix(prefix)))
-    return found
+def _final_puts(log: list[tuple[str, str, int]], bucket: str, finals: tuple[str, ...]) -> list[str]:
+    """The keys of `finals` PUT (published: a server-side copy), in the order S3 got them."""
+    keys = [(method, urlsplit(path), status) for method, path, status in log]
+    return [
+        key
+        for method, parts, status in keys
+        if method == "PUT" and status < 300 and not parts.query
+        and (key := parts.path.removeprefix(f"/{bucket}/")) in finals
+    ]  # fmt: skip
 
 
 def test_on_s3_the_marker_is_the_last_object_written_and_an_earlier_one_goes_first(
     demo_db: Path, s3_store_: StoreUnderTest, tmp_path: Path
 ) -> None:
+    """The bucket is listed (by an independent client) as each final object is about to be
+    published: the marker is never there while the set is being published, neither the new
+    one nor an earlier run's."""
+    finals = ("daily/orders.jsonl", "daily/orders.manifest.json", "daily/_SUCCESS")
+    bucket = s3_store_.container
+    seen: list[tuple[str, list[str]]] = []
+
+    def list_before_publishing(method: str, path: str) -> bool:
+        parts = urlsplit(path)
+        key = parts.path.removeprefix(f"/{bucket}/")
+        if method == "PUT" and not parts.query and key in finals:
+            seen.append((key, [name for name in s3_store_.names() if name in finals]))
+        return False  # never fails a request: it only looks
+
     proxy = FaultProxy(s3_store_.endpoint_url)
+    proxy.fail(list_before_publishing, 500)
     try:
         block = s3_store_.save_block("test-s3-marker", proxy.url)
         destination = {
@@ -115,22 +128,19 @@ def test_on_s3_the_marker_is_the_last_object_written_and_an_earlier_one_goes_fir
     finally:
         proxy.stop()
     assert first.done_marker == second.done_marker == s3_store_.url("daily/_SUCCESS")
-    assert s3_store_.names() == [
-        "daily/_SUCCESS",
-        "daily/orders.jsonl",
-        "daily/orders.manifest.json",
-    ]
+    assert s3_store_.names() == sorted(finals)  # no temporary object left
     assert s3_store_.read("daily/_SUCCESS") == b""
     path = s3_store_.download("daily/orders.jsonl", tmp_path)
     assert_round_trip("jsonl", path, demo_dataset("orders"))
-    finals = ("daily/orders.jsonl", "daily/orders.manifest.json", "daily/_SUCCESS")
     for log in (proxy.log[:earlier], proxy.log[earlier:]):
-        writes = [item for item in _key_writes(log, s3_store_.container) if item[1] in finals]
-        puts = [key for method, key in writes if method == "PUT"]
-        assert puts == list(finals), writes  # the file, the manifest, then the marker
-        assert writes[-1] == ("PUT", "daily/_SUCCESS")
-    # the second run took the first run's marker away before publishing over its file
-    second_writes = [
-        item for item in _key_writes(proxy.log[earlier:], s3_store_.container) if item[1] in finals
+        assert _final_puts(log, bucket, finals) == list(finals)  # file, manifest, marker
+    file, manifest, marker = finals
+    assert seen == [
+        (file, []),
+        (manifest, [file]),
+        (marker, [file, manifest]),
+        # the second run: the first run's marker is gone before its file is published over
+        (file, [file, manifest]),
+        (manifest, [file, manifest]),
+        (marker, [file, manifest]),
     ]
-    assert second_writes[0] == ("DELETE", "daily/_SUCCESS"), second_writes
