@@ -173,3 +173,13 @@ def test_a_split_read_whose_every_range_is_empty_is_empty(
     else:
         result = state.result()
         assert (result.rows, result.files, result.skipped) == (0, [], True)
+
+
+def test_skip_posts_nothing_to_an_http_receiver(receiver: WebhookReceiver, empty_db: str) -> None:
+    result = export(
+        source={"url": empty_db, "table": "payments"},
+        destination={"url": f"{receiver.url}/hook"},
+        on_empty="skip",
+    )
+    assert (result.rows, result.files, result.skipped) == (0, [], True)
+    assert [request.path for request in receiver.requests] == []
