@@ -83,7 +83,12 @@ def deliver_files(
     fs = store.filesystem(destination.url, destination.block)
     if destination.done_marker is not None:
         path = marker_path(store, fs, destination.url, context, destination.done_marker, gzip=gzip)
-        withdraw_marker(store, fs, path, destination.scheme)
+        try:
+            withdraw_marker(store, fs, path, destination.scheme)
+        except Exception:
+            for item in files:  # nothing is published: the temporary files go too
+                store.remove_temporary(fs, item.temp_path)
+            raise
     return publish(store, fs, files, destination.scheme, parts)
 
 

@@ -144,3 +144,23 @@ def test_on_s3_the_marker_is_the_last_object_written_and_an_earlier_one_goes_fir
         (manifest, [file, manifest]),
         (marker, [file, manifest]),
     ]
+
+
+def test_an_earlier_marker_that_cannot_be_removed_fails_the_run_before_publishing(
+    demo_db: Path, tmp_path: Path
+) -> None:
+    """A folder where the marker goes (no file removal takes it away): nothing is published
+    and no temporary file is left, the error names the marker."""
+    out = tmp_path / "out"
+    (out / "_SUCCESS").mkdir(parents=True)
+    (out / "_SUCCESS" / "keep").write_text("someone else's")
+    state = export(
+        source={"url": f"sqlite:///{demo_db}", "table": "orders"},
+        destination={"url": f"{out}/{{export}}.{{ext}}", "done_marker": "_SUCCESS"},
+        return_state=True,
+    )
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert type(error).__name__ == "DeliveryError", error
+    assert str(error).startswith(f"cannot deliver `{out}/_SUCCESS` to Local folder:"), error
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["_SUCCESS", "_SUCCESS/keep"]
