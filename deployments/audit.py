@@ -32,6 +32,8 @@ from prefect.client.schemas.sorting import FlowRunSort
 from pydantic import BaseModel, Field
 
 from flows.alerts.hooks import recorded_alert
+from flows.core.config import OnEmpty
+from flows.core.errors import EmptyResultError
 from flows.runs.artifacts import TableArtifact, table_artifacts_of_runs
 from flows.runs.naming import EXPORT_FLOW, export_name_of, result_artifact_key
 from flows.runs.result import RESULT_ARTIFACT_DESCRIPTION
@@ -69,6 +71,13 @@ class AuditRecord(BaseModel):
     alerts: list[AlertRecord] = Field(default_factory=list)
     manifest: str | None = Field(
         default=None, description="The manifest's URL, for exports that wrote one."
+    )
+    empty: OnEmpty | None = Field(
+        default=None,
+        description=(
+            "What a run that read no rows did (on_empty): `write` (an empty file delivered), "
+            "`skip` (nothing published) or `fail`; None when it read rows, or is not final."
+        ),
     )
 
 
@@ -129,6 +138,8 @@ def audit_record(run: FlowRun, deployment: str, artifacts: list[TableArtifact]) 
             record.bytes = int(result["bytes"])
             record.files = [str(item) for item in result.get("files") or []]
             record.manifest = result.get("manifest") or None
+            if record.rows == 0:
+                record.empty = "skip" if result.get("skipped") else "write"
         elif (alert := recorded_alert(table, export)) is not None and table.rows:
             row = table.rows[0]
             http_status = row.get("http_status")
@@ -142,6 +153,8 @@ def audit_record(run: FlowRun, deployment: str, artifacts: list[TableArtifact]) 
     record.alerts.sort(key=lambda alert: _ALERT_ORDER.get(alert.status, 9))
     if final and state is not None and not state.is_completed():
         record.error = (state.message or "").strip() or status  # whole: the table shortens it
+        if f"{EmptyResultError.__name__}: " in record.error:
+            record.empty = "fail"
     return record
 
 

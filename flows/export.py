@@ -8,7 +8,10 @@ and runs one `write_partition` task per range on Prefect's thread pool or a Dask
 For an http(s) destination `post_files` takes the place of `deliver_files`: it POSTs each
 spooled file to the URL, and is retried on transient failures (flows/destinations/delivery.py
 knows the two ways).
-With `destination.manifest`, `write_manifest` describes the published set last.
+With `destination.manifest`, `write_manifest` describes the published set, and with
+`destination.done_marker`, `write_done_marker` marks it complete, last.
+A run that reads no rows delivers what `on_empty` says: an empty file (`write`), nothing
+(`skip`), or a failure (`fail`), decided before anything is published.
 
 The stages are subpackages: flows/sources (reading), flows/formats (writing), flows/destinations
 (stores and publishing), flows/runs (tags, names, the result) and flows/alerts (state hooks).
@@ -25,11 +28,11 @@ from prefect.runtime import flow_run as runtime_flow_run
 
 from flows.alerts.hooks import alert_completed, alert_failed, alert_initiated
 from flows.core.columns import kind_of
-from flows.core.config import FormatOptions, RunnerConfig, SourceConfig, WindowConfig
-from flows.core.errors import ExportError
+from flows.core.config import FormatOptions, OnEmpty, RunnerConfig, SourceConfig, WindowConfig
+from flows.core.errors import EmptyResultError, ExportError
 from flows.core.formats import ExportFormat
 from flows.core.targets import TargetContext
-from flows.destinations.delivery import deliver
+from flows.destinations.delivery import deliver, discard
 from flows.destinations.manifest import manifest_document
 from flows.destinations.publish import number_parts
 from flows.destinations.registry import display_url
@@ -62,6 +65,7 @@ from flows.sources.window import (
 from flows.tasks import (
     inspect_source_task,
     write_batches,
+    write_done_marker,
     write_manifest,
     write_partition,
 )
@@ -86,6 +90,7 @@ def export(
     format_options: FormatOptions | None = None,
     window: WindowConfig | None = None,
     runner: RunnerConfig | None = None,
+    on_empty: OnEmpty = "write",
 ) -> ExportResult:
     """Export a table or query to a file in one of five formats.
 
@@ -117,6 +122,7 @@ def export(
             "format_options": format_options,
             "window": window,
             "runner": runner,
+            "on_empty": on_empty,
         }
     )
     name = export_name(name, source.table)
@@ -155,15 +161,27 @@ def export(
     snapshot: str | None = None
     if source.partitions > 1:
         written, snapshot = _write_partitions(
-            plan, source, format, destination, options, context, runner
+            plan, source, format, destination, options, context, runner, on_empty
         )
     else:
         written = write_batches(plan, format, destination, options, context)
+    skipped = False
+    if on_empty != "write" and sum(item.rows for item in written) == 0:
+        discard(destination, written)  # nothing published: no file, manifest or marker
+        if on_empty == "fail":
+            of = f" for the window {describe_window(resolved)}" if resolved is not None else ""
+            raise EmptyResultError(
+                f"on_empty: the source returned no rows{of} and on_empty is `fail`, so nothing "
+                "was published; set on_empty to `write` to deliver an empty file, or `skip` to "
+                "complete without one"
+            )
+        logger.info("the source returned no rows: nothing published (on_empty: skip)")
+        written, skipped = [], True
     content_type = export_media_type(format, destination.compression, options)
-    files = deliver(destination, written, context, format, name, content_type)
+    files = [] if skipped else deliver(destination, written, context, format, name, content_type)
     finished = datetime.now(UTC)
     manifest = None
-    if destination.manifest:
+    if destination.manifest and not skipped:
         document = manifest_document(
             export_request_id=context.run_id,
             export=name,
@@ -178,6 +196,9 @@ def export(
             finished=finished,
         )
         manifest = write_manifest(destination, document, context, name)
+    done_marker = None
+    if destination.done_marker is not None and not skipped:
+        done_marker = write_done_marker(destination, context, name)
     result = ExportResult(
         export_request_id=context.run_id,
         name=name,
@@ -189,6 +210,8 @@ def export(
         finished=finished,
         window=resolved.bounds() if resolved is not None else None,
         manifest=manifest,
+        done_marker=done_marker,
+        skipped=skipped,
     )
     record_result(result, partner, type, plan.display_url)
     logger.info(
@@ -209,6 +232,7 @@ def _write_partitions(
     options: FormatOptions,
     context: TargetContext,
     runner: RunnerConfig | None,
+    on_empty: OnEmpty,
 ) -> tuple[list[WrittenFile], str | None]:
     """Plan the ranges (logged), write each as a task run of its own, and number the parts in
     range order. If any partition fails after its retries, every partition's temporary files
@@ -250,6 +274,8 @@ def _write_partitions(
         if isinstance(error, ExportError):
             raise type(error)(f"{where}: {error}") from error
         raise error
+    if not written and on_empty != "write":  # every range was empty: the flow decides
+        return [], planned.snapshot
     if not written:  # every range was empty: one empty document, as an unsplit read writes
         return write_batches(plan, fmt, destination, options, context), planned.snapshot
     store, fs = destination.store, destination.filesystem()

@@ -16,10 +16,17 @@ from typing import Annotated, Any
 from fsspec import AbstractFileSystem
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
-from flows.core.config import Destination, FormatOptions, RunnerConfig, SourceConfig, WindowConfig
+from flows.core.config import (
+    Destination,
+    FormatOptions,
+    OnEmpty,
+    RunnerConfig,
+    SourceConfig,
+    WindowConfig,
+)
 from flows.core.errors import ConfigurationError
 from flows.core.formats import EXPORT_FORMATS, ExportFormat
-from flows.core.targets import TargetContext, check_name
+from flows.core.targets import TargetContext, check_done_marker, check_name
 from flows.destinations.registry import check_destination_url, store_for
 from flows.destinations.store import Store
 from flows.formats.options import (
@@ -43,6 +50,8 @@ class DestinationConfig(Destination):
         check_destination_url(self.url, split=self.splits)
         if self.manifest:
             self.store.check_manifest()
+        if self.done_marker is not None:
+            self.store.check_done_marker()
         return self
 
     @property
@@ -91,7 +100,8 @@ def check_destination_names(
 ) -> None:
     """Every name the run will write, rendered with the export's name and extension (and the
     run's other values, where known): inside the template's folder and writable (at most 255
-    bytes a name), the first part's, with the codec's `.gz` or `.zst`, and the manifest's alike.
+    bytes a name), the first part's, with the codec's `.gz` or `.zst`, the manifest's and the
+    completion marker's alike.
     Before any row is read.
 
     Raises:
@@ -105,6 +115,14 @@ def check_destination_names(
         compression=destination.compression,
         manifest=destination.manifest,
     )
+    if destination.done_marker is not None:
+        check_done_marker(
+            destination.done_marker,
+            destination.url,
+            context,
+            split=destination.splits,
+            compression=destination.compression,
+        )
 
 
 def parse_format(value: str) -> ExportFormat:
@@ -151,6 +169,7 @@ class ExportRequest(BaseModel):
     format_options: FormatOptions | None = None
     window: WindowConfig | None = None
     runner: RunnerConfig | None = None
+    on_empty: OnEmpty = "write"
 
     @model_validator(mode="after")
     def _fits_together(self) -> ExportRequest:

@@ -16,6 +16,8 @@ from flows.core.formats import ExportFormat
 from flows.core.targets import TargetContext
 from flows.destinations.manifest import manifest_path
 from flows.destinations.manifest import write_manifest as store_manifest
+from flows.destinations.marker import marker_path
+from flows.destinations.marker import write_marker as store_marker
 from flows.destinations.store import WrittenFile
 from flows.formats.output_names import check_output_names
 from flows.request import DestinationConfig
@@ -152,3 +154,24 @@ def write_manifest(
     store, fs = destination.store, destination.filesystem()
     path = manifest_path(store, fs, destination.url, context, compression=destination.compression)
     return store_manifest(store, fs, path, document, context.run_id, destination.scheme)
+
+
+@task(name="write_done_marker", task_run_name="done-marker-{label}", **RETRY_TRANSIENT)
+def write_done_marker(
+    destination: DestinationConfig,
+    context: TargetContext,
+    label: str,  # noqa: ARG001 - names the task run
+) -> str:
+    """Write the completion marker in the folder of the files, after every file and the
+    manifest are published; its URL."""
+    assert destination.done_marker is not None
+    store, fs = destination.store, destination.filesystem()
+    path = marker_path(
+        store,
+        fs,
+        destination.url,
+        context,
+        destination.done_marker,
+        compression=destination.compression,
+    )
+    return store_marker(store, fs, path, context.run_id, destination.scheme)

@@ -15,6 +15,7 @@ from flows.core.errors import (
     ERROR_CLASSES,
     ConfigurationError,
     DeliveryError,
+    EmptyResultError,
     FormatError,
     OutOfMemoryError,
     SourceError,
@@ -47,6 +48,7 @@ _SUMMARIES: tuple[tuple[type[BaseException], str], ...] = (
     (FormatError, "the rows could not be written in the export's format"),
     (TransientDeliveryError, "the destination did not answer or answered with an error"),
     (DeliveryError, "the file could not be delivered to its destination"),
+    (EmptyResultError, "the source returned no rows and on_empty is fail"),
 )
 
 

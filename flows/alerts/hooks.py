@@ -113,12 +113,18 @@ def _alert(
 
 
 def _extras(state: State, status: AlertStatus) -> dict[str, Any]:
-    """Rows and Files of a completed export; the one-line Error of a failed one."""
+    """Rows and Files of a completed export (and Empty, what a run without rows did); the
+    one-line Error of a failed one."""
     if status == "Completed":
         result = state.result(raise_on_failure=False)
         rows = getattr(result, "rows", None)
         files = getattr(result, "files", None)
-        return {"Rows": rows, "Files": files} if rows is not None else {}
+        if rows is None:
+            return {}
+        if rows == 0:
+            empty = "skip" if getattr(result, "skipped", False) else "write"
+            return {"Rows": rows, "Files": files, "Empty": empty}
+        return {"Rows": rows, "Files": files}
     if status == "Failed":
         result = None
         try:

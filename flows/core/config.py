@@ -24,6 +24,9 @@ from flows.core.records import record_tokens
 from flows.core.urls import url_scheme
 from flows.core.zones import iana_zone
 
+# What a run that reads no rows delivers (`on_empty`): an empty file, nothing, or a failure.
+OnEmpty = Literal["write", "skip", "fail"]
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 DEFAULT_CHUNK_ROWS = 50_000
@@ -279,6 +282,14 @@ class Destination(_Model):
             "Write a JSON manifest next to the files once every one is published: the files "
             "with their rows, bytes and sha256, the columns, the snapshot or window. Its "
             "presence means the set is complete."
+        ),
+    )
+    done_marker: str | None = Field(
+        default=None,
+        description=(
+            "Write this empty file in the folder of the files once every file and the "
+            "manifest are published, e.g. _SUCCESS or {export}-{date:%Y%m%d}.done (the URL's "
+            "tokens but {part}); never for a failed or skipped run."
         ),
     )
 

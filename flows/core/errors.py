@@ -66,6 +66,12 @@ class OutOfMemoryError(ExportError):
     rows was read or written. Never retried: the same chunk would not fit again."""
 
 
+class EmptyResultError(ExportError):
+    """The source returned no rows and `on_empty: fail` asked the run to fail: nothing was
+    published. Neither a source failure (the read succeeded) nor a wrong parameter: the data
+    was not there. Never retried."""
+
+
 class TransientExportError(ExportError):
     """Mixin for failures worth retrying: timeouts, refused connections, 5xx."""
 
@@ -93,6 +99,7 @@ ERROR_CLASSES: dict[str, type[ExportError]] = {
         FormatError,
         DeliveryError,
         OutOfMemoryError,
+        EmptyResultError,
         TransientExportError,
         TransientSourceError,
         TransientDeliveryError,

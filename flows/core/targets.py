@@ -144,6 +144,83 @@ def manifest_name(final: str, ext: str, compression: str = "none") -> str:
     return final.removesuffix(f".{ext}") + MANIFEST_SUFFIX
 
 
+# `destination.done_marker`'s tokens: the URL's, but `{part}` (one marker for the whole set).
+MARKER_TOKENS = tuple(token for token in TEMPLATE_TOKENS if token != "part")
+
+
+def check_done_marker(
+    marker: str, template: str, context: TargetContext, *, split: bool, compression: str
+) -> None:
+    """Fail before the run when the completion marker cannot be one file next to the files:
+    a folder in it, an unknown token (or `{part}`), a window token without a window, a name
+    the stores cannot write (`name_problem`), or the name of a file or manifest of the run."""
+    field = "destination.done_marker"
+    shown = _shown(marker)
+    if any(sep in marker for sep in _SEPARATORS):
+        raise ConfigurationError(
+            f"{field}: `{shown}` has a folder in it; the marker is written in the folder of "
+            "the files",
+            field=field,
+            hint="give a file name only, e.g. _SUCCESS or {export}-{date:%Y%m%d}.done",
+        )
+    try:
+        parsed = list(string.Formatter().parse(marker))
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"{field}: template `{shown}` is malformed ({exc})",
+            field=field,
+            hint="tokens look like {export} or {date:%Y%m%d}, and a literal brace is {{ or }}",
+        ) from exc
+    tokens = [name for _, name, _, _ in parsed if name is not None]
+    for token in tokens:
+        if token not in MARKER_TOKENS:
+            raise ConfigurationError(
+                f"{field}: unknown token `{{{token}}}` in `{shown}` (one marker stands for "
+                "every part)",
+                field=field,
+                hint=f"use one of {', '.join('{' + t + '}' for t in MARKER_TOKENS)}",
+            )
+    if context.since is None and (window := [t for t in tokens if t in WINDOW_TOKENS]):
+        raise ConfigurationError(
+            f"{field}: `{{{window[0]}}}` in `{shown}` needs a window",
+            field=field,
+            hint="use :since / :until in source.query (or set `window`), or remove the token",
+        )
+    try:
+        name = render_target(marker, context, part=None)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigurationError(
+            f"{field}: template `{shown}` cannot be rendered ({exc})",
+            field=field,
+            hint="check the format spec after the colon, e.g. {date:%Y%m%d}",
+        ) from exc
+    problem = name_problem(name)
+    if problem is not None:
+        raise ConfigurationError(
+            f"{field}: `{shown}` renders `{_shown(name)}`, which {problem}",
+            field=field,
+            hint="use letters, digits, `-`, `_` and `.`, e.g. _SUCCESS",
+        )
+    first = render_target(with_part_token(template) if split else template, context, part=1)
+    first = with_codec_suffix(first, compression)
+    taken = {_file_name(first), _file_name(manifest_name(first, context.ext, compression))}
+    if name in taken:
+        raise ConfigurationError(
+            f"{field}: `{shown}` renders `{_shown(name)}`, a name of the export's own files",
+            field=field,
+            hint="give the marker a name of its own, e.g. _SUCCESS",
+        )
+
+
+def marker_name(marker: str, context: TargetContext) -> str:
+    """The completion marker's file name, rendered with the run's values."""
+    return render_target(marker, context, part=None)
+
+
+def _file_name(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
 def name_problem(value: str) -> str | None:
     """Why `value` cannot be one file name of an export (`{export}`, `{deployment}`), or None:
     a `/` or `\\` (the template owns folders), a control character, a leading `.` (hidden

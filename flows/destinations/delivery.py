@@ -20,6 +20,7 @@ from flows.core.formats import ExportFormat
 from flows.core.targets import TargetContext
 from flows.destinations.http_post import HttpPost, remove_spools
 from flows.destinations.http_post import post_files as post_spooled_files
+from flows.destinations.marker import marker_path, withdraw_marker
 from flows.destinations.publish import PartNames, publish
 from flows.destinations.registry import store_for
 from flows.destinations.store import WrittenFile
@@ -44,6 +45,18 @@ def deliver(
         remove_spools(files)  # after the last attempt, whatever its outcome
 
 
+def discard(destination: Destination, files: list[WrittenFile]) -> None:
+    """Throw the written files away unpublished (a run that delivers nothing, `on_empty`):
+    a store's temporary files, or an HTTP receiver's spool files."""
+    store = store_for(destination.url)
+    if isinstance(store, HttpPost):
+        remove_spools(files)
+        return
+    fs = store.filesystem(destination.url, destination.block)
+    for item in files:
+        store.remove_temporary(fs, item.temp_path)
+
+
 def stored_filesystem(destination: Destination) -> AbstractFileSystem | None:
     """Where the delivered files can be read back, with the destination's credentials; None
     for an HTTP receiver, which keeps no file of ours."""
@@ -61,10 +74,27 @@ def deliver_files(
     context: TargetContext,
 ) -> list[str]:
     """Publish the temporary files at their final paths, all or nothing; a split set also
-    removes the parts above its last that earlier runs of the template left."""
+    removes the parts above its last that earlier runs of the template left. An earlier
+    run's completion marker goes first: the folder is not a complete set until this run's is
+    written."""
     parts = PartNames(destination.url, context, compression=destination.compression)
     store = store_for(destination.url)
     fs = store.filesystem(destination.url, destination.block)
+    if destination.done_marker is not None:
+        path = marker_path(
+            store,
+            fs,
+            destination.url,
+            context,
+            destination.done_marker,
+            compression=destination.compression,
+        )
+        try:
+            withdraw_marker(store, fs, path, destination.scheme)
+        except Exception:
+            for item in files:  # nothing is published: the temporary files go too
+                store.remove_temporary(fs, item.temp_path)
+            raise
     return publish(store, fs, files, destination.scheme, parts)
 
 

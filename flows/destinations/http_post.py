@@ -142,6 +142,15 @@ class HttpPost(Store):
             field="destination.manifest",
         )
 
+    def check_done_marker(self) -> None:
+        raise ConfigurationError(
+            "destination.done_marker: an HTTP receiver gets each file as a POST, with "
+            "X-Export-Part / X-Export-Parts; a completion marker is written next to files in "
+            "a folder or a bucket",
+            field="destination.done_marker",
+            hint="remove destination.done_marker, or deliver to a store",
+        )
+
     def check_remote_workers(self, url: str) -> None:  # noqa: ARG002 - the interface of every store
         raise ConfigurationError(
             "runner.dask: an HTTP destination is POSTed from the flow's process, which cannot "

@@ -83,8 +83,16 @@ def write_manifest(
     scheme: str,
 ) -> str:
     """Write the manifest under a temporary name, then publish it; its URL."""
-    temp = temporary_path(path, run_id)
     data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
+    return publish_bytes(store, fs, path, data, run_id, scheme)
+
+
+def publish_bytes(
+    store: Store, fs: AbstractFileSystem, path: str, data: bytes, run_id: str, scheme: str
+) -> str:
+    """Write a small file of the run's (the manifest, the completion marker) under a
+    temporary name, then publish it, as every file is; its URL."""
+    temp = temporary_path(path, run_id)
     try:
         with fs.open(temp, "wb") as file:
             file.write(data)

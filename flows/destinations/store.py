@@ -106,6 +106,10 @@ class Store:
     def check_manifest(self) -> None:
         """Whether a manifest can be written next to the files: it can, in a folder or bucket."""
 
+    def check_done_marker(self) -> None:
+        """Whether a completion marker can be written next to the files: it can, in a folder
+        or bucket."""
+
     def check_remote_workers(self, url: str) -> None:
         """What Dask workers, each on its own machine, need of the destination to write parts
         themselves: an object store or a server serves them all as it is."""

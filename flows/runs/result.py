@@ -25,6 +25,8 @@ RESULT_COLUMNS = (
     "started",
     "finished",
     "manifest",
+    "done_marker",
+    "skipped",
 )
 
 
@@ -52,6 +54,8 @@ class ExportResult(_Model):
     finished: datetime
     window: WindowBounds | None = None
     manifest: str | None = None  # the manifest's URL, when destination.manifest asked for one
+    done_marker: str | None = None  # the completion marker's URL (destination.done_marker)
+    skipped: bool = False  # no rows, and on_empty: skip: nothing was published
 
     @property
     def duration_s(self) -> float:
@@ -109,12 +113,24 @@ def record_result(result: ExportResult, partner: str, export_type: str | None, s
             link_text=result.manifest.rsplit("/", 1)[-1],
             description="The manifest of the delivered files (written last: the set is complete).",
         )
+    if result.done_marker is not None:
+        create_link_artifact(
+            key=f"{key}-done-marker",
+            link=_link(result.done_marker),
+            link_text=result.done_marker.rsplit("/", 1)[-1],
+            description="The completion marker (written after every file and the manifest).",
+        )
 
 
 def summary_sentence(result: ExportResult, source: str, trigger: str, user: str) -> str:
     """The summary artifact's description, in Markdown: what was delivered, from where, and
     who started it."""
     by = f" by `{user}`" if user else ""
+    if result.skipped:
+        return (
+            f"Export `{result.name}`: **0 rows**, nothing published (on_empty: skip), from "
+            f"`{source}`; {trigger}{by}, {result.duration_s:.1f} s."
+        )
     return (
         f"Export `{result.name}`: **{result.rows:,} rows**, {result.bytes:,} bytes of "
         f"{result.format} in {len(result.files)} file(s), from `{source}`; {trigger}{by}, "

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from prefect.client.schemas.objects import FlowRun
-from prefect.states import Completed
+from prefect.states import Completed, Failed
 
 from deployments.audit import audit_record
 from flows.runs.artifacts import TableArtifact
@@ -94,3 +94,30 @@ def test_a_run_recorded_before_the_keys_is_read_by_its_descriptions() -> None:
     record = audit_record(completed_run(ORDERS), "", artifacts)
     assert record.rows == 1000
     assert [alert.status for alert in record.alerts] == ["Initiated", "Completed"]
+
+
+def test_what_a_run_without_rows_did_is_its_empty_field() -> None:
+    """on_empty: `write` delivered an empty file, `skip` nothing (the result says so), `fail`
+    failed the run (its state names the error); a run that read rows says nothing."""
+    skipped = TableArtifact(
+        "export-orders-result",
+        RESULT_ARTIFACT_DESCRIPTION,
+        [{"rows": 0, "bytes": 0, "files": [], "manifest": None, "skipped": True}],
+    )
+    runs = {
+        "write": [result_table("export-orders-result", 0)],
+        "skip": [skipped],
+        None: [result_table("export-orders-result", 1000)],
+    }
+    for empty, artifacts in runs.items():
+        assert audit_record(completed_run(ORDERS), "", artifacts).empty == empty
+    failed = completed_run(ORDERS)
+    failed.state = Failed(
+        message="Flow run encountered an exception: EmptyResultError: on_empty: the source "
+        "returned no rows and on_empty is `fail`, so nothing was published; ..."
+    )
+    record = audit_record(failed, "", [])
+    assert (record.status, record.empty, record.rows) == ("Failed", "fail", None)
+    other = completed_run(ORDERS)
+    other.state = Failed(message="Flow run encountered an exception: SourceError: no table")
+    assert audit_record(other, "", []).empty is None

@@ -67,7 +67,8 @@ def test_an_unknown_parameter_names_the_ones_the_flow_takes() -> None:
         validate_export_parameters({"source": {}, "destination": {}, "fromat": "csv"})
     assert str(caught.value) == (
         "parameters: unknown parameter `fromat`; the export flow takes "
-        "source, destination, format, name, partner, type, format_options, window, runner"
+        "source, destination, format, name, partner, type, format_options, window, runner, "
+        "on_empty"
     )
 
 

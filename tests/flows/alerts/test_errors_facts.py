@@ -17,6 +17,7 @@ from flows.core.errors import (
     ERROR_CLASSES,
     ConfigurationError,
     DeliveryError,
+    EmptyResultError,
     ExportError,
     FormatError,
     OutOfMemoryError,
@@ -91,6 +92,10 @@ CASES = [
         OutOfMemoryError("source.chunk_rows: the export ran out of memory"),
         f"OutOfMemoryError: the run's process ran out of memory (source.chunk_rows); {SEE}",
     ),
+    (  # its text begins with `on_empty:`, yet it is no parameter's fault: no field is named
+        EmptyResultError("on_empty: the source returned no rows and on_empty is `fail`"),
+        f"EmptyResultError: the source returned no rows and on_empty is fail; {SEE}",
+    ),
 ]
 
 
@@ -135,7 +140,7 @@ def test_a_state_names_only_the_classes_of_the_registry() -> None:
     assert set(ERROR_CLASSES) == {
         "ExportError", "ConfigurationError", "SourceError", "FormatError", "DeliveryError",
         "OutOfMemoryError", "TransientExportError", "TransientSourceError",
-        "TransientDeliveryError", "SourceConfigurationError",
+        "TransientDeliveryError", "SourceConfigurationError", "EmptyResultError",
     }  # fmt: skip
     # names of the module that are not error classes are any other exception's
     for kind in ("first_line", "is_transient", "ValueError"):
