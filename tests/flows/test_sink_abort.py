@@ -38,8 +38,16 @@ def unraisable() -> Iterator[list[Any]]:
         sys.unraisablehook = previous
 
 
-@pytest.mark.parametrize("compression", COMPRESSIONS)
-@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+# Every format plain, every codec around one format and around Parquet's footer: what an
+# abort lets go of is the writer and the compressor (each case collects garbage, ~0.4 s).
+CASES = [
+    *((fmt, "none") for fmt in EXPORT_FORMATS),
+    *(("csv", codec) for codec in COMPRESSIONS if codec != "none"),
+    *(("parquet", codec) for codec in COMPRESSIONS if codec != "none"),
+]
+
+
+@pytest.mark.parametrize(("fmt", "compression"), CASES)
 def test_an_aborted_part_leaves_no_file_and_writes_nothing_after(
     tmp_path: Path, fmt: ExportFormat, compression: str, unraisable: list[Any]
 ) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import fastavro
 import pyarrow.parquet as pq
 import pytest
 from lxml import etree
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
 from deployments.cli.app import app
+from flows.core.formats import EXPORT_FORMATS
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -149,10 +151,10 @@ class TestDemo:
         assert result.exit_code == 0, result.stderr
         names = sorted(path.name for path in tmp_path.iterdir())
         assert names == sorted(
-            f"{table}.{ext}"
-            for table in ("orders", "customers")
-            for ext in ("csv", "json", "jsonl", "xml", "parquet")
+            f"{table}.{ext}" for table in ("orders", "customers") for ext in EXPORT_FORMATS
         )
+        with (tmp_path / "orders.avro").open("rb") as avro:
+            assert sum(1 for _ in fastavro.reader(avro)) == 1000
         assert "orders.parquet" in result.stdout and "rows" in result.stdout
         assert pq.read_table(tmp_path / "orders.parquet").num_rows == 1000
         assert len(json.loads((tmp_path / "customers.json").read_text(encoding="utf-8"))) == 50
@@ -207,7 +209,7 @@ class TestTerminal:
         assert done.returncode == 0, done.stderr
         assert done.stderr == ""
         assert done.stdout.splitlines()[0].split() == ["file", "format", "rows", "bytes"]
-        assert len(done.stdout.splitlines()) == 11
+        assert len(done.stdout.splitlines()) == 1 + 2 * len(EXPORT_FORMATS)  # two tables
 
     def test_audit_on_a_temporary_server_prints_no_telemetry_error(self, tmp_path: Path) -> None:
         """Issue 24: only `exports run` and `demo` turned a temporary server's telemetry off:
