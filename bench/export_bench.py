@@ -1,7 +1,7 @@
 """Export speed and memory against PostgreSQL's own COPY, on a 12-column table.
 
     python -m bench.export_bench [--rows 2000000,200000] [--repeat 3]
-                                 [--formats csv,jsonl,json,xml,parquet]
+                                 [--formats csv,jsonl,json,xml,parquet]  # or avro, csv+zstd, …
                                  [--methods copy,engine,flow] [--dsn DSN] [--profile]
 
 What it measures, each in a fresh Python subprocess (so peak RSS is per measurement: the
@@ -20,6 +20,9 @@ repeat); the ratio is the median over those pairs of COPY seconds ÷ export seco
 the export's rows/s as a fraction of COPY's. "work s" is timed inside the child after its
 imports (for the flow: the whole `export(...)` call); "process s" is the child's whole wall
 time, interpreter start and imports included.
+
+A format may name a whole-file codec after a plus sign (`csv+zstd`, `jsonl+xz`): the export
+then runs with `destination.compression` set to it.
 
 Without --dsn it starts a private PostgreSQL (tests.servers.postgres.start_postgres) and
 removes it at the end; with --dsn it reuses tables named events_<rows> that already exist.
@@ -49,7 +52,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-FORMATS = ("csv", "jsonl", "json", "xml", "parquet")
+FORMATS = ("csv", "jsonl", "json", "xml", "parquet")  # the default run
+# Every format and codec a variant may name (flows.core.formats / flows.core.codecs).
+KNOWN_FORMATS = ("csv", "jsonl", "json", "xml", "parquet", "avro", "xlsx")
+KNOWN_CODECS = ("none", "gzip", "zstd", "bz2", "xz")
 METHODS = ("copy", "engine", "flow")
 # Export rows/s as a fraction of COPY's (from the issue).
 TARGETS = {"csv": 0.8, "jsonl": 0.5, "json": 0.5, "xml": 0.25, "parquet": 0.5}
@@ -160,6 +166,12 @@ def _child_copy(spec: dict[str, Any]) -> dict[str, Any]:
     return {"work_s": time.perf_counter() - started, "bytes": written, "rows": spec["rows"]}
 
 
+def variant(label: str) -> tuple[str, str]:
+    """(format, compression) of a bench format label: `csv`, `csv+zstd`."""
+    fmt, _, compression = label.partition("+")
+    return fmt, compression or "none"
+
+
 def _engine_run(spec: dict[str, Any], timer: _Timer | None = None) -> dict[str, Any]:
     """What the flow's tasks do (flows/export.py write_batches + deliver_files), minus Prefect."""
     import uuid
@@ -174,14 +186,14 @@ def _engine_run(spec: dict[str, Any], timer: _Timer | None = None) -> dict[str, 
     from flows.sources.read import read_for_format
 
     timer = timer or _Timer()
-    fmt = spec["fmt"]
+    fmt, compression = variant(spec["fmt"])
     if spec.get("csv_block_bytes"):  # what-if runs only (--profile)
         from flows.sources import postgres
 
         postgres.CSV_BLOCK_BYTES = int(spec["csv_block_bytes"])
     started = time.perf_counter()
     source = SourceConfig(url=spec["url"], table=spec["table"])
-    destination = DestinationConfig(url=_out_template(spec["out_dir"]))
+    destination = DestinationConfig(url=_out_template(spec["out_dir"]), compression=compression)
     options = FormatOptions()
     with timer.section("inspect_source (incl. count)"):
         plan = inspect_source(source)
@@ -238,10 +250,11 @@ def _child_flow(spec: dict[str, Any]) -> dict[str, Any]:
     source: dict[str, Any] = {"url": spec["url"], "table": spec["table"]}
     if spec.get("partitions", 1) > 1:  # bench/partitions_bench.py
         source["partitions"] = spec["partitions"]
+    fmt, compression = variant(spec["fmt"])
     result = export(
         source=source,
-        destination={"url": _out_template(spec["out_dir"])},
-        format=spec["fmt"],
+        destination={"url": _out_template(spec["out_dir"]), "compression": compression},
+        format=fmt,
     )
     work_s = time.perf_counter() - started
     return {
@@ -1013,7 +1026,11 @@ def main(argv: list[str] | None = None) -> int:
     args.rows = [int(n.replace("_", "")) for n in args.rows.split(",") if n]
     args.formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = set(args.formats) - set(FORMATS) or set(args.methods) - set(METHODS)
+    unknown = {
+        label
+        for label in args.formats
+        if variant(label)[0] not in KNOWN_FORMATS or variant(label)[1] not in KNOWN_CODECS
+    } or set(args.methods) - set(METHODS)
     if unknown:
         parser.error(f"unknown format or method: {', '.join(sorted(unknown))}")
 
