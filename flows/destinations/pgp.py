@@ -60,13 +60,12 @@ class PgpKeys:
         return PgpEncryptor(self, file, target)
 
     def close(self) -> None:
-        """Stop the keyring's agent (started by a secret key) and remove the keyring."""
-        if self.signer is not None:
-            subprocess.run(
-                ["gpgconf", "--homedir", self.home, "--kill", "gpg-agent"],
-                capture_output=True,
-                check=False,
-            )
+        """Stop the keyring's agent (gpg starts one to import keys) and remove the keyring."""
+        subprocess.run(
+            ["gpgconf", "--homedir", self.home, "--kill", "gpg-agent"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(self.home, ignore_errors=True)
 
 
