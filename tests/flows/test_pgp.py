@@ -17,6 +17,7 @@ import io
 import os
 import tempfile
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from flows.destinations.pgp import load_keys
 from flows.formats.options import export_media_type
 from flows.parameters import validate_export_parameters
 from flows.request import DestinationConfig
+from flows.runs.result import ExportResult, summary_sentence
 from flows.sink import PartSink
 from tests.pgp_keys import TestKeys
 
@@ -257,3 +259,27 @@ def test_an_aborted_part_leaves_no_file_no_keyring_and_no_gpg(
     assert list(tmp_path.iterdir()) == []
     assert not Path(keyring).exists()
     assert not any(child.is_running() and child.status() != "zombie" for child in gpgs)
+
+
+def test_the_summary_sentence_says_what_the_files_were_encrypted_to() -> None:
+    moment = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
+    result = ExportResult(
+        export_request_id="r",
+        name="orders",
+        format="csv",
+        rows=1000,
+        bytes=2048,
+        files=["/out/orders.csv.gz.pgp"],
+        started=moment,
+        finished=moment + timedelta(seconds=1),
+        encrypted_to=["A" * 40, "B" * 40],
+    )
+    assert summary_sentence(result, "sqlite:///shop.db", "Run Now", "ana") == (
+        f"Export `orders`: **1,000 rows**, 2,048 bytes of csv in 1 file(s), encrypted to "
+        f"`{'A' * 40}`, `{'B' * 40}`, from `sqlite:///shop.db`; Run Now by `ana`, 1.0 s."
+    )
+    plain = result.model_copy(update={"encrypted_to": []})
+    assert summary_sentence(plain, "sqlite:///shop.db", "Run Now", "ana") == (
+        "Export `orders`: **1,000 rows**, 2,048 bytes of csv in 1 file(s), from "
+        "`sqlite:///shop.db`; Run Now by `ana`, 1.0 s."
+    )
