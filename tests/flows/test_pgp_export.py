@@ -6,21 +6,31 @@ before any row is read."""
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import json
 import sqlite3
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
-from blocks import OpenPgpPublicKey, OpenPgpSigningKey
+from blocks import OpenPgpPublicKey, OpenPgpSigningKey, SftpCredentials
 from deployments.audit import AuditQuery, read_audit
+from flows.core.config import FormatOptions
 from flows.core.errors import ConfigurationError
+from flows.core.targets import TargetContext
 from flows.export import export
+from flows.request import DestinationConfig
+from flows.sink import PartSink
+from tests.flows.destinations.stores import s3_store
 from tests.pgp_keys import TestKeys
+from tests.servers.s3 import S3Server
+from tests.servers.sftp import SftpServer
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -146,3 +156,107 @@ def test_a_block_that_is_missing_or_of_another_kind_is_refused(
     error = _refusal({"pgp": pgp}, tmp_path)
     assert error.field == field and words in str(error), str(error)
     assert "PRIVATE KEY" not in str(error)
+
+
+# -- the stores: what sits in the bucket or on the server before publishing is ciphertext ----
+
+SCHEMA = pa.schema([pa.field("id", pa.int64()), pa.field("name", pa.string())])
+ROWS = 200_000  # ~3.4 MB of CSV: an SFTP upload flushes some of it before the part closes
+BATCH = pa.record_batch(
+    [pa.array(range(ROWS)), pa.array([f"name {i}" for i in range(ROWS)])], schema=SCHEMA
+)
+CONTEXT = replace(TargetContext.sample(), export="orders", ext="csv")
+OPENPGP_FIRST_BYTES = (0x84, 0x85, 0xC1)  # a public-key encrypted session key packet
+
+
+def _expected_csv() -> bytes:
+    return b"id,name\n" + b"".join(f"{i},name {i}\n".encode() for i in range(ROWS))
+
+
+def _pgp(keys: TestKeys) -> dict[str, Any]:
+    return {"recipients": ["pgp-alice", keys.bob.public], "sign_with": "pgp-signer"}
+
+
+def _opens_for_each_recipient(keys: TestKeys, ciphertext: bytes, expected: bytes) -> None:
+    for owner in (keys.alice, keys.bob):
+        decrypted, status = owner.decrypt(ciphertext, signer=keys.signer)
+        assert f"VALIDSIG {keys.signer.fingerprint}" in status
+        assert gzip.decompress(decrypted) == expected
+
+
+def test_the_temporary_object_on_s3_is_already_ciphertext(
+    saved_keys: TestKeys, s3: S3Server, tmp_path: Path
+) -> None:
+    store = s3_store(s3)
+    destination = DestinationConfig(
+        url=store.url("in/{export}.{ext}"),
+        block=store.save_block("pgp-s3"),
+        compression="gzip",
+        pgp=_pgp(saved_keys),
+    )
+    sink = PartSink.open(destination, "csv", SCHEMA, FormatOptions(), CONTEXT)
+    try:
+        sink.write(BATCH)
+        [part] = sink.finish()  # the upload is complete, under its temporary name
+        temporary = part.temp_path.split("/", 1)[1]
+        assert store.names() == [temporary]  # nothing published yet
+        stored = store.read(temporary)
+    finally:
+        sink.abort()  # the temporary object goes
+    assert stored[0] in OPENPGP_FIRST_BYTES and not stored.startswith(b"\x1f\x8b")
+    assert b"name 1" not in stored
+    _opens_for_each_recipient(saved_keys, stored, _expected_csv())
+    # and the flow publishes it as orders.csv.gz.pgp, each recipient opening it likewise
+    result = export(
+        source={"url": "sqlite:///demo/demo.sqlite", "table": "customers"},
+        destination={
+            **destination.model_dump(exclude_none=True),
+            "url": store.url("out/{export}.{ext}"),
+        },
+    )
+    assert result.files == [store.url("out/customers.csv.gz.pgp")]
+    plain = export(
+        source={"url": "sqlite:///demo/demo.sqlite", "table": "customers"},
+        destination={"url": f"{tmp_path}/{{export}}.{{ext}}"},
+    )
+    _opens_for_each_recipient(
+        saved_keys, store.read("out/customers.csv.gz.pgp"), Path(plain.files[0]).read_bytes()
+    )
+
+
+def test_the_temporary_file_on_sftp_is_ciphertext_while_it_is_written(
+    saved_keys: TestKeys, sftp: SftpServer, sftp_folder: str
+) -> None:
+    SftpCredentials(
+        username=SftpServer.USER,
+        password=SftpServer.PASSWORD,
+        known_hosts=sftp.known_hosts,
+        timeout_s=10,
+    ).save("pgp-sftp", overwrite=True)
+    destination = DestinationConfig(
+        url=sftp.url(f"{sftp_folder}/{{export}}.{{ext}}"),
+        block="pgp-sftp",
+        compression="gzip",
+        pgp=_pgp(saved_keys),
+    )
+    sink = PartSink.open(destination, "csv", SCHEMA, FormatOptions(), CONTEXT)
+    try:
+        sink.write(BATCH)
+        [name] = _listing(sftp, sftp_folder)  # mid-write: the part is still open
+        assert name.startswith(".orders.csv.gz.pgp.") and name.endswith(".tmp")
+        with sftp.client() as client, client.open(f"{sftp_folder}/{name}", "rb") as file:
+            so_far = file.read()
+        [part] = sink.finish()
+        with sftp.client() as client, client.open(part.temp_path, "rb") as file:
+            stored = file.read()
+    finally:
+        sink.abort()  # the temporary file goes
+    assert so_far and so_far[0] in OPENPGP_FIRST_BYTES and b"name 1" not in so_far
+    assert stored.startswith(so_far)
+    _opens_for_each_recipient(saved_keys, stored, _expected_csv())
+    assert _listing(sftp, sftp_folder) == []
+
+
+def _listing(sftp: SftpServer, folder: str) -> list[str]:
+    with sftp.client() as client:
+        return sorted(client.listdir(folder))
