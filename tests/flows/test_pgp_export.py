@@ -27,7 +27,7 @@ from flows.core.targets import TargetContext
 from flows.export import export
 from flows.request import DestinationConfig
 from flows.sink import PartSink
-from tests.flows.destinations.stores import s3_store
+from tests.flows.destinations.stores import measure_large_exports, s3_store
 from tests.pgp_keys import TestKeys
 from tests.servers.s3 import S3Server
 from tests.servers.sftp import SftpServer
@@ -260,3 +260,26 @@ def test_the_temporary_file_on_sftp_is_ciphertext_while_it_is_written(
 def _listing(sftp: SftpServer, folder: str) -> list[str]:
     with sftp.client() as client:
         return sorted(client.listdir(folder))
+
+
+def test_memory_with_encryption_stays_within_20_mb_of_without(
+    pgp_keys: TestKeys, tmp_path: Path
+) -> None:
+    """The same 53 and 106 MiB exports to a local folder, each in a fresh process, with and
+    without encryption: gpg is a child process, and the Python process's peak RSS grows by
+    what the pipes hold, not with the file."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    plain = measure_large_exports({"url": f"{tmp_path}/plain/{{export}}.{{ext}}"}, tmp_path / "a")
+    encrypted = measure_large_exports(
+        {
+            "url": f"{tmp_path}/pgp/{{export}}.{{ext}}",
+            "pgp": {"recipients": [pgp_keys.alice.public]},
+        },
+        tmp_path / "b",
+    )
+    print(f"\nplain: {plain.line()}\nencrypted: {encrypted.line()}")  # noqa: T201
+    assert [name.name for name in (tmp_path / "pgp").iterdir()] == ["export.csv.pgp"]
+    assert encrypted.bytes[1] > plain.bytes[1]  # the OpenPGP message around the CSV
+    assert encrypted.peak_mb - plain.peak_mb < 20, (plain, encrypted)
+    assert encrypted.growth_mb[1] - encrypted.growth_mb[0] < 20, encrypted  # flat with the size
