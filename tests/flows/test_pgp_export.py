@@ -283,3 +283,23 @@ def test_memory_with_encryption_stays_within_20_mb_of_without(
     assert encrypted.bytes[1] > plain.bytes[1]  # the OpenPGP message around the CSV
     assert encrypted.peak_mb - plain.peak_mb < 20, (plain, encrypted)
     assert encrypted.growth_mb[1] - encrypted.growth_mb[0] < 20, encrypted  # flat with the size
+
+
+def test_a_split_read_encrypts_each_part_and_numbers_them(
+    pgp_keys: TestKeys, demo_db: Path, tmp_path: Path
+) -> None:
+    source = {"url": f"sqlite:///{demo_db}", "table": "orders"}
+    plain = export(source=source, destination={"url": f"{tmp_path}/plain/{{export}}.{{ext}}"})
+    result = export(
+        source={**source, "partitions": 2, "partition_by": "order_id"},
+        destination={
+            "url": f"{tmp_path}/out/{{export}}.{{ext}}",
+            "pgp": {"recipients": [pgp_keys.alice.public], "armor": True},
+        },
+    )
+    names = [Path(file).name for file in result.files]
+    assert names == ["orders-0001.csv.asc", "orders-0002.csv.asc"]
+    texts = [pgp_keys.alice.decrypt(Path(file).read_bytes())[0] for file in result.files]
+    header, *rows = Path(plain.files[0]).read_bytes().splitlines(keepends=True)
+    assert texts[0].startswith(header) and texts[1].startswith(header)
+    assert texts[0][len(header) :] + texts[1][len(header) :] == b"".join(rows)
