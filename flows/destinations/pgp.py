@@ -61,11 +61,14 @@ class PgpKeys:
 
     def close(self) -> None:
         """Stop the keyring's agent (gpg starts one to import keys) and remove the keyring."""
-        subprocess.run(
-            ["gpgconf", "--homedir", self.home, "--kill", "gpg-agent"],
-            capture_output=True,
-            check=False,
-        )
+        try:
+            subprocess.run(
+                ["gpgconf", "--homedir", self.home, "--kill", "gpg-agent"],
+                capture_output=True,
+                check=False,
+            )
+        except OSError:  # no GnuPG here: no agent either
+            pass
         shutil.rmtree(self.home, ignore_errors=True)
 
 
@@ -81,7 +84,7 @@ def load_keys(pgp: PgpEncryption) -> PgpKeys:
     home = tempfile.mkdtemp(prefix="exports-gpg-")  # mode 700
     keys = PgpKeys(home, [], pgp.armor)
     try:
-        gpg = gnupg.GPG(gpgbinary=GPG_BINARY, gnupghome=home)
+        gpg = _gpg(home)
         for index, entry in enumerate(pgp.recipients):
             where = f"{_RECIPIENTS}[{index}]"
             text = (
@@ -98,6 +101,18 @@ def load_keys(pgp: PgpEncryption) -> PgpKeys:
         keys.close()
         raise
     return keys
+
+
+def _gpg(home: str) -> gnupg.GPG:
+    try:
+        return gnupg.GPG(gpgbinary=GPG_BINARY, gnupghome=home)
+    except (OSError, ValueError) as exc:  # no gpg binary, or one python-gnupg cannot run
+        raise ConfigurationError(
+            "destination.pgp: the gpg command (GnuPG 2.2 or later) cannot be run here",
+            field="destination.pgp",
+            hint="install GnuPG on every machine that writes the files (README, OpenPGP "
+            "encryption)",
+        ) from exc
 
 
 def check_keys(pgp: PgpEncryption | None) -> list[str]:
@@ -141,30 +156,27 @@ def _import_one(gpg: gnupg.GPG, where: str, text: str) -> tuple[str, Any]:
     return fingerprints[0], result
 
 
-def _usable(gpg: gnupg.GPG, where: str, fingerprint: str, capability: str, use: str) -> None:
-    """Refuse an expired or revoked key, or one with no (sub)key that can `capability`
-    (gpg's `E` encrypt, `S` sign: the whole key's usable capabilities)."""
+# gpg's validity of a key (--with-colons, field 2) that no use can overcome.
+_INVALID = {"r": "is revoked", "e": "has expired", "i": "is invalid", "d": "is disabled"}
+# The whole key's usable capabilities (field 12, capital letters): E encrypt, S sign.
+_CAPABILITIES = {
+    "E": ("cannot encrypt (no valid encryption subkey)", "ask its owner for a current key"),
+    "S": ("cannot sign (no valid signing subkey)", "give a current secret key that can sign"),
+}
+
+
+def _usable(gpg: gnupg.GPG, where: str, fingerprint: str, capability: str) -> None:
+    """Refuse an expired, revoked or invalid key, or one with no (sub)key that can
+    `capability` now."""
     found = gpg.list_keys(keys=[fingerprint])
     key = found[0] if found else {}
-    validity = key.get("trust", "")
-    problem = None
-    if validity == "r":
-        problem = "is revoked"
-    elif validity == "e":
-        problem = "has expired"
-    elif capability not in key.get("cap", ""):
-        problem = (
-            f"cannot {use} (no valid {use}ion subkey)"
-            if use == "encrypt"
-            else ("cannot sign (no valid signing subkey)")
-        )
+    cannot, hint = _CAPABILITIES[capability]
+    problem = _INVALID.get(key.get("trust", ""))
+    if problem is None and capability not in key.get("cap", ""):
+        problem = cannot
     if problem is not None:
         raise ConfigurationError(
-            f"{where}: the key {fingerprint} {problem}",
-            field=where,
-            hint="ask its owner for a current key"
-            if use == "encrypt"
-            else "give a current secret key that can sign",
+            f"{where}: the key {fingerprint} {problem}", field=where, hint=hint
         )
 
 
@@ -176,7 +188,7 @@ def _import_recipient(gpg: gnupg.GPG, where: str, text: str) -> str:
             field=where,
             hint="give the recipient's public key (gpg --armor --export FINGERPRINT)",
         )
-    _usable(gpg, where, fingerprint, "E", "encrypt")
+    _usable(gpg, where, fingerprint, "E")
     return fingerprint
 
 
@@ -188,7 +200,7 @@ def _import_signer(gpg: gnupg.GPG, text: str, passphrase: str) -> str:
             field=_SIGN_WITH,
             hint="save the secret key (gpg --armor --export-secret-keys FINGERPRINT) in the block",
         )
-    _usable(gpg, _SIGN_WITH, fingerprint, "S", "sign")
+    _usable(gpg, _SIGN_WITH, fingerprint, "S")
     signed = gpg.sign(b"prefect-exports", keyid=fingerprint, passphrase=passphrase, detach=True)
     if not signed or not signed.data:
         raise ConfigurationError(

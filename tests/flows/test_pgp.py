@@ -283,3 +283,16 @@ def test_the_summary_sentence_says_what_the_files_were_encrypted_to() -> None:
         "Export `orders`: **1,000 rows**, 2,048 bytes of csv in 1 file(s), from "
         "`sqlite:///shop.db`; Run Now by `ana`, 1.0 s."
     )
+
+
+def test_a_machine_without_gpg_is_told_to_install_it(
+    pgp_keys: TestKeys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no gpg on it
+    with pytest.raises(ConfigurationError) as caught:
+        load_keys(PgpEncryption(recipients=[pgp_keys.alice.public]))
+    assert caught.value.field == "destination.pgp"
+    assert str(caught.value) == (
+        "destination.pgp: the gpg command (GnuPG 2.2 or later) cannot be run here; install "
+        "GnuPG on every machine that writes the files (README, OpenPGP encryption)"
+    )
