@@ -11,10 +11,12 @@ given as armored keys (blocks need a Prefect API: tests/flows/test_pgp_export.py
 from __future__ import annotations
 
 import csv
+import gc
 import gzip
 import hashlib
 import io
 import os
+import sys
 import tempfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -27,7 +29,7 @@ import pytest
 
 from flows.core.config import FormatOptions, PgpEncryption
 from flows.core.errors import ConfigurationError
-from flows.core.formats import media_type
+from flows.core.formats import ExportFormat, media_type
 from flows.core.targets import TargetContext
 from flows.destinations.manifest import manifest_path
 from flows.destinations.pgp import load_keys
@@ -296,3 +298,29 @@ def test_a_machine_without_gpg_is_told_to_install_it(
         "destination.pgp: the gpg command (GnuPG 2.2 or later) cannot be run here; install "
         "GnuPG on every machine that writes the files (README, OpenPGP encryption)"
     )
+
+
+@pytest.mark.parametrize(("fmt", "compression"), [("parquet", "none"), ("csv", "zstd")])
+def test_an_aborted_encrypted_part_writes_nothing_after(
+    pgp_keys: TestKeys, tmp_path: Path, fmt: ExportFormat, compression: str
+) -> None:
+    """The writer's and codec's closing bytes (a Parquet footer written when the writer is
+    collected) go nowhere once gpg is stopped: Python reports nothing."""
+    seen: list[Any] = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = seen.append
+    try:
+        pgp = {"recipients": [pgp_keys.alice.public]}
+        destination = DestinationConfig(
+            url=f"{tmp_path}/{{export}}.{{ext}}", compression=compression, pgp=pgp
+        )
+        context = replace(CONTEXT, ext=fmt)
+        sink = PartSink.open(destination, fmt, SCHEMA, FormatOptions(), context)
+        sink.write(BATCH)
+        sink.abort()
+        del sink
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    assert list(tmp_path.iterdir()) == []
+    assert [str(report.exc_value) for report in seen] == []
