@@ -29,6 +29,7 @@ from flows.request import DestinationConfig
 from flows.sink import PartSink
 from tests.flows.destinations.stores import measure_large_exports, s3_store
 from tests.pgp_keys import TestKeys
+from tests.servers.receiver import WebhookReceiver
 from tests.servers.s3 import S3Server
 from tests.servers.sftp import SftpServer
 
@@ -303,3 +304,23 @@ def test_a_split_read_encrypts_each_part_and_numbers_them(
     header, *rows = Path(plain.files[0]).read_bytes().splitlines(keepends=True)
     assert texts[0].startswith(header) and texts[1].startswith(header)
     assert texts[0][len(header) :] + texts[1][len(header) :] == b"".join(rows)
+
+
+def test_an_http_post_of_an_encrypted_file_is_application_pgp_encrypted(
+    pgp_keys: TestKeys, demo_db: Path, receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    source = {"url": f"sqlite:///{demo_db}", "table": "customers"}
+    plain = export(source=source, destination={"url": f"{tmp_path}/{{export}}.{{ext}}"})
+    result = export(
+        source=source,
+        destination={
+            "url": f"{receiver.url}/in/{{export}}.{{ext}}",
+            "pgp": {"recipients": [pgp_keys.alice.public], "armor": True},
+        },
+    )
+    assert result.files == [f"{receiver.url}/in/customers.csv"]
+    [request] = receiver.requests
+    assert request.header("Content-Type") == "application/pgp-encrypted"
+    assert request.header("X-Export-Filename") == "customers.csv.asc"
+    assert request.body.startswith(b"-----BEGIN PGP MESSAGE-----")
+    assert pgp_keys.alice.decrypt(request.body)[0] == Path(plain.files[0]).read_bytes()
