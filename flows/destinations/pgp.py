@@ -276,6 +276,8 @@ class PgpEncryptor(io.RawIOBase):
 
     def write(self, data: Any) -> int:
         assert self.process.stdin is not None
+        if self.closed:  # killed: what a writer still open writes goes nowhere
+            return len(memoryview(data).cast("B"))
         try:
             self.process.stdin.write(data)
         except (BrokenPipeError, ValueError):

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pytest
 
 from flows.core.config import FormatOptions, PgpEncryption
-from flows.core.errors import ConfigurationError
+from flows.core.errors import ConfigurationError, FormatError
 from flows.core.formats import ExportFormat, media_type
 from flows.core.targets import TargetContext
 from flows.destinations.manifest import manifest_path
@@ -324,3 +324,25 @@ def test_an_aborted_encrypted_part_writes_nothing_after(
         sys.unraisablehook = previous
     assert list(tmp_path.iterdir()) == []
     assert [str(report.exc_value) for report in seen] == []
+
+
+def test_a_gpg_failure_fails_the_part_naming_the_field_never_the_keyring(
+    pgp_keys: TestKeys, tmp_path: Path
+) -> None:
+    pgp = {"recipients": [pgp_keys.alice.public]}
+    destination = DestinationConfig(url=f"{tmp_path}/{{export}}.{{ext}}", pgp=pgp)
+    sink = PartSink.open(destination, "csv", SCHEMA, FormatOptions(), CONTEXT)
+    assert sink.keys is not None
+    home = sink.keys.home
+    for name in os.listdir(home):  # the keyring loses its keys before the part starts
+        if name.startswith("pubring"):
+            os.remove(os.path.join(home, name))
+    with pytest.raises(FormatError) as caught:
+        sink.write(BATCH)
+        sink.finish()
+    sink.abort()
+    assert str(caught.value) == (
+        f"destination.pgp: gpg could not encrypt `{tmp_path}/orders.csv.pgp` (exit status 2: "
+        "gpg: [stdin]: encryption failed: No public key); check the keys in destination.pgp"
+    )
+    assert list(tmp_path.iterdir()) == [] and not Path(home).exists()
