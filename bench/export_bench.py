@@ -2,7 +2,7 @@
 
     python -m bench.export_bench [--rows 2000000,200000] [--repeat 3]
                                  [--formats csv,jsonl,json,xml,parquet]  # or avro, csv+zstd, …
-                                 [--methods copy,engine,flow] [--dsn DSN] [--profile]
+                                 [--methods copy,engine,flow] [--dsn DSN] [--profile] [--pgp]
 
 What it measures, each in a fresh Python subprocess (so peak RSS is per measurement: the
 child reports its own VmHWM from /proc/self/status):
@@ -23,6 +23,10 @@ time, interpreter start and imports included.
 
 A format may name a whole-file codec after a plus sign (`csv+zstd`, `jsonl+xz`): the export
 then runs with `destination.compression` set to it.
+
+With --pgp every export's files are encrypted with OpenPGP (destination.pgp) to a throwaway
+ed25519/cv25519 key made with the gpg command line (gpg runs as a child process of the export;
+peak RSS is the Python process's).
 
 Without --dsn it starts a private PostgreSQL (tests.servers.postgres.start_postgres) and
 removes it at the end; with --dsn it reuses tables named events_<rows> that already exist.
@@ -193,7 +197,9 @@ def _engine_run(spec: dict[str, Any], timer: _Timer | None = None) -> dict[str, 
         postgres.CSV_BLOCK_BYTES = int(spec["csv_block_bytes"])
     started = time.perf_counter()
     source = SourceConfig(url=spec["url"], table=spec["table"])
-    destination = DestinationConfig(url=_out_template(spec["out_dir"]), compression=compression)
+    destination = DestinationConfig(
+        url=_out_template(spec["out_dir"]), compression=compression, pgp=spec.get("pgp")
+    )
     options = FormatOptions()
     with timer.section("inspect_source (incl. count)"):
         plan = inspect_source(source)
@@ -253,7 +259,11 @@ def _child_flow(spec: dict[str, Any]) -> dict[str, Any]:
     fmt, compression = variant(spec["fmt"])
     result = export(
         source=source,
-        destination={"url": _out_template(spec["out_dir"]), "compression": compression},
+        destination={
+            "url": _out_template(spec["out_dir"]),
+            "compression": compression,
+            "pgp": spec.get("pgp"),
+        },
         format=fmt,
     )
     work_s = time.perf_counter() - started
@@ -1019,6 +1029,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="also time the engine's stages per format"
     )
+    parser.add_argument(
+        "--pgp", action="store_true", help="encrypt every file to a throwaway OpenPGP key"
+    )
     args = parser.parse_args(argv)
     if args.child:
         _child(json.loads(args.child))
@@ -1056,6 +1069,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"table {table}: {made}", flush=True)
 
         bench = Bench(args, work)
+        pgp = {"recipients": [throwaway_public_key(work / "gpg")]} if args.pgp else None
         summaries: dict[int, list[dict[str, Any]]] = {}
         all_records: list[dict[str, Any]] = []
         profiles: dict[int, Any] = {}
@@ -1086,7 +1100,7 @@ def main(argv: list[str] | None = None) -> int:
         with _maybe_prefect(args, work) as client_env:
             bench.child_env.update(client_env)
             for rows in args.rows:
-                base = {"dsn": dsn, "url": url, "table": tables[rows], "rows": rows}
+                base = {"dsn": dsn, "url": url, "table": tables[rows], "rows": rows, "pgp": pgp}
                 print(f"\nmeasuring {tables[rows]} ({rows:,} rows) × {args.repeat} …", flush=True)
                 records = measure(bench, args, base)
                 all_records.extend(records)
@@ -1111,8 +1125,28 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if server is not None:
             server.stop()
+        if args.pgp:
+            subprocess.run(["gpgconf", "--homedir", str(work / "gpg"), "--kill", "gpg-agent"])
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def throwaway_public_key(home: Path) -> str:
+    """An armored public key (ed25519 to sign, cv25519 to encrypt, valid a day) made in
+    `home` with the gpg command line, for --pgp."""
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--passphrase", ""]
+    uid = "export bench <bench@example.com>"
+    subprocess.run([*gpg, "--quick-gen-key", uid, "ed25519", "cert,sign", "1d"], check=True)
+    listed = subprocess.run(
+        [*gpg, "--with-colons", "--list-keys", uid], check=True, capture_output=True, text=True
+    ).stdout
+    fingerprint = next(line.split(":")[9] for line in listed.splitlines() if line[:3] == "fpr")
+    subprocess.run([*gpg, "--quick-add-key", fingerprint, "cv25519", "encr", "1d"], check=True)
+    exported = subprocess.run(
+        [*gpg, "--armor", "--export", fingerprint], check=True, capture_output=True, text=True
+    )
+    return exported.stdout
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from blocks.alerts import StatusAlerts
 from blocks.azure import AzureBlobCredentials
 from blocks.gcs import GcsCredentials
 from blocks.http_post import HttpPostTarget
+from blocks.pgp import OpenPgpPublicKey, OpenPgpSigningKey
 from blocks.s3 import S3Credentials
 from blocks.sftp import SftpCredentials
 from blocks.sources import SqlSource
@@ -17,6 +18,8 @@ PROJECT_BLOCKS = (
     SftpCredentials,
     HttpPostTarget,
     StatusAlerts,
+    OpenPgpPublicKey,
+    OpenPgpSigningKey,
 )
 
 __all__ = [
@@ -24,6 +27,8 @@ __all__ = [
     "AzureBlobCredentials",
     "GcsCredentials",
     "HttpPostTarget",
+    "OpenPgpPublicKey",
+    "OpenPgpSigningKey",
     "S3Credentials",
     "SftpCredentials",
     "SqlSource",

@@ -79,6 +79,10 @@ class AuditRecord(BaseModel):
             "`skip` (nothing published) or `fail`; None when it read rows, or is not final."
         ),
     )
+    encrypted_to: list[str] = Field(
+        default_factory=list,
+        description="The fingerprints of the OpenPGP keys the files were encrypted to.",
+    )
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,7 @@ def audit_record(run: FlowRun, deployment: str, artifacts: list[TableArtifact]) 
             record.bytes = int(result["bytes"])
             record.files = [str(item) for item in result.get("files") or []]
             record.manifest = result.get("manifest") or None
+            record.encrypted_to = [str(key) for key in result.get("encrypted_to") or []]
             if record.rows == 0:
                 record.empty = "skip" if result.get("skipped") else "write"
         elif (alert := recorded_alert(table, export)) is not None and table.rows:

@@ -34,6 +34,7 @@ from flows.core.formats import ExportFormat
 from flows.core.targets import TargetContext
 from flows.destinations.delivery import deliver, discard
 from flows.destinations.manifest import manifest_document
+from flows.destinations.pgp import check_keys
 from flows.destinations.publish import number_parts
 from flows.destinations.registry import display_url
 from flows.destinations.store import WrittenFile
@@ -147,6 +148,7 @@ def export(
         until=until,
     )
     check_destination_names(destination, name, context.ext, context)
+    encrypted_to = check_keys(destination.pgp)  # every key usable, before any row is read
     partner = partner or destination.store.name
     plan = inspect_source_task(source, name, format)
     logger.info(
@@ -177,7 +179,7 @@ def export(
             )
         logger.info("the source returned no rows: nothing published (on_empty: skip)")
         written, skipped = [], True
-    content_type = export_media_type(format, destination.compression, options)
+    content_type = export_media_type(format, destination.file_codecs, options)
     files = [] if skipped else deliver(destination, written, context, format, name, content_type)
     finished = datetime.now(UTC)
     manifest = None
@@ -212,6 +214,7 @@ def export(
         manifest=manifest,
         done_marker=done_marker,
         skipped=skipped,
+        encrypted_to=encrypted_to,
     )
     record_result(result, partner, type, plan.display_url)
     logger.info(
@@ -280,7 +283,7 @@ def _write_partitions(
         return write_batches(plan, fmt, destination, options, context), planned.snapshot
     store, fs = destination.store, destination.filesystem()
     numbered = number_parts(
-        store, fs, written, destination.url, context, compression=destination.compression
+        store, fs, written, destination.url, context, compression=destination.file_codecs
     )
     return numbered, planned.snapshot
 

@@ -112,7 +112,7 @@ def check_destination_names(
         destination.url,
         context,
         split=destination.splits,
-        compression=destination.compression,
+        compression=destination.file_codecs,
         manifest=destination.manifest,
     )
     if destination.done_marker is not None:
@@ -121,7 +121,7 @@ def check_destination_names(
             destination.url,
             context,
             split=destination.splits,
-            compression=destination.compression,
+            compression=destination.file_codecs,
         )
 
 

@@ -24,6 +24,7 @@ from flows.core.errors import ExportError
 from flows.core.formats import ExportFormat
 from flows.core.records import FileRecords
 from flows.core.targets import TargetContext
+from flows.destinations.pgp import PgpEncryptor, PgpKeys, load_keys
 from flows.destinations.store import MIB, Store, WrittenFile, discard_upload
 from flows.formats.writers import BatchWriter, open_writer
 from flows.request import DestinationConfig
@@ -44,11 +45,12 @@ class _OpenPart:
     writer: BatchWriter
     final_path: str
     temp_path: str
+    encryptor: PgpEncryptor | None = None  # under the codec, over the counter
 
 
 class _CountingFile(io.RawIOBase):
-    """Counts the bytes that reach the destination file (after compression), and hashes them
-    for a manifest when asked to (hashing costs about 1 s per 2 GB)."""
+    """Counts the bytes that reach the destination file (after compression and encryption),
+    and hashes them for a manifest when asked to (hashing costs about 1 s per 2 GB)."""
 
     def __init__(self, inner: BinaryIO, *, hashed: bool = False) -> None:
         self.inner = inner
@@ -101,6 +103,7 @@ class PartSink:
     partition: int | None = None  # the partition this sink writes, if the read is split
     written: list[WrittenFile] = field(default_factory=list)
     _part: _OpenPart | None = None
+    keys: PgpKeys | None = None  # destination.pgp's keyring, while the sink is open
 
     @classmethod
     def open(
@@ -113,7 +116,8 @@ class PartSink:
         partition: int | None = None,
     ) -> PartSink:
         store, fs = destination.store, destination.filesystem()
-        return cls(destination, fmt, schema, options, context, store, fs, partition)
+        keys = load_keys(destination.pgp) if destination.pgp is not None else None
+        return cls(destination, fmt, schema, options, context, store, fs, partition, keys=keys)
 
     @property
     def _limit(self) -> int | None:
@@ -146,7 +150,13 @@ class PartSink:
             self._open_part()
         if self._part is not None:
             self._close_part()
+        self._close_keys()
         return list(self.written)
+
+    def _close_keys(self) -> None:
+        if self.keys is not None:
+            self.keys.close()
+            self.keys = None
 
     @contextmanager
     def _store_errors(self, path: str) -> Iterator[None]:
@@ -163,6 +173,8 @@ class PartSink:
         """Remove every temporary file this sink created."""
         if self._part is not None:
             self._part.counter.discard()  # the writer's and streams' closing bytes go nowhere
+            if self._part.encryptor is not None:
+                self._part.encryptor.kill()
             self._release(self._part.raw)
             for close in (
                 self._part.writer.abandon,
@@ -178,6 +190,7 @@ class PartSink:
         for item in self.written:
             self.store.remove_temporary(self.fs, item.temp_path)
         self.written.clear()
+        self._close_keys()
 
     def _release(self, raw: BinaryIO) -> None:
         """Let go of a failed part's file: an unlinked file still open keeps its disk space
@@ -195,20 +208,26 @@ class PartSink:
         """Bytes the writer may still write: a text part stops at the row that would pass
         the limit. A compressed part is cut between chunks instead, once its compressed bytes
         reach the limit (what the uncompressed rows will compress to is not known beforehand;
-        a codec that holds a block, bzip2's 900 kB of text, passes it by up to that block)."""
+        a codec that holds a block, bzip2's 900 kB of text, passes it by up to that block).
+        An encrypted part is cut the same way, by its encrypted bytes."""
         if self._limit is None or self._compressed:
             return None
         return max(self._limit - part.writer.bytes - self._closing(part), 0)
 
     @property
     def _compressed(self) -> bool:
-        return self.destination.compression != "none"
+        """Whether the bytes that reach the file are not the writer's (compressed or
+        encrypted): a part is then measured by what reached the file."""
+        return self.destination.compression != "none" or self.keys is not None
 
     def _full(self, part: _OpenPart) -> bool:
         if self._limit is None:
             return False
         if self._compressed:  # the bytes that reached the file
-            return part.counter.tell() + self._closing(part) >= self._limit
+            written = part.counter.tell()
+            if part.encryptor is not None:  # and those still on their way through gpg
+                written = max(written, part.encryptor.expected_size())
+            return written + self._closing(part) >= self._limit
         return part.writer.bytes + self._closing(part) >= self._limit
 
     @staticmethod
@@ -227,7 +246,7 @@ class PartSink:
             self.context,
             number,
             split=self.destination.splits or self.partition is not None,
-            compression=self.destination.compression,
+            compression=self.destination.file_codecs,
         )
         with self._store_errors(final_path):
             self.store.prepare(self.fs, final_path, self.context.run_id, first=number == 1)
@@ -237,9 +256,19 @@ class PartSink:
     def _start_part(self, raw: BinaryIO, final_path: str, temp_path: str, number: int) -> _OpenPart:
         counter = _CountingFile(raw, hashed=self.destination.manifest)
         plain: BinaryIO = counter  # type: ignore[assignment]
+        encryptor = None
+        if self.keys is not None:  # format → compression → encryption → the file
+            shown = self.store.shown(self.fs, final_path, self.destination.scheme)
+            encryptor = self.keys.encryptor(plain, shown)
+            plain = encryptor  # type: ignore[assignment]
         stream = compressor(self.destination.compression, plain) or plain
-        writer = open_writer(self.fmt, stream, self.schema, self.options, self._records(number))
-        self._part = _OpenPart(raw, counter, stream, writer, final_path, temp_path)
+        try:
+            writer = open_writer(self.fmt, stream, self.schema, self.options, self._records(number))
+        except BaseException:
+            if encryptor is not None:
+                encryptor.kill()
+            raise
+        self._part = _OpenPart(raw, counter, stream, writer, final_path, temp_path, encryptor)
         return self._part
 
     def _records(self, number: int) -> FileRecords | None:
@@ -261,8 +290,12 @@ class PartSink:
                 part.writer.close()
                 if self._compressed:
                     part.stream.close()  # writes the codec's trailer; the raw file stays open
+                if part.encryptor is not None:
+                    part.encryptor.close()  # gpg's last packets; the raw file stays open
                 part.raw.close()
         except Exception:
+            if part.encryptor is not None:
+                part.encryptor.kill()
             self._release(part.raw)
             self.written.append(WrittenFile(part.final_path, part.temp_path, 0, 0))
             raise

@@ -152,7 +152,7 @@ def write_manifest(
 ) -> str:
     """Write the manifest next to the published files, last; its URL."""
     store, fs = destination.store, destination.filesystem()
-    path = manifest_path(store, fs, destination.url, context, compression=destination.compression)
+    path = manifest_path(store, fs, destination.url, context, compression=destination.file_codecs)
     return store_manifest(store, fs, path, document, context.run_id, destination.scheme)
 
 
@@ -172,6 +172,6 @@ def write_done_marker(
         destination.url,
         context,
         destination.done_marker,
-        compression=destination.compression,
+        compression=destination.file_codecs,
     )
     return store_marker(store, fs, path, context.run_id, destination.scheme)

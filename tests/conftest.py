@@ -36,6 +36,7 @@ from tests.flows.destinations.stores import (
     s3_store,
 )
 from tests.leaks import REGISTRY, files_under, record_keys, temporary_files
+from tests.pgp_keys import TestKeys, make_keys, stop_agents
 from tests.servers.azurite import AzuriteServer, start_azurite
 from tests.servers.gcs import GcsServer, start_gcs
 from tests.servers.mariadb import MariaDbServer, start_mariadb
@@ -298,3 +299,14 @@ def dask_cluster() -> Iterator[str]:
         dashboard_address=":0",
     ) as cluster:
         yield str(cluster.scheduler_address)
+
+
+@pytest.fixture(scope="session")
+def pgp_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestKeys]:
+    """OpenPGP keys made with the gpg command line, each in its own keyring
+    (tests/pgp_keys.py): two recipients, a signer with a passphrase, and bad keys."""
+    made = make_keys(tmp_path_factory.mktemp("pgp"))
+    try:
+        yield made
+    finally:
+        stop_agents(made.all())

@@ -130,6 +130,6 @@ def open_delivered(run: FlowRun, status: RunStatus, part: int = 1) -> DeliveredF
     fmt = str(run.parameters.get("format") or "csv").lower()
     options = run.parameters.get("format_options") or {}
     encoding = str(options.get("encoding") or "utf-8") if isinstance(options, dict) else "utf-8"
-    media = media_type(fmt, destination.compression, encoding)
+    media = media_type(fmt, destination.file_codecs, encoding)
     name = posixpath.basename(path.rstrip("/")) or DEFAULT_EXPORT_NAME
     return DeliveredFile(name, media, size if isinstance(size, int) else None, handle)

@@ -43,10 +43,31 @@ CODECS: dict[str, Codec] = {
 }
 
 
+# OpenPGP encryption (`destination.pgp`) wraps the codec's output (format → compression →
+# encryption): its extension comes after the codec's, `orders.csv.gz.pgp` (`.asc` armored).
+# The names of a file's layers are joined with `+`, e.g. `gzip+pgp` (Destination.file_codecs).
+ENCRYPTIONS: dict[str, Codec] = {
+    "pgp": Codec(".pgp", "application/pgp-encrypted"),
+    "asc": Codec(".asc", "application/pgp-encrypted"),
+}
+
+
+def _layers(compression: str) -> list[Codec]:
+    found = (CODECS.get(name) or ENCRYPTIONS.get(name) for name in compression.split("+"))
+    return [codec for codec in found if codec is not None]
+
+
 def codec_suffix(compression: str) -> str:
-    """The extension a codec adds to file names (`.gz`), or "" for none."""
-    codec = CODECS.get(compression)
-    return codec.extension if codec is not None else ""
+    """The extension a codec adds to file names (`.gz`, `.gz.pgp` when encrypted too), or ""
+    for none."""
+    return "".join(codec.extension for codec in _layers(compression))
+
+
+def codec_media_type(compression: str) -> str | None:
+    """The media type of a file its outer layer gives (`application/gzip`,
+    `application/pgp-encrypted`), or None when the format's own applies."""
+    layers = _layers(compression)
+    return layers[-1].media_type if layers else None
 
 
 def with_codec_suffix(name: str, compression: str) -> str:

@@ -242,6 +242,95 @@ class SourceConfig(_Model):
                 )
 
 
+# A saved block's name (Prefect's: lowercase letters, digits and dashes), or an armored key.
+_BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+PUBLIC_KEY_HEADER = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+SECRET_KEY_HEADER = "-----BEGIN PGP PRIVATE KEY BLOCK-----"
+
+
+class PgpEncryption(_Model):
+    """OpenPGP encryption of every delivered file (`destination.pgp`), after compression.
+
+    The keys themselves are checked before any row is read (flows/destinations/pgp.py):
+    here, only what each entry looks like. A key's text is never repeated in a message.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    recipients: list[str] = Field(
+        description=(
+            "One or more public keys every file is encrypted to: each the name of a saved "
+            "OpenPgpPublicKey block, or the armored key itself (-----BEGIN PGP PUBLIC KEY "
+            "BLOCK-----)."
+        ),
+    )
+    sign_with: str | None = Field(
+        default=None,
+        description=(
+            "The name of a saved OpenPgpSigningKey block (a secret key and its passphrase): "
+            "every file is signed as it is encrypted."
+        ),
+    )
+    armor: bool = Field(
+        default=False,
+        description="ASCII-armored files (.asc) instead of binary OpenPGP (.pgp).",
+    )
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients(cls, value: list[str]) -> list[str]:
+        field = "destination.pgp.recipients"
+        if not value:
+            raise ConfigurationError(
+                f"{field}: no recipient",
+                field=field,
+                hint="give one or more public keys: a saved OpenPgpPublicKey block's name, or "
+                "an armored public key",
+            )
+        for index, entry in enumerate(value):
+            check_key_entry(f"{field}[{index}]", entry)
+        return value
+
+    @field_validator("sign_with")
+    @classmethod
+    def _sign_with(cls, value: str | None) -> str | None:
+        field = "destination.pgp.sign_with"
+        if value is not None and not _BLOCK_NAME.match(value):
+            raise ConfigurationError(
+                f"{field}: not the name of a saved block",
+                field=field,
+                hint="save the secret key and its passphrase as an OpenPgpSigningKey block "
+                "and give its name (the key itself never goes in the parameters)",
+            )
+        return value
+
+    @property
+    def extension(self) -> str:
+        """The layer's name in Destination.file_codecs: `pgp`, or `asc` armored."""
+        return "asc" if self.armor else "pgp"
+
+
+def check_key_entry(field: str, entry: str) -> None:
+    """A recipient is an armored public key or a block's name; a secret key is refused
+    (without repeating it: it is a secret)."""
+    text = entry.strip()
+    if text.startswith(SECRET_KEY_HEADER):
+        raise ConfigurationError(
+            f"{field}: a secret key, not a public one",
+            field=field,
+            hint="give the recipient's public key (gpg --armor --export FINGERPRINT), and "
+            "remove the secret key from wherever it was pasted",
+        )
+    if text.startswith(PUBLIC_KEY_HEADER) or _BLOCK_NAME.match(text):
+        return
+    raise ConfigurationError(
+        f"{field}: neither an armored public key nor a saved block's name",
+        field=field,
+        hint=f"give the key as exported by gpg --armor --export (it starts with "
+        f"{PUBLIC_KEY_HEADER}), or the name of an OpenPgpPublicKey block",
+    )
+
+
 class Destination(_Model):
     """Where the file goes: a URL template, optional compression and size-based splitting.
 
@@ -310,9 +399,26 @@ class Destination(_Model):
         """Whether the output is cut into numbered parts (by size or by rows)."""
         return self.max_file_mb is not None or self.max_file_rows is not None
 
+    pgp: PgpEncryption | None = Field(
+        default=None,
+        description=(
+            "Encrypt every file with OpenPGP to these recipients (and sign it), after "
+            "compression: orders.csv.gz.pgp (.asc armored); max_file_mb counts the encrypted "
+            "bytes."
+        ),
+    )
+
     @property
     def scheme(self) -> str:
         return url_scheme(self.url)
+
+    @property
+    def file_codecs(self) -> str:
+        """The layers over the format, as names and media types follow them: the codec,
+        then the encryption (`gzip+pgp`, `none+asc`), or just the codec."""
+        if self.pgp is None:
+            return self.compression
+        return f"{self.compression}+{self.pgp.extension}"
 
 
 class FormatOptions(_Model):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from flows.core.codecs import CODECS
+from flows.core.codecs import codec_media_type
 
 ExportFormat = Literal["csv", "json", "jsonl", "xml", "parquet", "avro"]
 
@@ -57,8 +57,8 @@ def media_type(fmt: str, compression: str = "none", encoding: str = "utf-8") -> 
     """Content-Type of a file: by format (with the charset of a text file not in UTF-8), or
     the codec's for a compressed file, e.g. application/gzip (the body is the .gz file
     itself, not a Content-Encoding of the document)."""
-    if compression in CODECS:
-        return CODECS[compression].media_type
+    if (layer := codec_media_type(compression)) is not None:
+        return layer
     known: dict[str, str] = {name: item.media_type for name, item in FORMATS.items()}
     found = known.get(fmt, "application/octet-stream")
     if fmt in ("parquet", "avro") or encoding not in CHARSETS:

@@ -77,7 +77,7 @@ def deliver_files(
     removes the parts above its last that earlier runs of the template left. An earlier
     run's completion marker goes first: the folder is not a complete set until this run's is
     written."""
-    parts = PartNames(destination.url, context, compression=destination.compression)
+    parts = PartNames(destination.url, context, compression=destination.file_codecs)
     store = store_for(destination.url)
     fs = store.filesystem(destination.url, destination.block)
     if destination.done_marker is not None:
@@ -87,7 +87,7 @@ def deliver_files(
             destination.url,
             context,
             destination.done_marker,
-            compression=destination.compression,
+            compression=destination.file_codecs,
         )
         try:
             withdraw_marker(store, fs, path, destination.scheme)

@@ -196,6 +196,8 @@ class HttpDestination(Protocol):
     @property
     def compression(self) -> str: ...
     @property
+    def file_codecs(self) -> str: ...
+    @property
     def max_file_mb(self) -> float | None: ...
     @property
     def max_file_rows(self) -> int | None: ...
@@ -297,7 +299,7 @@ def _request(
 ) -> _Request:
     """The headers of one part: defaults, then the block's, then the ones we compute."""
     fmt, content_type = format_and_type
-    headers = {"Content-Type": content_type or media_type(fmt, destination.compression), **base}
+    headers = {"Content-Type": content_type or media_type(fmt, destination.file_codecs), **base}
     headers.update(
         {
             "Content-Length": str(os.path.getsize(item.temp_path)),
@@ -323,7 +325,7 @@ def file_name(
     if split and not has_part:
         dot = name.find(".", 1)
         name = f"{name}-{number:04d}" if dot < 0 else f"{name[:dot]}-{number:04d}{name[dot:]}"
-    return with_codec_suffix(name, destination.compression)
+    return with_codec_suffix(name, destination.file_codecs)
 
 
 def _header_text(value: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flows.core.codecs import CODECS
+from flows.core.codecs import codec_media_type
 from flows.core.config import FormatOptions
 from flows.core.errors import ConfigurationError
 from flows.core.formats import CHARSETS, ExportFormat, file_extension, media_type
@@ -160,7 +160,7 @@ def _writes_lines(fmt: ExportFormat, options: FormatOptions) -> bool:
 def export_media_type(fmt: str, compression: str, options: Any) -> str:
     """Content-Type of an export's files, given its format_options: a stylesheet's result
     has the stylesheet's media type (flows/formats/xslt.py), a compressed file its codec's."""
-    if compression in CODECS or getattr(options, "xslt", None) is None:
+    if codec_media_type(compression) is not None or getattr(options, "xslt", None) is None:
         return media_type(fmt, compression, getattr(options, "encoding", "utf-8"))
     from flows.formats.xslt import stylesheet_media_type
 

@@ -27,6 +27,7 @@ RESULT_COLUMNS = (
     "manifest",
     "done_marker",
     "skipped",
+    "encrypted_to",
 )
 
 
@@ -56,6 +57,7 @@ class ExportResult(_Model):
     manifest: str | None = None  # the manifest's URL, when destination.manifest asked for one
     done_marker: str | None = None  # the completion marker's URL (destination.done_marker)
     skipped: bool = False  # no rows, and on_empty: skip: nothing was published
+    encrypted_to: list[str] = []  # the OpenPGP recipients' fingerprints (destination.pgp)
 
     @property
     def duration_s(self) -> float:
@@ -131,10 +133,15 @@ def summary_sentence(result: ExportResult, source: str, trigger: str, user: str)
             f"Export `{result.name}`: **0 rows**, nothing published (on_empty: skip), from "
             f"`{source}`; {trigger}{by}, {result.duration_s:.1f} s."
         )
+    encrypted = (
+        f" encrypted to {', '.join(f'`{key}`' for key in result.encrypted_to)},"
+        if result.encrypted_to
+        else ""
+    )
     return (
         f"Export `{result.name}`: **{result.rows:,} rows**, {result.bytes:,} bytes of "
-        f"{result.format} in {len(result.files)} file(s), from `{source}`; {trigger}{by}, "
-        f"{result.duration_s:.1f} s."
+        f"{result.format} in {len(result.files)} file(s),{encrypted} from `{source}`; "
+        f"{trigger}{by}, {result.duration_s:.1f} s."
     )
 
 

@@ -183,6 +183,7 @@ def test_every_kind_of_run_with_every_field(history: History) -> None:
         "alerts": OK_ALERTS,
         "manifest": None,  # no destination.manifest; tests/flows/sources/test_partitions.py
         "empty": None,  # it read rows; tests/flows/test_on_empty.py
+        "encrypted_to": [],  # no destination.pgp; tests/flows/test_pgp_export.py
     }
     started = dt.datetime.fromisoformat(api["started"])
     finished = dt.datetime.fromisoformat(api["finished"])

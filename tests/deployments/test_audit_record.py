@@ -121,3 +121,17 @@ def test_what_a_run_without_rows_did_is_its_empty_field() -> None:
     other = completed_run(ORDERS)
     other.state = Failed(message="Flow run encountered an exception: SourceError: no table")
     assert audit_record(other, "", []).empty is None
+
+
+def test_the_keys_a_run_encrypted_to_are_its_encrypted_to_field() -> None:
+    """destination.pgp: the result's `encrypted_to` fingerprints; none for a run recorded
+    before the field, or not encrypted."""
+    fingerprints = ["A" * 40, "B" * 40]
+    encrypted = TableArtifact(
+        "export-orders-result",
+        RESULT_ARTIFACT_DESCRIPTION,
+        [{"rows": 5, "bytes": 9, "files": ["x.csv.pgp"], "encrypted_to": fingerprints}],
+    )
+    assert audit_record(completed_run(ORDERS), "", [encrypted]).encrypted_to == fingerprints
+    older = [result_table("export-orders-result", 1000)]
+    assert audit_record(completed_run(ORDERS), "", older).encrypted_to == []

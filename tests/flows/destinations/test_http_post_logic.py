@@ -55,6 +55,13 @@ class Destination:
     compression: str = "none"
     max_file_mb: float | None = None
     max_file_rows: int | None = None
+    encryption: str | None = None  # destination.pgp's layer: pgp or asc
+
+    @property
+    def file_codecs(self) -> str:
+        return (
+            self.compression if self.encryption is None else f"{self.compression}+{self.encryption}"
+        )
 
 
 @dataclass
@@ -126,7 +133,7 @@ def spooled(
             context,
             number,
             split=destination.max_file_mb is not None,
-            compression=destination.compression,
+            compression=destination.file_codecs,
         )
         Path(temp).write_bytes(data)
         written.append(WrittenFile(url, temp, rows=data.count(b"\n"), bytes=len(data)))
@@ -194,6 +201,23 @@ def test_one_file_is_one_post_with_its_headers_and_exact_bytes(
         f"https://hooks.example.com/in/orders.{ext}: 200"
     ]
     assert left_in(spool) == [os.path.basename(files[0].temp_path) + SENT_SUFFIX]
+
+
+@pytest.mark.parametrize(
+    ("encryption", "name"), [("pgp", "orders.csv.gz.pgp"), ("asc", "orders.csv.gz.asc")]
+)
+def test_an_encrypted_file_is_posted_as_pgp_encrypted(
+    endpoint: Receiver, spool: Path, encryption: str, name: str
+) -> None:
+    destination = Destination(compression="gzip", encryption=encryption)
+    data = b"\x84^\x03 an OpenPGP message"
+    files = spooled(destination, [data])
+    post_files(destination, files, CONTEXT, "csv", Logged())
+    [request] = endpoint.received
+    assert endpoint.bodies == [data]
+    assert left_in(spool) == [os.path.basename(files[0].temp_path) + SENT_SUFFIX]
+    assert request.headers["Content-Type"] == "application/pgp-encrypted"
+    assert request.headers["X-Export-Filename"] == name
 
 
 def test_parts_are_posted_in_order_numbered_and_their_spools_removed(
