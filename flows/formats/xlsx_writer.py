@@ -161,7 +161,7 @@ class XlsxWriter(BatchWriter):
             except InvalidOperation:
                 value = Decimal("NaN")
             number = float(value) if value.is_finite() else math.nan
-            digits = len(value.normalize().as_tuple().digits) if value.is_finite() else 0
+            digits = _digits(format(value, "f")) if value.is_finite() else 0
             if _fits_excel(number) and digits <= EXCEL_DIGITS:
                 cells.append((self._sheet.write_number, number, shown))
             else:

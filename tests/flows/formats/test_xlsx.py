@@ -206,6 +206,15 @@ def test_numbers_dates_and_booleans_are_native_cells_and_shown_as_such() -> None
     assert first["id"].number_format == "General"
 
 
+def test_a_decimal_of_more_digits_than_pythons_context_is_text() -> None:
+    """30 digits round to one in Python's 28-digit context (-1E+20): they are counted as
+    written, so the cell keeps all 30."""
+    schema = pa.schema([decimal_field("d", 30, 10)])
+    value = Decimal("-99999999999999999999.9999999999")
+    _, rows = records(written([batch_of([{"d": value}], schema)], schema))
+    assert rows == [{"d": "-99999999999999999999.9999999999"}]
+
+
 def test_no_rows_is_a_sheet_with_its_header() -> None:
     header, rows = records(written([]))
     assert header == SCHEMA.names and rows == []
@@ -271,19 +280,22 @@ def test_memory_stays_flat_as_rows_grow() -> None:
 ID_SCHEMA = pa.schema([pa.field("id", pa.int64())])
 
 
-def sink_write(folder: Path, rows: int, **destination: Any) -> list[Any]:
+def sink_write(folder: Path, rows: int, **destination: Any) -> list[tuple[str, list[int], int]]:
+    """(final name, the ids read back, the rows counted) of each file a PartSink writes of
+    `rows` rows in batches of 4; its temporary files are removed once read."""
     config = DestinationConfig(url=f"{folder}/{{export}}.{{ext}}", **destination)
     context = replace(TargetContext.sample(), export="orders", ext="xlsx")
     sink = PartSink.open(config, "xlsx", ID_SCHEMA, FormatOptions(), context)
     for start in range(0, rows, 4):
         ids = range(start, min(start + 4, rows))
         sink.write(pa.record_batch([pa.array(ids, pa.int64())], schema=ID_SCHEMA))
-    return sink.finish()
-
-
-def ids_in(path: str) -> list[int]:
-    _, rows = records(Path(path).read_bytes())
-    return [row["id"] for row in rows]
+    found = []
+    for item in sink.finish():
+        temp = Path(item.temp_path)
+        _, records_read = records(temp.read_bytes())
+        temp.unlink()
+        found.append((Path(item.final_path).name, [row["id"] for row in records_read], item.rows))
+    return found
 
 
 def test_a_sheet_holds_excels_rows_but_the_header() -> None:
@@ -294,26 +306,18 @@ def test_an_export_past_the_limit_is_cut_into_numbered_parts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(formats, "XLSX_MAX_ROWS", 5)
-    written = sink_write(tmp_path, 12)
-    assert [Path(item.final_path).name for item in written] == [
-        "orders-0001.xlsx",
-        "orders-0002.xlsx",
-        "orders-0003.xlsx",
+    assert sink_write(tmp_path, 12) == [
+        ("orders-0001.xlsx", [0, 1, 2, 3, 4], 5),
+        ("orders-0002.xlsx", [5, 6, 7, 8, 9], 5),
+        ("orders-0003.xlsx", [10, 11], 2),
     ]
-    assert [ids_in(item.temp_path) for item in written] == [
-        [0, 1, 2, 3, 4],
-        [5, 6, 7, 8, 9],
-        [10, 11],
-    ]
-    assert [item.rows for item in written] == [5, 5, 2]
 
 
 def test_an_export_within_the_limit_keeps_its_one_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(formats, "XLSX_MAX_ROWS", 5)
-    [item] = sink_write(tmp_path, 5)
-    assert Path(item.final_path).name == "orders.xlsx" and ids_in(item.temp_path) == [0, 1, 2, 3, 4]
+    assert sink_write(tmp_path, 5) == [("orders.xlsx", [0, 1, 2, 3, 4], 5)]
 
 
 @pytest.mark.parametrize(("max_file_rows", "sizes"), [(3, [3, 3, 3, 3]), (50, [5, 5, 2])])
@@ -321,6 +325,7 @@ def test_max_file_rows_cuts_where_it_is_lower(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_file_rows: int, sizes: list[int]
 ) -> None:
     monkeypatch.setattr(formats, "XLSX_MAX_ROWS", 5)
-    written = sink_write(tmp_path, 12, max_file_rows=max_file_rows)
-    assert [len(ids_in(item.temp_path)) for item in written] == sizes
-    assert Path(written[0].final_path).name == "orders-0001.xlsx"
+    parts = sink_write(tmp_path, 12, max_file_rows=max_file_rows)
+    assert [len(ids) for _, ids, _ in parts] == sizes
+    assert [name for name, _, _ in parts][:2] == ["orders-0001.xlsx", "orders-0002.xlsx"]
+    assert [i for _, ids, _ in parts for i in ids] == list(range(12))
