@@ -2,10 +2,14 @@
 names, then one row per source row.
 
 XlsxWriter runs in `constant_memory` mode: each row is written out as soon as the next begins
-(to XlsxWriter's own temporary file of the sheet's XML, in the system's temporary folder), and
-strings are inline, so memory stays flat however many rows the file holds. Closing the writer
-zips the workbook straight into the part's stream: Python's zipfile writes a stream it cannot
-seek (a data descriptor after each member), so nothing else is spooled.
+(to XlsxWriter's own temporary file of the sheet's XML, in a folder of this writer's under the
+system's temporary folder, removed when the workbook is finished or thrown away), and strings
+are inline, so memory stays flat however many rows the file holds. Closing the writer zips the
+workbook straight into the part's stream: Python's zipfile writes a stream it cannot seek (a
+data descriptor after each member), so nothing else is spooled.
+
+It is fed as a text format is (flows/sources/read.py): a decimal arrives as its exact text,
+PostgreSQL's NaN included, and becomes a number only where Excel holds it.
 
 Values Excel keeps are written natively: numbers, booleans, dates and times (as serial numbers
 with a number format). Values Excel would mangle are written as the text CSV writes (see
@@ -16,7 +20,10 @@ millisecond; UUIDs, JSON, bytes (base64) and arrays are always text.
 
 from __future__ import annotations
 
+import io
 import math
+import shutil
+import tempfile
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, BinaryIO
@@ -58,10 +65,13 @@ class XlsxWriter(BatchWriter):
 
     def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
         super().__init__(file, schema, options)
+        self._tmpdir = tempfile.mkdtemp(prefix="prefect-exports-xlsx-")
+        self._out = _Output(file)
         self._book = xlsxwriter.Workbook(
-            file,
+            self._out,
             {
                 "constant_memory": True,
+                "tmpdir": self._tmpdir,
                 # Text stays text: never a formula (`=1+1`), a link or a number (`0012`).
                 "strings_to_formulas": False,
                 "strings_to_urls": False,
@@ -93,20 +103,23 @@ class XlsxWriter(BatchWriter):
         return count
 
     def close(self) -> None:
-        """Zip the workbook into the file."""
-        self._book.close()
+        """Zip the workbook into the file; its temporary folder goes, whatever happens."""
+        try:
+            self._book.close()
+        except BaseException:
+            self._out.sealed = True  # the half-written zip must not finish when collected
+            raise
+        finally:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
 
     def abandon(self) -> None:
-        """A workbook thrown away is not zipped: its sheet's temporary file is removed."""
-        import os
-
-        self._book.fileclosed = True
+        """A workbook thrown away is not zipped: its temporary folder is removed."""
+        self._book.fileclosed = True  # nothing to zip, now or when it is collected
         sheet: Any = self._sheet
         if not sheet.row_data_fh_closed:
             sheet.row_data_fh.close()
             sheet.row_data_fh_closed = True
-        if sheet.row_data_filename and os.path.exists(sheet.row_data_filename):
-            os.unlink(sheet.row_data_filename)
+        shutil.rmtree(self._tmpdir, ignore_errors=True)
 
     # -- one column's cells --------------------------------------------------------------
 
@@ -215,6 +228,23 @@ class XlsxWriter(BatchWriter):
                 {"num_format": number_format}
             )
         return found
+
+
+class _Output(io.RawIOBase):
+    """The part's stream as the workbook's zip sees it: written in order, never sought, and
+    sealed after a failure (zipfile writes its end record when it is collected)."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner = inner
+        self.sealed = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        if not self.sealed:
+            self.inner.write(data)
+        return len(data)
 
 
 def _serial(micros: int, *, of_day: bool) -> float | None:

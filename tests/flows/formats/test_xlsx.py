@@ -255,6 +255,25 @@ def test_an_abandoned_workbook_leaves_no_temporary_file(
     assert list(tmp_path.iterdir()) == []
 
 
+class FullDisk(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:  # noqa: ARG002 - every write fails
+        raise OSError(28, "No space left on device")
+
+
+def test_a_workbook_that_cannot_be_written_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    writer = XlsxWriter(FullDisk(), SCHEMA, FormatOptions())  # type: ignore[arg-type]
+    writer.write(batch_of(ROWS))
+    with pytest.raises(Exception, match="No space left on device"):
+        writer.close()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_memory_stays_flat_as_rows_grow() -> None:
     """constant_memory: each row leaves memory once written, so ten times the rows need no
     more memory (a workbook held in memory needs some 13 MB more here)."""
