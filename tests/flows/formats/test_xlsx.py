@@ -158,42 +158,41 @@ def cells(data: bytes) -> list[dict[str, Any]]:
 
 
 def test_every_value_reads_back_exactly() -> None:
-    header, (first, empty, last, third) = records(written([batch_of(ROWS)]))
+    header, (first, empty, second, third) = records(written([batch_of(ROWS)]))
     assert header == SCHEMA.names
     assert empty == dict.fromkeys(SCHEMA.names)  # NULL: an empty cell
-    assert (first["id"], last["id"], third["id"]) == (str(2**63 - 1), 999_999_999_999_999, 0)
-    assert (first["label"], last["label"], third["label"]) == (LABEL, "", "https://example.com/x")
-    assert (first["code"], last["code"], third["code"]) == ("007", "=1+1", "0012")
-    assert (first["ratio"], last["ratio"], third["ratio"]) == ("0.30000000000000004", 1.5, "-inf")
+    assert (first["id"], second["id"], third["id"]) == (str(2**63 - 1), 999_999_999_999_999, 0)
+    assert (first["label"], second["label"], third["label"]) == (LABEL, "", "https://example.com/x")
+    assert (first["code"], second["code"], third["code"]) == ("007", "=1+1", "0012")
+    assert (first["ratio"], second["ratio"], third["ratio"]) == ("0.30000000000000004", 1.5, "-inf")
     assert first["wide"] == "1234567890123456789012345678.0123456789"
-    assert Decimal(repr(last["wide"])) == Decimal("-0.0000000001")
+    assert Decimal(repr(second["wide"])) == Decimal("-0.0000000001")
     assert third["wide"] == "123456789.0123456000"  # its text at the column's scale
-    assert (first["price"], last["price"], third["price"]) == (12.5, -0.01, 1000)
-    assert (first["exact"], last["exact"], third["exact"]) == ("NaN", last["exact"], 100)
-    assert last["exact"] == "12345678901234567890.000000000000000000001"
-    assert (first["flag"], last["flag"], third["flag"]) is not None
-    assert (first["flag"], last["flag"]) == (True, False) and third["flag"] is None
-    assert (first["uid"], last["uid"]) == (ROWS[0]["uid"], ROWS[2]["uid"])
-    assert (first["doc"], last["doc"], third["doc"]) == (ROWS[0]["doc"], "null", "[]")
-    assert (first["blob"], last["blob"]) == ("AP8=", "")  # base64, as CSV writes bytes
+    assert (first["price"], second["price"], third["price"]) == (12.5, -0.01, 1000)
+    assert (first["exact"], third["exact"]) == ("NaN", 100)
+    assert second["exact"] == "12345678901234567890.000000000000000000001"
+    assert (first["flag"], second["flag"]) == (True, False) and third["flag"] is None
+    assert (first["uid"], second["uid"]) == (ROWS[0]["uid"], ROWS[2]["uid"])
+    assert (first["doc"], second["doc"], third["doc"]) == (ROWS[0]["doc"], "null", "[]")
+    assert (first["blob"], second["blob"]) == ("AP8=", "")  # base64, as CSV writes bytes
     assert first["day"] == "0001-01-01"
-    assert last["day"] == datetime(1900, 1, 1) and third["day"] == datetime(2024, 2, 29)
-    assert (first["at_time"], last["at_time"]) == (time(23, 59, 59, 999000), time(0, 0))
+    assert second["day"] == datetime(1900, 1, 1) and third["day"] == datetime(2024, 2, 29)
+    assert (first["at_time"], second["at_time"]) == (time(23, 59, 59, 999000), time(0, 0))
     assert third["at_time"] == "12:00:00.000001"
     assert first["local_at"] == datetime(9999, 12, 31, 23, 59, 59, 999000)
-    assert last["local_at"] == "2024-02-29T08:30:00.000001"
+    assert second["local_at"] == "2024-02-29T08:30:00.000001"
     assert third["local_at"] == datetime(1900, 3, 1)
     # A timestamp with a zone: its UTC wall-clock time (Excel has no zones).
     assert first["happened_at"] == datetime(2023, 6, 15, 6, 30, 0, 123000)
-    assert last["happened_at"] == datetime(1969, 12, 31, 23, 59, 59)
+    assert second["happened_at"] == datetime(1969, 12, 31, 23, 59, 59)
     assert third["happened_at"] == datetime(2024, 3, 31, 8, 30)
-    assert (first["tags"], last["tags"]) == ('{"a b",NULL,"c,d"}', "{}")
-    assert (first["order id"], last["order id"]) == (7, str(-(10**15)))
+    assert (first["tags"], second["tags"]) == ('{"a b",NULL,"c,d"}', "{}")
+    assert (first["order id"], second["order id"]) == (7, str(-(10**15)))
 
 
 def test_numbers_dates_and_booleans_are_native_cells_and_shown_as_such() -> None:
-    first, _, last, third = cells(written([batch_of(ROWS)]))
-    kinds = {name: cell.data_type for name, cell in last.items()}
+    first, _, second, third = cells(written([batch_of(ROWS)]))
+    kinds = {name: cell.data_type for name, cell in second.items()}
     assert kinds["id"] == kinds["ratio"] == kinds["price"] == "n"
     assert kinds["day"] == kinds["happened_at"] == "d"  # a number shown as a date
     assert kinds["local_at"] == "s" and kinds["order id"] == "s" and kinds["code"] == "s"
