@@ -32,6 +32,7 @@ from flows.destinations.store import Store
 from flows.formats.options import (
     check_format_compression,
     check_format_options,
+    check_format_size,
     check_record_options,
     export_extension,
 )
@@ -182,6 +183,7 @@ class ExportRequest(BaseModel):
         check_columns(self.source, self.format)
         check_format_options(self.format, self.format_options)
         check_format_compression(self.format, self.destination.compression)
+        check_format_size(self.format, self.destination.max_file_mb)
         check_record_options(
             self.format,
             self.format_options,

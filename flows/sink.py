@@ -1,5 +1,6 @@
 """Writing an export's files: batches stream through the format's writer into a temporary file
-next to each target, cut into numbered parts of at most `max_file_mb` and `max_file_rows`.
+next to each target, cut into numbered parts of at most `max_file_mb` and `max_file_rows` (and
+the rows its format holds: an Excel sheet's 1,048,575).
 
 Nothing is published here (flows/destinations/publish.py does that, all or nothing); a failed
 write removes every temporary file it made. For an HTTP receiver the temporary file is a local
@@ -12,7 +13,7 @@ import hashlib
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -21,7 +22,7 @@ from fsspec import AbstractFileSystem
 from flows.core.codecs import compressor
 from flows.core.config import FormatOptions
 from flows.core.errors import ExportError
-from flows.core.formats import ExportFormat
+from flows.core.formats import ExportFormat, format_max_rows
 from flows.core.records import FileRecords
 from flows.core.targets import TargetContext
 from flows.destinations.pgp import PgpEncryptor, PgpKeys, load_keys
@@ -104,6 +105,7 @@ class PartSink:
     written: list[WrittenFile] = field(default_factory=list)
     _part: _OpenPart | None = None
     keys: PgpKeys | None = None  # destination.pgp's keyring, while the sink is open
+    _numbered: bool = False  # an unsplit export that passed its format's row limit
 
     @classmethod
     def open(
@@ -128,7 +130,7 @@ class PartSink:
         """Write a batch, starting new parts whenever the current one is full: the writer is
         given at most the rows the part still holds, and stops at its byte budget."""
         offset = 0
-        max_rows = self.destination.max_file_rows
+        max_rows = self._max_rows
         while offset < batch.num_rows:
             part = self._part or self._open_part()
             remaining = batch.slice(offset)
@@ -142,6 +144,13 @@ class PartSink:
             cut = budget is not None and count < remaining.num_rows
             if cut or rows_full or self._full(part):
                 self._close_part()
+
+    @property
+    def _max_rows(self) -> int | None:
+        """max_file_rows, or the format's own limit (an Excel sheet's rows) if lower."""
+        limits = [self.destination.max_file_rows, format_max_rows(self.fmt)]
+        found = [limit for limit in limits if limit is not None]
+        return min(found) if found else None
 
     def finish(self) -> list[WrittenFile]:
         """Close the last part (creating an empty document if there were no rows, unless this
@@ -240,18 +249,37 @@ class PartSink:
         number = len(self.written) + 1
         if self.partition is not None:  # numbered again in range order once all are done
             number += self.partition * PARTITION_PART_STRIDE
+        split = self.destination.splits or self.partition is not None
+        if not split and self.written and not self._numbered:
+            self._number_first_part()
         final_path, temp_path = self.store.part_paths(
             self.fs,
             self.destination.url,
             self.context,
             number,
-            split=self.destination.splits or self.partition is not None,
+            split=split or self._numbered,
             compression=self.destination.file_codecs,
         )
         with self._store_errors(final_path):
             self.store.prepare(self.fs, final_path, self.context.run_id, first=number == 1)
             raw = self.fs.open(temp_path, "wb")
         return self._start_part(raw, final_path, temp_path, number)
+
+    def _number_first_part(self) -> None:
+        """An unsplit export whose format holds fewer rows than it has (an xlsx sheet's
+        1,048,575) becomes numbered parts, as max_file_rows would make it: its first file,
+        not yet published, takes part 1's name."""
+        self._numbered = True
+        first = self.written[0]
+        final_path, _ = self.store.part_paths(
+            self.fs,
+            self.destination.url,
+            self.context,
+            1,
+            split=True,
+            compression=self.destination.file_codecs,
+        )
+        self.written[0] = replace(first, final_path=final_path)
 
     def _start_part(self, raw: BinaryIO, final_path: str, temp_path: str, number: int) -> _OpenPart:
         counter = _CountingFile(raw, hashed=self.destination.manifest)

@@ -13,7 +13,10 @@ from deployments.cli.console import ExportsGroup
 
 app = typer.Typer(
     name="exports",
-    help="Export SQL tables and queries to CSV, JSON, JSONL, XML, Parquet and Avro with Prefect.",
+    help=(
+        "Export SQL tables and queries to CSV, JSON, JSONL, XML, Parquet, Avro and Excel "
+        "with Prefect."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

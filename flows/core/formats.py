@@ -13,7 +13,7 @@ from typing import Literal, get_args
 
 from flows.core.codecs import codec_media_type
 
-ExportFormat = Literal["csv", "json", "jsonl", "xml", "parquet", "avro"]
+ExportFormat = Literal["csv", "json", "jsonl", "xml", "parquet", "avro", "xlsx"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,11 @@ FORMATS: dict[ExportFormat, Format] = {
         "flows.formats.parquet_writer:ParquetWriter",
     ),
     "avro": Format("avro", "application/avro", "flows.formats.avro_writer:AvroWriter"),
+    "xlsx": Format(
+        "xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "flows.formats.xlsx_writer:XlsxWriter",
+    ),
 }
 EXPORT_FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
 # The XML writers that run a stylesheet (format_options.xslt), by xslt_scope.
@@ -43,6 +48,16 @@ XSLT_WRITERS = {
     "item": "flows.formats.xslt:XsltItemWriter",
     "document": "flows.formats.xslt:XsltDocumentWriter",
 }
+
+
+# An Excel sheet holds 1,048,576 rows: the header and 1,048,575 data rows. A larger export is
+# cut into parts of at most this many rows (flows/sink.py), as max_file_rows cuts.
+XLSX_MAX_ROWS = 1_048_575
+
+
+def format_max_rows(fmt: str) -> int | None:
+    """The most data rows one file of `fmt` holds, if the format has a limit."""
+    return XLSX_MAX_ROWS if fmt == "xlsx" else None
 
 
 def file_extension(fmt: ExportFormat) -> str:
@@ -61,6 +76,6 @@ def media_type(fmt: str, compression: str = "none", encoding: str = "utf-8") -> 
         return layer
     known: dict[str, str] = {name: item.media_type for name, item in FORMATS.items()}
     found = known.get(fmt, "application/octet-stream")
-    if fmt in ("parquet", "avro") or encoding not in CHARSETS:
+    if fmt in ("parquet", "avro", "xlsx") or encoding not in CHARSETS:
         return found
     return f"{found.split(';')[0]}; charset={CHARSETS[encoding]}"

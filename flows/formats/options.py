@@ -26,8 +26,8 @@ def check_format_options(fmt: ExportFormat, options: FormatOptions | None) -> No
     """
     if options is None:
         return
-    if fmt in ("parquet", "avro") and options.encoding != "utf-8":
-        name = "Parquet" if fmt == "parquet" else "Avro"
+    if fmt in ("parquet", "avro", "xlsx") and options.encoding != "utf-8":
+        name = {"parquet": "Parquet", "avro": "Avro", "xlsx": "Excel (xlsx)"}[fmt]
         raise ConfigurationError(
             f"format_options.encoding: {name} stores text as UTF-8, not {options.encoding}",
             field="format_options.encoding",
@@ -38,6 +38,13 @@ def check_format_options(fmt: ExportFormat, options: FormatOptions | None) -> No
             "format_options.avro_codec: compresses the blocks of an Avro file",
             field="format_options.avro_codec",
             hint=f"set format: avro (not {fmt}), or remove avro_codec",
+        )
+    if fmt == "xlsx" and not options.header:
+        raise ConfigurationError(
+            "format_options.header: an xlsx sheet always starts with its header row (the "
+            "column names)",
+            field="format_options.header",
+            hint="remove header (it is for CSV)",
         )
     if options.ext is not None and not _EXTENSION.fullmatch(options.ext):
         raise ConfigurationError(
@@ -87,10 +94,10 @@ def check_format_options(fmt: ExportFormat, options: FormatOptions | None) -> No
 def check_format_compression(fmt: ExportFormat, compression: str) -> None:
     """destination.compression for a format that compresses itself: an Avro file's blocks
     are compressed by its own codec, which every Avro reader undoes (a gzip around the file
-    is one no Avro reader opens).
+    is one no Avro reader opens); an xlsx workbook is a zip, which Excel opens only as it is.
 
     Raises:
-        ConfigurationError: naming destination.compression and format_options.avro_codec.
+        ConfigurationError: naming destination.compression (and format_options.avro_codec).
     """
     if fmt == "avro" and compression != "none":
         raise ConfigurationError(
@@ -99,6 +106,30 @@ def check_format_compression(fmt: ExportFormat, compression: str) -> None:
             field="destination.compression",
             hint="remove compression and set format_options.avro_codec (deflate, zstandard, "
             "snappy)",
+        )
+    if fmt == "xlsx" and compression != "none":
+        raise ConfigurationError(
+            f"destination.compression: xlsx is already a zip, not compressed again with "
+            f"{compression}",
+            field="destination.compression",
+            hint="remove compression (none is the only choice for xlsx)",
+        )
+
+
+def check_format_size(fmt: ExportFormat, max_file_mb: float | None) -> None:
+    """destination.max_file_mb for xlsx: a workbook is a zip whose size is known only once
+    it is closed, so it cannot be cut at a size; max_file_rows cuts it by rows.
+
+    Raises:
+        ConfigurationError: naming destination.max_file_mb and max_file_rows.
+    """
+    if fmt == "xlsx" and max_file_mb is not None:
+        raise ConfigurationError(
+            "destination.max_file_mb: an xlsx workbook is a zip whose size is known only when "
+            "it is finished, so it cannot be cut by size",
+            field="destination.max_file_mb",
+            hint="remove max_file_mb and set destination.max_file_rows (at most 1048575 rows "
+            "a file, Excel's limit)",
         )
 
 

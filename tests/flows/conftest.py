@@ -27,7 +27,7 @@ from flows.export import export
 from flows.runs.result import ExportResult
 
 TEXT_FORMATS: tuple[ExportFormat, ...] = ("csv", "json", "jsonl", "xml")
-ALL_FORMATS: tuple[ExportFormat, ...] = (*TEXT_FORMATS, "parquet", "avro")
+ALL_FORMATS: tuple[ExportFormat, ...] = (*TEXT_FORMATS, "parquet", "avro", "xlsx")
 PG_READERS = ("postgres_copy", "sqlalchemy")
 
 

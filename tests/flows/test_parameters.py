@@ -85,8 +85,8 @@ def test_a_missing_parameter_is_named(missing: str) -> None:
     ("override", "message"),
     [
         (
-            {"format": "xlsx"},
-            "format: `xlsx` is not supported; use one of csv, json, jsonl, xml, parquet",
+            {"format": "xls"},
+            "format: `xls` is not supported; use one of csv, json, jsonl, xml, parquet",
         ),
         ({"name": "a/b"}, "name: "),
         ({"source": {**SOURCE, "chunk_rows": 0}}, "source.chunk_rows: `0` Input should be"),

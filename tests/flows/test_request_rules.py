@@ -186,8 +186,8 @@ DESTINATION_CASES: list[Case] = [
 ]  # fmt: skip
 
 FORMAT_CASES: list[Case] = [
-    ("unknown format", {"format": "xlsx"}, "format",
-     "`xlsx` is not supported; use one of csv, json, jsonl, xml, parquet"),
+    ("unknown format", {"format": "xls"}, "format",
+     "`xls` is not supported; use one of csv, json, jsonl, xml, parquet, avro, xlsx"),
     ("empty format", {"format": ""}, "format", "is not supported; use one of csv, json"),
     ("format with a dot", {"format": ".csv"}, "format", "`.csv` is not supported"),
     ("two-character delimiter", {"format_options": {"delimiter": ";;"}},
@@ -246,6 +246,26 @@ FORMAT_CASES: list[Case] = [
      "remove compression and set format_options.avro_codec (deflate, zstandard, snappy)"),
     ("latin-1 avro", {"format": "avro", "format_options": {"encoding": "latin-1"}},
      "format_options.encoding", "Avro stores text as UTF-8, not latin-1"),
+    ("gzip around xlsx", {"format": "xlsx", "destination": {"url": OUT, "compression": "gzip"}},
+     "destination.compression", "xlsx is already a zip, not compressed again with gzip; "
+     "remove compression (none is the only choice for xlsx)"),
+    ("zstd around xlsx", {"format": "xlsx", "destination": {"url": OUT, "compression": "zstd"}},
+     "destination.compression", "xlsx is already a zip, not compressed again with zstd"),
+    ("xlsx cut by size", {"format": "xlsx", "destination": {"url": OUT, "max_file_mb": 10}},
+     "destination.max_file_mb", "an xlsx workbook is a zip whose size is known only when it is "
+     "finished, so it cannot be cut by size; remove max_file_mb and set "
+     "destination.max_file_rows (at most 1048575 rows a file, Excel's limit)"),
+    ("latin-1 xlsx", {"format": "xlsx", "format_options": {"encoding": "latin-1"}},
+     "format_options.encoding", "Excel (xlsx) stores text as UTF-8, not latin-1"),
+    ("xlsx without its header", {"format": "xlsx", "format_options": {"header": False}},
+     "format_options.header", "an xlsx sheet always starts with its header row (the column "
+     "names); remove header (it is for CSV)"),
+    ("a trailer in xlsx", {"format": "xlsx", "format_options": {"trailer": "TRL|{rows}"}},
+     "format_options.trailer", "format xlsx has no lines to add a trailer line to"),
+    ("a preamble in xlsx", {"format": "xlsx", "format_options": {"preamble": "HDR"}},
+     "format_options.preamble", "format xlsx has no lines to add a preamble line to"),
+    ("an avro codec for xlsx", {"format": "xlsx", "format_options": {"avro_codec": "null"}},
+     "format_options.avro_codec", "set format: avro (not xlsx), or remove avro_codec"),
     ("escape in csv", {"format": "csv", "format_options": {"encoding": "ascii",
                                                           "on_unencodable": "escape"}},
      "format_options.on_unencodable", "CSV has no escape for a character; use error or "

@@ -1,7 +1,7 @@
 """Parts by rows (`destination.max_file_rows`) and header and trailer records
 (`format_options.preamble` / `trailer`) as flows/sink.py writes them into a local folder: each
-part read back by a reader that is not ours (csv, json, lxml, pyarrow), and the records'
-bytes exact, in the file's encoding and line terminator."""
+part read back by a reader that is not ours (csv, json, lxml, pyarrow, fastavro, openpyxl),
+and the records' bytes exact, in the file's encoding and line terminator."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -68,6 +69,9 @@ def ids_of(data: bytes, fmt: ExportFormat) -> list[int]:
         return [int(item.findtext("id")) for item in etree.fromstring(data)]
     if fmt == "avro":
         return [record["id"] for record in fastavro.reader(io.BytesIO(data))]
+    if fmt == "xlsx":
+        sheet = openpyxl.load_workbook(io.BytesIO(data), read_only=True)["data"]
+        return [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)]
     return pq.read_table(io.BytesIO(data)).column("id").to_pylist()
 
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import fastavro
+import openpyxl
 import pyarrow.parquet as pq
 import pytest
 from lxml import etree
@@ -155,6 +156,9 @@ class TestDemo:
         )
         with (tmp_path / "orders.avro").open("rb") as avro:
             assert sum(1 for _ in fastavro.reader(avro)) == 1000
+        book = openpyxl.load_workbook(tmp_path / "customers.xlsx", read_only=True)
+        assert sum(1 for _ in book["data"].iter_rows()) == 1 + 50  # the header, 50 customers
+        book.close()
         assert "orders.parquet" in result.stdout and "rows" in result.stdout
         assert pq.read_table(tmp_path / "orders.parquet").num_rows == 1000
         assert len(json.loads((tmp_path / "customers.json").read_text(encoding="utf-8"))) == 50

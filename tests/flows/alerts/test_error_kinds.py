@@ -73,7 +73,7 @@ def test_each_error_class_is_its_summary(error_type: type[Exception], summary: s
         ("window.since: `2026-01-01` is not before", "window.since"),
         ("runner.dask: `x` is not a scheduler address", "runner.dask"),
         ("name: `a/b` has a `/`", "name"),
-        ("  format: `xlsx` is not supported", "format"),
+        ("  format: `xls` is not supported", "format"),
         ("source.filter.0.op: `~` Input should be", None),  # digits: not a field's name
         ("Source.Table: upper case", None),
         ("source.table `x` without a colon", None),

@@ -38,7 +38,7 @@ from tests.servers.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-FORMATS: tuple[ExportFormat, ...] = ("csv", "jsonl", "json", "xml", "parquet")
+FORMATS: tuple[ExportFormat, ...] = ("csv", "jsonl", "json", "xml", "parquet", "xlsx")
 TOKEN = "Bearer test-token-5f2c9a"
 QUERY_SECRET = "qs-secret-81d4"
 REGISTRY.remember("the HTTP POST block's token", TOKEN)

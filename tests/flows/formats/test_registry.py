@@ -36,8 +36,12 @@ def test_extensions_and_media_types() -> None:
         "xml",
         "parquet",
         "avro",
+        "xlsx",
     ]
     assert media_type("avro") == "application/avro"
+    assert media_type("xlsx") == (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
     assert media_type("csv") == "text/csv; charset=utf-8"
     assert media_type("jsonl") == "application/x-ndjson"
     assert media_type("parquet", "gzip") == "application/gzip"

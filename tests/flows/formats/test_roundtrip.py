@@ -1,12 +1,13 @@
 """Acceptance: every format round-trips every cell, from SQLite and PostgreSQL.
 
 Each test runs the real `export` flow, reads the file back with an independent parser (csv,
-json with parse_float=Decimal, lxml, pyarrow.parquet, fastavro) and compares every cell with
-the rows an independent client read from the source (psycopg, sqlite3, the demo module). The
-expected text follows the rendering contract in flows/formats/render.py: floats as repr,
-decimals exact, true/false, isoformat() dates and times (timestamptz in UTC, +00:00), base64
-bytes, JSON columns nested in JSON and as JSON text in CSV/XML, NULL as an empty unquoted CSV
-field.
+json with parse_float=Decimal, lxml, pyarrow.parquet, fastavro, openpyxl) and compares every
+cell with the rows an independent client read from the source (psycopg, sqlite3, the demo
+module). The expected text follows the rendering contract in flows/formats/render.py: floats
+as repr, decimals exact, true/false, isoformat() dates and times (timestamptz in UTC, +00:00),
+base64 bytes, JSON columns nested in JSON and as JSON text in CSV/XML, NULL as an empty
+unquoted CSV field. An xlsx cell is a number, boolean or date where Excel holds the value
+exactly, else that same text (README, "How values are written").
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import openpyxl
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from lxml import etree
+from openpyxl.utils.escape import unescape
 
 from flows.core.formats import ExportFormat
 from tests.flows.conftest import (
@@ -346,6 +349,80 @@ def check_avro(path: Path, data: Dataset) -> list[str]:
     return problems
 
 
+def _excel_digits(text: str) -> int:
+    mantissa = text.lower().split("e")[0].lstrip("+-").replace(".", "")
+    return len(mantissa.strip("0")) or 1
+
+
+def _excel_time(value: Any) -> bool:
+    """Whether Excel holds a time or timestamp exactly: whole milliseconds, 1900..9999."""
+    in_range = not isinstance(value, datetime) or 1900 <= value.year <= 9999
+    return in_range and value.microsecond % 1000 == 0
+
+
+def xlsx_native(value: Any, kind: str) -> Any:
+    """The value openpyxl reads from the cell Excel holds a value in exactly, or None where
+    the cell is the value's text."""
+    if kind == "bool":
+        return value
+    if kind == "int":
+        return value if abs(value) < 10**15 else None
+    if kind == "float":
+        fits = value == 0 or 2.2250738585072014e-308 <= abs(value) <= 9.99999999999999e307
+        return value if fits and _excel_digits(repr(value)) <= 15 else None
+    if kind == "decimal":
+        finite = value.is_finite() and _excel_digits(format(value, "f")) <= 15
+        return value if finite else None
+    if kind == "date":
+        return datetime(value.year, value.month, value.day) if value.year >= 1900 else None
+    if kind == "time":
+        return value if _excel_time(value) else None
+    if kind == "timestamp":
+        return value if _excel_time(value) else None
+    if kind == "timestamptz":
+        wall = value.astimezone(UTC).replace(tzinfo=None)
+        return wall if _excel_time(wall) else None
+    return None
+
+
+def xlsx_mismatch(got: Any, value: Any, kind: str) -> str | None:
+    """Why an xlsx cell (as openpyxl reads it) does not match the source value."""
+    if value is None or got is None:
+        return text_mismatch(got, value, kind)
+    native = xlsx_native(value, kind)
+    if native is None:
+        if not isinstance(got, str):
+            return f"expected the text of {value!r}, got {got!r}"
+        return text_mismatch(got, value, kind)
+    # Excel has one number type: 3.0 reads back as 3, 12.50 as 12.5.
+    if kind == "float":
+        ok = isinstance(got, int | float) and float(got) == native
+    elif kind == "decimal":
+        ok = isinstance(got, int | float) and Decimal(repr(got)) == native
+    else:
+        ok = type(got) is type(native) and got == native
+    return None if ok else f"expected {native!r}, got {got!r}"
+
+
+def check_xlsx(path: Path, data: Dataset) -> list[str]:
+    """Cells as openpyxl reads them (read_only), OOXML's _xHHHH_ escapes undone as Excel
+    undoes them (openpyxl leaves them in inline strings)."""
+    book = openpyxl.load_workbook(path, read_only=True)
+    assert book.sheetnames == ["data"]
+    rows = [
+        [unescape(v) if isinstance(v, str) else v for v in row]
+        for row in book["data"].iter_rows(values_only=True)
+    ]
+    book.close()
+    assert rows[0] == data.columns, "header row"
+    assert len(rows) == len(data.rows) + 1
+    problems: list[str] = []
+    for index, (row, record) in enumerate(zip(data.rows, rows[1:], strict=True)):
+        for column, got, value, kind in zip(data.columns, record, row, data.kinds, strict=True):
+            _collect(problems, index, column, xlsx_mismatch(got, value, kind))
+    return problems
+
+
 CHECKERS: dict[ExportFormat, Checker] = {
     "csv": check_csv,
     "json": check_json,
@@ -353,6 +430,7 @@ CHECKERS: dict[ExportFormat, Checker] = {
     "xml": check_xml,
     "parquet": check_parquet,
     "avro": check_avro,
+    "xlsx": check_xlsx,
 }
 
 

@@ -1,5 +1,5 @@
 """Reading back the parts of a split read with readers that are not ours (csv, json, lxml,
-pyarrow, fastavro), and checking its manifest against the files."""
+pyarrow, fastavro, openpyxl), and checking its manifest against the files."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import openpyxl
 import pyarrow.parquet as pq
 from lxml import etree
 
@@ -33,8 +34,18 @@ def read_rows(path: Path, fmt: ExportFormat) -> list[tuple[int, str | None]]:
         return [(int(item.findtext("id")), xml_text(item.find("v"))) for item in root]
     if fmt == "avro":
         return [(item["id"], item["v"]) for item in fastavro.reader(io.BytesIO(data))]
+    if fmt == "xlsx":
+        return xlsx_rows(data)
     table = pq.read_table(io.BytesIO(data))
     return [(row["id"], row["v"]) for row in table.to_pylist()]
+
+
+def xlsx_rows(data: bytes) -> list[Any]:
+    """(id, v) of every data row of the workbook's sheet (an empty cell is None)."""
+    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
+    rows = list(book["data"].iter_rows(min_row=2, values_only=True))
+    book.close()
+    return [(row_id, v) for row_id, v in rows]
 
 
 def xml_text(element: Any) -> str | None:
@@ -83,5 +94,7 @@ def read_nullable(path: Path, fmt: ExportFormat) -> list[tuple[int | None, str]]
         return rows
     if fmt == "avro":
         return [(item["id"], item["v"]) for item in fastavro.reader(io.BytesIO(data))]
+    if fmt == "xlsx":
+        return xlsx_rows(data)
     table = pq.read_table(io.BytesIO(data))
     return [(row["id"], row["v"]) for row in table.to_pylist()]

@@ -1,6 +1,6 @@
 """MySQL / MariaDB as a source, against a real MariaDB server: the values its column types hold
 come back exactly, the same from a table as from a query over it, and a query splits by a
-column. Files are read back with Python's csv and json, pyarrow and fastavro."""
+column. Files are read back with Python's csv and json, pyarrow, fastavro and openpyxl."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pymysql
@@ -160,6 +161,32 @@ def test_avro_keeps_every_value_from_a_table_and_a_query(
     assert first["stamped"] == datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)
     assert top["happened"] == datetime(2026, 3, 1, 12, 0, 0, 250000)
     assert first["happened"] == datetime(1000, 1, 1) and first["ratio"] == -1e300
+    assert (top["note"], first["note"]) == (ROWS[0][11], "hé 日本")
+    assert [name for name, value in nulls.items() if value is not None] == ["id", "span"]
+
+
+@pytest.mark.parametrize("kind", list(SOURCES))
+def test_xlsx_keeps_every_value_from_a_table_and_a_query(
+    awkward: str, tmp_path: Path, kind: str
+) -> None:
+    """Native cells where Excel holds the value exactly; the text CSV writes where it would
+    not (a 20-digit id, 38-digit decimals, a duration past a day, year 1000)."""
+    book = openpyxl.load_workbook(run(awkward, SOURCES[kind], "xlsx", tmp_path), read_only=True)
+    header, *rows = book["data"].iter_rows(values_only=True)
+    book.close()
+    assert list(header) == COLUMNS
+    got = {str(row[0]): dict(zip(COLUMNS, row, strict=True)) for row in rows}
+    top, first, nulls = got["18446744073709551615"], got["1"], got["2"]
+    assert top["amount"] == "1234567890123456789012345678.0123456789"
+    assert first["amount"] == -1e-10 and first["id"] == 1
+    assert (top["small"], top["made"], top["flag"], top["ratio"]) == (255, 2026, 1, 0.1)
+    assert top["span"] == "838:59:59.000000" and nulls["span"] == "-00:00:01.500000"
+    assert top["doc"] == ROWS[0][4] and (top["raw"], first["raw"]) == ("AP8Q", "")
+    # TIMESTAMP as its UTC wall-clock time, DATETIME as it is; both Excel dates.
+    assert top["stamped"] == datetime(2026, 3, 1, 12, 0, 0, 500000)
+    assert first["stamped"] == datetime(1970, 1, 1, 0, 0, 1)
+    assert top["happened"] == datetime(2026, 3, 1, 12, 0, 0, 250000)
+    assert first["happened"] == "1000-01-01T00:00:00" and first["ratio"] == -1e300
     assert (top["note"], first["note"]) == (ROWS[0][11], "hé 日本")
     assert [name for name, value in nulls.items() if value is not None] == ["id", "span"]
 

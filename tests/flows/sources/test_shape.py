@@ -3,7 +3,7 @@ rows, pushed into the SQL of every reader (SQLite, PostgreSQL's COPY and its ser
 SQLAlchemy on PostgreSQL) and combined with a query's own WHERE and its window.
 
 The expected rows are computed in Python from the rows the test inserted, never by our code;
-files are read back with csv, json, lxml and pyarrow.
+files are read back with csv, json, lxml, pyarrow, fastavro and openpyxl.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import openpyxl
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -158,10 +159,27 @@ def read_back(path: Path, fmt: ExportFormat) -> tuple[list[str], list[list[str]]
         records = list(reader)
         names = [field["name"] for field in reader.writer_schema["fields"]]
         return names, [[_text(value) for value in record.values()] for record in records]
+    if fmt == "xlsx":
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
+        header, *rows = book["data"].iter_rows()
+        names = [str(cell.value) for cell in header]
+        texts = [[_shown(cell.value, cell.number_format) for cell in row] for row in rows]
+        book.close()
+        return names, texts
     table = pq.read_table(io.BytesIO(data))
     return table.schema.names, [
         [_text(value) for value in row.values()] for row in table.to_pylist()
     ]
+
+
+def _shown(value: Any, number_format: str) -> str:
+    """An xlsx cell as Excel shows it: a number with the places of its format (`0.00`), a
+    date as its day."""
+    if isinstance(value, dt.datetime) and number_format == "yyyy-mm-dd":
+        return value.date().isoformat()
+    if isinstance(value, float) and number_format.startswith("0."):
+        return f"{value:.{len(number_format) - 2}f}"
+    return _text(value)
 
 
 def _text(value: Any) -> str:
