@@ -56,6 +56,39 @@ def test_gcs_credentials_round_trip_and_hide_the_key() -> None:
     }
 
 
+@pytest.mark.unit
+def test_gcs_kms_key_name_goes_to_the_filesystem() -> None:
+    key = "projects/acme-data/locations/europe-west1/keyRings/exports/cryptoKeys/partner_1"
+    block = GcsCredentials(anonymous=True, kms_key_name=key)
+    assert block.filesystem_options() == {
+        "block_size": 8 * 1024 * 1024,
+        "token": "anon",
+        "kms_key_name": key,
+    }
+    assert "kms_key_name" not in GcsCredentials(anonymous=True).filesystem_options()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "partner-files",  # a key's short name
+        "projects/p1/locations/eu/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1",  # a version
+        "projects/p1/locations/eu/keyRings/r",  # a key ring
+        "projects/p1/locations/eu/keyRings/r/cryptoKeys/",
+        "//cloudkms.googleapis.com/projects/p1/locations/eu/keyRings/r/cryptoKeys/k",
+    ],
+)
+@pytest.mark.unit
+def test_gcs_kms_key_name_must_be_a_key_resource_name(name: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        GcsCredentials(kms_key_name=name)
+    assert (
+        f"kms_key_name `{name}` is not a Cloud KMS key's resource name; give "
+        "projects/PROJECT/locations/LOCATION/keyRings/RING/cryptoKeys/KEY (the key, not one "
+        "of its cryptoKeyVersions)"
+    ) in str(raised.value)
+
+
 @pytest.mark.usefixtures("prefect_api")
 def test_azure_credentials_round_trip_and_hide_the_key() -> None:
     AzureBlobCredentials(
