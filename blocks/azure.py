@@ -12,8 +12,9 @@ from typing import Any
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-# An encryption scope's name as Azure makes them: 3 to 63 letters, digits or hyphens.
-ENCRYPTION_SCOPE = re.compile(r"[A-Za-z0-9-]{3,63}")
+# An encryption scope's name as Azure makes them: 3 to 63 lower-case letters, digits and
+# hyphens, each hyphen between a letter or digit and another.
+ENCRYPTION_SCOPE = re.compile(r"(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 class AzureBlobCredentials(Block):
@@ -79,7 +80,8 @@ class AzureBlobCredentials(Block):
         if value is not None and not ENCRYPTION_SCOPE.fullmatch(value):
             raise ValueError(
                 f"encryption_scope `{value}` is not an encryption scope's name; give the name "
-                "of one of the storage account's scopes (3 to 63 letters, digits or hyphens)"
+                "of one of the storage account's scopes (3 to 63 lower-case letters, digits "
+                "and hyphens, a hyphen between two of the others)"
             )
         return value
 

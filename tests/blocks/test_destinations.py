@@ -137,17 +137,20 @@ def test_azure_credentials_name_what_is_wrong(fields: dict[str, str], message: s
     assert "AccountKey=k" not in str(raised.value), "the input (secrets) is shown"
 
 
-@pytest.mark.parametrize("scope", ["ab", "partner files", "scope/1", "x" * 64])
+@pytest.mark.parametrize(
+    "scope", ["ab", "partner files", "scope/1", "x" * 64, "Partner", "a--b", "-abc", "abc-"]
+)
 @pytest.mark.unit
 def test_azure_encryption_scope_must_be_a_scope_name(scope: str) -> None:
     with pytest.raises(ValidationError) as raised:
         AzureBlobCredentials(account_name="acme", encryption_scope=scope)
     assert (
         f"encryption_scope `{scope}` is not an encryption scope's name; give the name of one "
-        "of the storage account's scopes (3 to 63 letters, digits or hyphens)"
+        "of the storage account's scopes (3 to 63 lower-case letters, digits and hyphens, a "
+        "hyphen between two of the others)"
     ) in str(raised.value)
-    block = AzureBlobCredentials(account_name="acme", encryption_scope="partner-files-2")
-    assert block.encryption_scope == "partner-files-2"
+    for good in ("abc", "partner-files-2", "x" * 63):
+        assert AzureBlobCredentials(account_name="acme", encryption_scope=good).encryption_scope
 
 
 @pytest.mark.usefixtures("prefect_api")
