@@ -6,10 +6,15 @@ a URL, a log line or an error message.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from prefect.blocks.core import Block
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+# An encryption scope's name as Azure makes them: 3 to 63 lower-case letters, digits and
+# hyphens, each hyphen between a letter or digit and another.
+ENCRYPTION_SCOPE = re.compile(r"(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 class AzureBlobCredentials(Block):
@@ -61,6 +66,24 @@ class AzureBlobCredentials(Block):
         description="Wait before the first retry, in seconds; later ones wait a little longer "
         "(15: the SDK's default, about 15, 18 and 24 s).",
     )
+    encryption_scope: str | None = Field(
+        default=None,
+        description="An encryption scope of the account that encrypts every blob written "
+        "(its own key, e.g. a customer-managed one in Key Vault); empty: the container's or "
+        "account's default. Each file is then published by a synchronous copy, at most 256 "
+        "MiB (set destination.max_file_mb).",
+    )
+
+    @field_validator("encryption_scope")
+    @classmethod
+    def _a_scope_name(cls, value: str | None) -> str | None:
+        if value is not None and not ENCRYPTION_SCOPE.fullmatch(value):
+            raise ValueError(
+                f"encryption_scope `{value}` is not an encryption scope's name; give the name "
+                "of one of the storage account's scopes (3 to 63 lower-case letters, digits "
+                "and hyphens, a hyphen between two of the others)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_way_to_sign_in(self) -> AzureBlobCredentials:

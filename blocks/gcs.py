@@ -7,10 +7,17 @@ a URL, a log line or an error message.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from prefect.blocks.core import Block
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
+
+# A Cloud KMS key's resource name (a key, not one of its versions): GCS takes no other form.
+KMS_KEY_NAME = re.compile(
+    r"projects/[a-z0-9][a-z0-9.:-]*/locations/[a-z0-9-]+"
+    r"/keyRings/[A-Za-z0-9_-]{1,63}/cryptoKeys/[A-Za-z0-9_-]{1,63}"
+)
 
 
 class GcsCredentials(Block):
@@ -49,9 +56,27 @@ class GcsCredentials(Block):
     part_size_mb: int = Field(
         default=8, ge=1, le=1024, description="Resumable upload chunk in MiB; memory holds one."
     )
+    kms_key_name: str | None = Field(
+        default=None,
+        description="A Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) that "
+        "encrypts every object written (customer-managed encryption); empty: the bucket's "
+        "default key.",
+    )
+
+    @field_validator("kms_key_name")
+    @classmethod
+    def _a_key_resource_name(cls, value: str | None) -> str | None:
+        if value is not None and not KMS_KEY_NAME.fullmatch(value):
+            raise ValueError(
+                f"kms_key_name `{value}` is not a Cloud KMS key's resource name; give "
+                "projects/PROJECT/locations/LOCATION/keyRings/RING/cryptoKeys/KEY (the key, "
+                "not one of its cryptoKeyVersions)"
+            )
+        return value
 
     def filesystem_options(self) -> dict[str, Any]:
-        """Keyword arguments for `gcsfs.GCSFileSystem`."""
+        """Keyword arguments for `gcsfs.GCSFileSystem` (`kms_key_name`: for
+        flows/destinations/gcs_filesystem.py)."""
         options: dict[str, Any] = {"block_size": self.part_size_mb * 1024 * 1024}
         if self.service_account_info is not None:
             options["token"] = json.loads(self.service_account_info.get_secret_value())
@@ -61,4 +86,6 @@ class GcsCredentials(Block):
             options["project"] = self.project
         if self.endpoint_url:
             options["endpoint_url"] = self.endpoint_url
+        if self.kms_key_name:
+            options["kms_key_name"] = self.kms_key_name
         return options

@@ -5,13 +5,17 @@ AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME with a key, SAS t
 What adlfs leaves to us: a server-side copy that is waited for, dropping the blocks of an upload
 that failed, and the storage SDK's retry policy. adlfs's `copy` only starts the copy (Copy Blob
 may finish later on the service), and deleting the temporary blob before it has finished would
-abort it. Publishing must know it is done.
+abort it. Publishing must know it is done. And an encryption scope (the block's
+`encryption_scope`): adlfs sends none, and Copy Blob takes none (its copy would be encrypted
+with the container's default), so the scope goes on every request that writes data, and a
+file is published by a synchronous copy (Copy Blob From URL), the one copy that takes a scope.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import fsspec
 from fsspec import AbstractFileSystem
@@ -19,10 +23,14 @@ from fsspec.asyn import sync
 from prefect.blocks.core import Block
 
 from blocks.azure import AzureBlobCredentials
+from flows.core.errors import DeliveryError
 from flows.destinations.store import MIB, Leftover, ObjectStore, quietly
 
 COPY_POLL_S = 0.5
 COPY_TIMEOUT_S = 15 * 60
+# Copy Blob From URL copies at most 256 MiB; the one copy that encrypts with a scope.
+SCOPED_COPY_MAX = 256 * MIB
+SCOPE_HEADER = "x-ms-encryption-scope"
 
 
 class AzureBlob(ObjectStore):
@@ -41,6 +49,8 @@ class AzureBlob(ObjectStore):
         fs = fsspec.filesystem("az", skip_instance_cache=True, **options)
         if isinstance(block, AzureBlobCredentials):
             set_retry_policy(fs, **block.retry_options())
+            if block.encryption_scope:
+                set_encryption_scope(fs, block.encryption_scope)
         return fs
 
     def copy(self, fs: AbstractFileSystem, source: str, target: str) -> None:
@@ -81,7 +91,10 @@ async def _copy_and_wait(fs: Any, source: str, target: str) -> None:
         service.get_blob_client(source_container, source_blob) as source_client,
         service.get_blob_client(target_container, target_blob) as target_client,
     ):
-        started = await target_client.start_copy_from_url(source_client.url)
+        if getattr(fs, "encryption_scope", None):
+            started = await _scoped_copy(fs, source, source_client, target_client, target)
+        else:
+            started = await target_client.start_copy_from_url(source_client.url)
         status = started.get("copy_status")
         waited = 0.0
         while status == "pending" and waited < COPY_TIMEOUT_S:
@@ -91,6 +104,66 @@ async def _copy_and_wait(fs: Any, source: str, target: str) -> None:
     if status != "success":
         raise CopyFailedError(f"Copy Blob to `{target}` ended as `{status}`")
     fs.invalidate_cache(target_container)
+
+
+async def _scoped_copy(
+    fs: Any, source: str, source_client: Any, target_client: Any, target: str
+) -> Any:
+    """Copy Blob From URL with the scope (the request carries it: `set_encryption_scope`).
+    Unlike Copy Blob, it reads the source with the source URL's own authorization: a SAS
+    made with the account key (for an hour), the SAS the block gave, or the identity's
+    token."""
+    size = (await source_client.get_blob_properties()).size
+    if size > SCOPED_COPY_MAX:
+        raise DeliveryError(
+            f"cannot deliver `az://{target}` to Azure Blob Storage: the file is "
+            f"{size / MIB:.1f} MiB, and Azure encrypts a server-side copy with an encryption "
+            f"scope only up to {SCOPED_COPY_MAX / MIB:g} MiB; set destination.max_file_mb to "
+            f"{SCOPED_COPY_MAX / MIB:g} or less",
+            store="Azure Blob Storage",
+            target=f"az://{target}",
+        )
+    credential = fs.service_client.credential
+    url, options = source_client.url, {}
+    if getattr(credential, "account_key", None):  # a shared key: adlfs makes a read SAS
+        url = await fs._url(source, expires=3600)
+    elif hasattr(credential, "get_token"):  # Azure's default identity
+        token = await credential.get_token("https://storage.azure.com/.default")
+        options["source_authorization"] = f"Bearer {token.token}"
+    return await target_client.start_copy_from_url(url, requires_sync=True, **options)
+
+
+def set_encryption_scope(fs: AbstractFileSystem, scope: str) -> None:
+    """Send `scope` on every request that writes a blob's data: Put Blob, Put Block, Put
+    Block List and the copies that publish (adlfs takes no scope). It goes on the client's
+    headers policy, which every container and blob client adlfs derives shares, and before
+    the request is signed. Reads, listings and deletes go without it."""
+    fs.encryption_scope = scope  # read by copy_blob
+    policy = fs.service_client._config.headers_policy
+    add_headers = policy.on_request
+
+    def on_request(request: Any) -> None:
+        add_headers(request)
+        if writes_data(request.http_request.method, request.http_request.url):
+            request.http_request.headers[SCOPE_HEADER] = scope
+
+    policy.on_request = on_request
+
+
+def writes_data(method: str, url: str) -> bool:
+    """Whether a Blob service request writes a blob's content: a PUT of a blob (Put Blob, a
+    copy) or of a block or block list; not a container's or a blob's properties."""
+    query = parse_qs(urlsplit(url).query)
+    return (
+        method == "PUT"
+        and "restype" not in query
+        and query.get("comp", [""])[0]
+        in (
+            "",
+            "block",
+            "blocklist",
+        )
+    )
 
 
 async def _blobs_under(fs: Any, prefix: str) -> list[str]:

@@ -1,7 +1,8 @@
 """Google Cloud Storage, through gcsfs: resumable uploads of `part_size_mb` chunks, published by
 a server-side copy (rewrite) and a delete. Without a block, Application Default Credentials
 apply (GOOGLE_APPLICATION_CREDENTIALS, the metadata server); STORAGE_EMULATOR_HOST for an
-emulator."""
+emulator. A block's `kms_key_name` encrypts every object written, copies included
+(flows/destinations/gcs_filesystem.py)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ class Gcs(ObjectStore):
         # gcsfs's plain filesystem, whatever GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT said when gcsfs
         # was imported: its experimental hierarchical-namespace one probes each bucket over
         # gRPC, which hangs for about a minute per bucket against emulators.
-        from gcsfs.core import GCSFileSystem
+        from flows.destinations.gcs_filesystem import KeyedGcsFileSystem
 
-        fs: AbstractFileSystem = GCSFileSystem(skip_instance_cache=True, **options)
+        fs: AbstractFileSystem = KeyedGcsFileSystem(skip_instance_cache=True, **options)
         return fs
 
     def sdk_transient(self, exc: BaseException) -> bool:

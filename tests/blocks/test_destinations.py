@@ -56,6 +56,39 @@ def test_gcs_credentials_round_trip_and_hide_the_key() -> None:
     }
 
 
+@pytest.mark.unit
+def test_gcs_kms_key_name_goes_to_the_filesystem() -> None:
+    key = "projects/acme-data/locations/europe-west1/keyRings/exports/cryptoKeys/partner_1"
+    block = GcsCredentials(anonymous=True, kms_key_name=key)
+    assert block.filesystem_options() == {
+        "block_size": 8 * 1024 * 1024,
+        "token": "anon",
+        "kms_key_name": key,
+    }
+    assert "kms_key_name" not in GcsCredentials(anonymous=True).filesystem_options()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "partner-files",  # a key's short name
+        "projects/p1/locations/eu/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1",  # a version
+        "projects/p1/locations/eu/keyRings/r",  # a key ring
+        "projects/p1/locations/eu/keyRings/r/cryptoKeys/",
+        "//cloudkms.googleapis.com/projects/p1/locations/eu/keyRings/r/cryptoKeys/k",
+    ],
+)
+@pytest.mark.unit
+def test_gcs_kms_key_name_must_be_a_key_resource_name(name: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        GcsCredentials(kms_key_name=name)
+    assert (
+        f"kms_key_name `{name}` is not a Cloud KMS key's resource name; give "
+        "projects/PROJECT/locations/LOCATION/keyRings/RING/cryptoKeys/KEY (the key, not one "
+        "of its cryptoKeyVersions)"
+    ) in str(raised.value)
+
+
 @pytest.mark.usefixtures("prefect_api")
 def test_azure_credentials_round_trip_and_hide_the_key() -> None:
     AzureBlobCredentials(
@@ -102,6 +135,22 @@ def test_azure_credentials_name_what_is_wrong(fields: dict[str, str], message: s
     with pytest.raises(ValidationError, match=re.escape(message)) as raised:
         AzureBlobCredentials(**fields)  # type: ignore[arg-type]
     assert "AccountKey=k" not in str(raised.value), "the input (secrets) is shown"
+
+
+@pytest.mark.parametrize(
+    "scope", ["ab", "partner files", "scope/1", "x" * 64, "Partner", "a--b", "-abc", "abc-"]
+)
+@pytest.mark.unit
+def test_azure_encryption_scope_must_be_a_scope_name(scope: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        AzureBlobCredentials(account_name="acme", encryption_scope=scope)
+    assert (
+        f"encryption_scope `{scope}` is not an encryption scope's name; give the name of one "
+        "of the storage account's scopes (3 to 63 lower-case letters, digits and hyphens, a "
+        "hyphen between two of the others)"
+    ) in str(raised.value)
+    for good in ("abc", "partner-files-2", "x" * 63):
+        assert AzureBlobCredentials(account_name="acme", encryption_scope=good).encryption_scope
 
 
 @pytest.mark.usefixtures("prefect_api")

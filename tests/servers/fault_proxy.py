@@ -9,7 +9,7 @@ from typing import Any
 class FaultProxy:
     """An HTTP proxy on 127.0.0.1 in front of a real server, answering some requests with an
     error instead of forwarding them (`fail(predicate, status, times)`), and logging every
-    request as (method, path with query, status)."""
+    request as (method, path with query, status), and in `requests` with its headers too."""
 
     def __init__(self, upstream: str) -> None:
         import http.server
@@ -18,6 +18,7 @@ class FaultProxy:
         self.upstream = upstream.removeprefix("http://")
         self.rules: list[list[Any]] = []
         self.log: list[tuple[str, str, int]] = []
+        self.requests: list[tuple[str, str, dict[str, str]]] = []  # method, path, headers
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -29,6 +30,7 @@ class FaultProxy:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                proxy.requests.append((self.command, self.path, dict(self.headers.items())))
                 status = proxy._injected(self.command, self.path)
                 if status is not None:
                     payload = (

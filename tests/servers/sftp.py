@@ -11,7 +11,7 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ class SftpServer:
         self.host_key = asyncssh.generate_private_key("ssh-ed25519")
         self.client_key = asyncssh.generate_private_key("ssh-ed25519")
         self.posix_rename = True  # False: answer OpenSSH's posix-rename as unsupported
+        # Called with the target path (as the client names it) before each rename is done.
+        self.before_rename: Callable[[str], None] | None = None
         self.connections_made = 0
         self.faults_fired = 0  # connections cut or restarts, one per upload
         self._cut: set[asyncssh.SSHServerConnection] = set()
@@ -108,6 +110,7 @@ class SftpServer:
     def clear_faults(self) -> None:
         self._fault, self._fault_times = None, None
         self.posix_rename = True
+        self.before_rename = None
 
     def _call(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
@@ -203,7 +206,14 @@ class _ChrootSftp(asyncssh.SFTPServer):  # type: ignore[misc]
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
         if not self.server.posix_rename:
             raise asyncssh.SFTPOpUnsupported("posix-rename is switched off by the test")
+        if self.server.before_rename is not None:
+            self.server.before_rename(os.fsdecode(newpath))
         super().posix_rename(oldpath, newpath)
+
+    def rename(self, oldpath: bytes, newpath: bytes) -> None:
+        if self.server.before_rename is not None:
+            self.server.before_rename(os.fsdecode(newpath))
+        super().rename(oldpath, newpath)
 
 
 class SmallDiskSftpServer(SftpServer):

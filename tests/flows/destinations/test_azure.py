@@ -1,11 +1,12 @@
 """What only Azure Blob Storage has, against Azurite on loopback: the ways to sign in (the
-AZURE_STORAGE_CONNECTION_STRING variable, an account key, a SAS token) and the abfs://
-scheme. What every store does is in test_stores.py."""
+AZURE_STORAGE_CONNECTION_STRING variable, an account key, a SAS token), the abfs://
+scheme and encryption scopes. What every store does is in test_stores.py."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
@@ -16,6 +17,7 @@ from tests.flows.conftest import demo_dataset
 from tests.flows.destinations.stores import StoreUnderTest, az_store
 from tests.flows.formats.test_roundtrip import assert_round_trip
 from tests.servers.azurite import AzuriteServer
+from tests.servers.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -95,3 +97,86 @@ def test_wrong_key_fails_at_once_without_showing_it(
     message = str(state.result(raise_on_failure=False))
     assert "Azure Blob Storage" in message and wrong not in message
     assert store.names() == []
+
+
+def test_an_encryption_scope_goes_on_every_blob_written(
+    demo_db: Path, store: StoreUnderTest, tmp_path: Path
+) -> None:
+    """With `encryption_scope`, every request that writes data (the blocks and block lists
+    of the temporary blobs, the empty marker) carries it, and every file is published by
+    Copy Blob From URL carrying it too (Copy Blob takes no scope: its copy would get the
+    container's default), its source read through a SAS made for it. Azurite accepts the
+    header and keeps nothing of it (a blob's properties show no scope), so the requests as
+    they reached it, recorded by a proxy in front of it, are what is checked."""
+    proxy = FaultProxy(store.endpoint_url)
+    try:
+        block = store.save_block("test-az-scope", proxy.url, encryption_scope="partner-files")
+        result = export(
+            source={"url": f"sqlite:///{demo_db}", "table": "orders", "chunk_rows": 100},
+            destination={
+                "url": store.url("scoped/{export}.{ext}"),
+                "block": block,
+                "max_file_mb": 0.1,
+                "manifest": True,
+                "done_marker": "_SUCCESS",
+            },
+            format="jsonl",
+        )
+    finally:
+        proxy.stop()
+    delivered = [url.removeprefix(store.url("")) for url in result.files]
+    assert len(delivered) > 1
+    finals = {*delivered, "scoped/orders.manifest.json", "scoped/_SUCCESS"}
+    assert set(store.names()) == finals
+    prefix = f"/{AzuriteServer.ACCOUNT}/{store.container}/"
+    writes: list[tuple[str, dict[str, str]]] = []
+    copies: dict[str, dict[str, str]] = {}
+    others: list[dict[str, str]] = []
+    for method, path, headers in proxy.requests:
+        parts = urlsplit(path)
+        comp = parse_qs(parts.query).get("comp", [""])[0]
+        headers = {key.lower(): value for key, value in headers.items()}
+        if method == "PUT" and "x-ms-copy-source" in headers:
+            copies[unquote(parts.path.removeprefix(prefix))] = headers
+        elif method == "PUT" and comp in ("", "block", "blocklist"):
+            writes.append((unquote(parts.path.removeprefix(prefix)), headers))
+        else:
+            others.append(headers)
+    # one temporary blob per object (blocks and a block list; the empty marker: Put Blob)
+    assert len({name for name, _ in writes}) == len(finals)
+    assert all(headers.get("x-ms-encryption-scope") == "partner-files" for _, headers in writes)
+    assert set(copies) == finals
+    for headers in copies.values():
+        assert headers["x-ms-encryption-scope"] == "partner-files"
+        assert headers["x-ms-requires-sync"] == "True"
+        assert "sig=" in headers["x-ms-copy-source"]  # a SAS that may read the source
+    assert not [h for h in others if "x-ms-encryption-scope" in h]  # reads, deletes, lists
+    path = tmp_path / "orders.jsonl"  # the parts, one after the other: the whole table
+    path.write_bytes(b"".join(store.read(name) for name in delivered))
+    assert_round_trip("jsonl", path, demo_dataset("orders"))
+
+
+def test_a_file_too_large_for_a_scoped_copy_fails_saying_what_to_set(
+    demo_db: Path, store: StoreUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copy Blob From URL takes at most 256 MiB; the limit is lowered to 0.25 MiB here (the
+    orders are 0.37 MiB as JSON Lines) so the real copy path refuses a file in seconds."""
+    import flows.destinations.azure as azure_store
+
+    monkeypatch.setattr(azure_store, "SCOPED_COPY_MAX", 256 * 1024)
+    block = store.save_block("test-az-scope-large", encryption_scope="partner-files")
+    state = export(
+        source={"url": f"sqlite:///{demo_db}", "table": "orders"},
+        destination={"url": store.url("large/{export}.{ext}"), "block": block},
+        format="jsonl",
+        return_state=True,
+    )
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert type(error).__name__ == "DeliveryError", error
+    assert str(error) == (
+        f"cannot deliver `az://{store.container}/large/orders.jsonl` to Azure Blob Storage: "
+        "the file is 0.4 MiB, and Azure encrypts a server-side copy with an encryption scope "
+        "only up to 0.25 MiB; set destination.max_file_mb to 0.25 or less"
+    )
+    assert store.names() == []  # nothing published, no temporary blob left

@@ -1,13 +1,18 @@
 """The completion marker (`destination.done_marker`) of real exports: written empty in the
 folder of the files after every file and the manifest are published, and only then; never for
 a failed run; an earlier run's marker is taken away before a new set is published over it.
-A local folder and Amazon S3 (moto, its requests in order through the fault proxy)."""
+A local folder and Amazon S3 (moto, its requests in order through the fault proxy); Google
+Cloud Storage, Azure Blob Storage and SFTP (each store listed as every final object is about
+to be published)."""
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -15,10 +20,19 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.export import export
 from tests.flows.conftest import demo_dataset
-from tests.flows.destinations.stores import StoreUnderTest, failing_source, s3_store
+from tests.flows.destinations.stores import (
+    StoreUnderTest,
+    az_store,
+    failing_source,
+    gcs_store,
+    s3_store,
+)
+from tests.flows.destinations.test_sftp import save_sftp_block
 from tests.flows.formats.test_roundtrip import assert_round_trip
+from tests.servers.azurite import AzuriteServer
 from tests.servers.fault_proxy import FaultProxy
 from tests.servers.s3 import S3Server
+from tests.servers.sftp import SftpServer
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -164,3 +178,136 @@ def test_an_earlier_marker_that_cannot_be_removed_fails_the_run_before_publishin
     assert type(error).__name__ == "DeliveryError", error
     assert str(error).startswith(f"cannot deliver `{out}/_SUCCESS` to Local folder:"), error
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["_SUCCESS", "_SUCCESS/keep"]
+
+
+def _published_key(kind: str, method: str, path: str, container: str) -> str | None:
+    """The object a request publishes under its final name (a server-side copy to it), as a
+    name in the container; None for any other request. GCS: a rewrite to the name; Azure:
+    Copy Blob, a PUT of the name without a query (uploads go to temporary names)."""
+    parts = urlsplit(path)
+    if kind == "gcs" and method == "POST" and "/rewriteTo/b/" in parts.path:
+        return unquote(parts.path.split("/rewriteTo/b/", 1)[1].split("/o/", 1)[1])
+    prefix = f"/{AzuriteServer.ACCOUNT}/{container}/"
+    if kind == "az" and method == "PUT" and not parts.query and parts.path.startswith(prefix):
+        return unquote(parts.path.removeprefix(prefix))
+    return None
+
+
+class _Target:
+    """One store for the marker's order: where the export goes, what is in its folder (read
+    by an independent client), and a hook called as each final object is about to be
+    published (`watch`)."""
+
+    def __init__(self, request: pytest.FixtureRequest, kind: str) -> None:
+        self.kind = kind
+        self.proxy: FaultProxy | None = None
+        if kind == "sftp":
+            self.sftp: SftpServer = request.getfixturevalue("sftp")
+            self.folder = request.getfixturevalue("sftp_folder")
+            self.block = save_sftp_block("test-sftp-marker", self.sftp)
+            return
+        server = request.getfixturevalue("gcs" if kind == "gcs" else "azurite")
+        self.store = gcs_store(server) if kind == "gcs" else az_store(server)
+
+    def url(self, path: str) -> str:
+        if self.kind == "sftp":
+            return self.sftp.url(f"{self.folder}/{path}")
+        return self.store.url(path)
+
+    def names(self, finals: tuple[str, ...]) -> list[str]:
+        """Which of `finals` (paths under the test's folder) the store holds now."""
+        if self.kind == "sftp":
+            root = self.sftp.root / self.folder.strip("/")
+            return [name for name in finals if (root / name).is_file()]
+        return [name for name in self.store.names() if name in finals]
+
+    def all_names(self) -> list[str]:
+        """Every file under the test's folder, temporary ones included."""
+        if self.kind == "sftp":
+            root = self.sftp.root / self.folder.strip("/")
+            found = (Path(d, f) for d, _, fs in os.walk(root) for f in fs)
+            return sorted(str(path.relative_to(root)) for path in found)
+        return self.store.names()
+
+    def read(self, name: str) -> bytes:
+        if self.kind == "sftp":
+            return (self.sftp.root / self.folder.strip("/") / name).read_bytes()
+        return self.store.read(name)
+
+    def watch(self, publishing: Callable[[str], None]) -> str:
+        """Call `publishing(name)` before each final object is published; the block to use."""
+        if self.kind == "sftp":
+            prefix = f"{self.folder}/"
+            self.sftp.before_rename = lambda path: publishing(path.removeprefix(prefix))
+            return self.block
+        container = self.store.container
+
+        def look(method: str, path: str) -> bool:
+            key = _published_key(self.kind, method, path, container)
+            if key is not None:
+                publishing(key)
+            return False  # never fails a request: it only looks
+
+        self.proxy = FaultProxy(self.store.endpoint_url)
+        self.proxy.fail(look, 500)
+        return str(self.store.save_block(f"test-{self.kind}-marker", self.proxy.url))
+
+    def stop(self) -> None:
+        if self.proxy is not None:
+            self.proxy.stop()
+
+
+@pytest.mark.parametrize("kind", ["gcs", "az", "sftp"])
+def test_on_every_store_the_marker_is_published_last_and_never_for_a_failed_run(
+    request: pytest.FixtureRequest, demo_db: Path, tmp_path: Path, kind: str
+) -> None:
+    """S3's proof on the other stores: as each final object is about to be published, the
+    store is listed by an independent client (GCS and Azure: through a proxy in front of
+    the emulator; SFTP: the server's own folder, before each rename). The marker is never
+    there while a set is published, an earlier run's is taken away first, and a run that
+    fails mid-read publishes neither files nor a marker."""
+    finals = ("daily/orders.jsonl", "daily/orders.manifest.json", "daily/_SUCCESS")
+    target = _Target(request, kind)
+    seen: list[tuple[str, list[str]]] = []
+
+    def publishing(name: str) -> None:
+        if name in finals:
+            seen.append((name, target.names(finals)))
+
+    try:
+        block = target.watch(publishing)
+        destination: dict[str, Any] = {
+            "url": target.url("daily/{export}.{ext}"),
+            "block": block,
+            "manifest": True,
+            "done_marker": "_SUCCESS",
+        }
+        source = {"url": f"sqlite:///{demo_db}", "table": "orders"}
+        first = export(source=source, destination=destination, format="jsonl")
+        second = export(source=source, destination=destination, format="jsonl")
+        failed = export(
+            source=failing_source(tmp_path / "db", text="row", fail_at=15_000),
+            destination={**destination, "url": target.url("failed/{export}.{ext}")},
+            name="rows",
+            format="jsonl",
+            return_state=True,
+        )
+    finally:
+        target.stop()
+    assert first.done_marker == second.done_marker == target.url("daily/_SUCCESS")
+    assert target.read("daily/_SUCCESS") == b""
+    assert target.all_names() == sorted(finals)  # no temporary object, nothing of the failed run
+    assert failed.is_failed()
+    path = tmp_path / "orders.jsonl"
+    path.write_bytes(target.read("daily/orders.jsonl"))
+    assert_round_trip("jsonl", path, demo_dataset("orders"))
+    file, manifest, marker = finals
+    assert seen == [
+        (file, []),
+        (manifest, [file]),
+        (marker, [file, manifest]),
+        # the second run: the first run's marker is gone before its file is published over
+        (file, [file, manifest]),
+        (manifest, [file, manifest]),
+        (marker, [file, manifest]),
+    ]
