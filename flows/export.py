@@ -149,6 +149,9 @@ def export(
     )
     check_destination_names(destination, name, context.ext, context)
     encrypted_to = check_keys(destination.pgp)  # every key usable, before any row is read
+    destination.store.check_block(
+        destination.url, destination.block, max_file_mb=destination.max_file_mb
+    )
     partner = partner or destination.store.name
     plan = inspect_source_task(source, name, format)
     logger.info(

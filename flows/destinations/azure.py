@@ -23,13 +23,17 @@ from fsspec.asyn import sync
 from prefect.blocks.core import Block
 
 from blocks.azure import AzureBlobCredentials
-from flows.core.errors import DeliveryError
+from blocks.integrations import as_exports_block
+from flows.core.errors import ConfigurationError, DeliveryError
 from flows.destinations.store import MIB, Leftover, ObjectStore, quietly
 
 COPY_POLL_S = 0.5
 COPY_TIMEOUT_S = 15 * 60
 # Copy Blob From URL copies at most 256 MiB; the one copy that encrypts with a scope.
 SCOPED_COPY_MAX = 256 * MIB
+# The largest max_file_mb a scoped block allows: a compressed or encrypted part may pass the
+# limit by what its codec still held when it was cut (bzip2's block, about 0.5 MiB).
+SCOPED_MAX_FILE_MB = 255
 SCOPE_HEADER = "x-ms-encryption-scope"
 
 
@@ -52,6 +56,24 @@ class AzureBlob(ObjectStore):
             if block.encryption_scope:
                 set_encryption_scope(fs, block.encryption_scope)
         return fs
+
+    def check_block(self, url: str, block_name: str | None, *, max_file_mb: float | None) -> None:
+        """A block with an encryption scope publishes each file by a copy of at most 256 MiB:
+        parts cut larger than that could never be published. (An unsplit file's size is not
+        known before the run; one past the copy's limit fails at publishing, naming the
+        field to set, and nothing is published.)"""
+        if block_name is None or max_file_mb is None or max_file_mb <= SCOPED_MAX_FILE_MB:
+            return
+        block = as_exports_block(self.load_block(block_name), url)
+        if isinstance(block, AzureBlobCredentials) and block.encryption_scope:
+            raise ConfigurationError(
+                f"destination.max_file_mb: {max_file_mb:g} is too large for the block "
+                f"`{block_name}`, which encrypts with the scope `{block.encryption_scope}`: "
+                f"Azure encrypts the copy that publishes a file with a scope only up to "
+                f"{SCOPED_COPY_MAX // MIB} MiB",
+                field="destination.max_file_mb",
+                hint=f"use at most {SCOPED_MAX_FILE_MB}",
+            )
 
     def copy(self, fs: AbstractFileSystem, source: str, target: str) -> None:
         copy_blob(fs, source, target)

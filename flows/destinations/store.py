@@ -110,6 +110,10 @@ class Store:
         """Whether a completion marker can be written next to the files: it can, in a folder
         or bucket."""
 
+    def check_block(self, url: str, block_name: str | None, *, max_file_mb: float | None) -> None:
+        """What the saved block asks of the destination's other fields, checked before any
+        row is read: nothing, for most stores."""
+
     def check_remote_workers(self, url: str) -> None:
         """What Dask workers, each on its own machine, need of the destination to write parts
         themselves: an object store or a server serves them all as it is."""

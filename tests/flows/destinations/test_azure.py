@@ -180,3 +180,34 @@ def test_a_file_too_large_for_a_scoped_copy_fails_saying_what_to_set(
         "only up to 0.25 MiB; set destination.max_file_mb to 0.25 or less"
     )
     assert store.names() == []  # nothing published, no temporary blob left
+
+
+def test_parts_larger_than_a_scoped_copy_are_refused_before_any_row_is_read(
+    demo_db: Path, store: StoreUnderTest
+) -> None:
+    """max_file_mb above 255 with a scoped block could never be published: refused before
+    the source is read (no query, no temporary blob), naming the field and the largest
+    value allowed. 255 itself is taken."""
+    block = store.save_block("test-az-scope-parts", encryption_scope="partner-files")
+    state = export(
+        source={"url": f"sqlite:///{demo_db}", "table": "no_such_table"},
+        destination={"url": store.url("big/{export}.{ext}"), "block": block, "max_file_mb": 300},
+        format="csv",
+        return_state=True,
+    )
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert type(error).__name__ == "ConfigurationError", error
+    assert error.field == "destination.max_file_mb"
+    assert str(error) == (
+        f"destination.max_file_mb: 300 is too large for the block `{block}`, which encrypts "
+        "with the scope `partner-files`: Azure encrypts the copy that publishes a file with a "
+        "scope only up to 256 MiB; use at most 255"
+    )
+    assert store.names() == []
+    taken = export(
+        source={"url": f"sqlite:///{demo_db}", "table": "orders"},
+        destination={"url": store.url("big/{export}.{ext}"), "block": block, "max_file_mb": 255},
+        format="csv",
+    )
+    assert taken.files == [store.url("big/orders-0001.csv")]
