@@ -199,6 +199,7 @@ def export(
             window=resolved.bounds().model_dump(mode="json") if resolved is not None else None,
             started=started,
             finished=finished,
+            encrypted_to=encrypted_to,
         )
         manifest = write_manifest(destination, document, context, name)
     done_marker = None

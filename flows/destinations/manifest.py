@@ -47,6 +47,7 @@ def manifest_document(
     window: dict[str, str] | None,
     started: datetime,
     finished: datetime,
+    encrypted_to: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The manifest's content; `urls` are the published files' URLs, in part order."""
     return {
@@ -54,6 +55,7 @@ def manifest_document(
         "export": export,
         "format": fmt,
         "compression": compression,
+        "encrypted_to": list(encrypted_to),
         "columns": [{"name": name, "type": source_type} for name, source_type in columns],
         "rows": sum(item.rows for item in files),
         "bytes": sum(item.bytes for item in files),

@@ -73,6 +73,7 @@ def test_two_recipients_each_decrypt_the_signed_gzip_csv_to_the_table(
     ]
     delivered = (out / "orders.csv.gz.pgp").read_bytes()
     manifest = json.loads((out / "orders.manifest.json").read_text())
+    assert (manifest["compression"], manifest["encrypted_to"]) == ("gzip", recipients)
     [listed] = manifest["files"]
     assert listed["sha256"] == hashlib.sha256(delivered).hexdigest()  # what a partner checks
     assert (listed["bytes"], listed["rows"]) == (len(delivered), result.rows)

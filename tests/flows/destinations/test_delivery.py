@@ -366,7 +366,7 @@ class TestCodecs:
         assert len(parts) >= 2
         assert _files(tmp_path) == sorted([*parts, "events.manifest.json"])
         manifest = json.loads((tmp_path / "events.manifest.json").read_text())
-        assert manifest["compression"] == codec
+        assert (manifest["compression"], manifest["encrypted_to"]) == (codec, [])
         rows = []
         for item, name in zip(manifest["files"], parts, strict=True):
             data = (tmp_path / name).read_bytes()
