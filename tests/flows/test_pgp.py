@@ -33,6 +33,7 @@ from flows.core.formats import ExportFormat, media_type
 from flows.core.targets import TargetContext
 from flows.destinations.manifest import manifest_path
 from flows.destinations.pgp import load_keys
+from flows.destinations.store import WrittenFile
 from flows.formats.options import export_media_type
 from flows.parameters import validate_export_parameters
 from flows.request import DestinationConfig
@@ -163,12 +164,15 @@ def test_text_that_is_not_a_key_is_refused(pgp_keys: TestKeys) -> None:
     )
 
 
-def test_a_refused_key_leaves_no_keyring(pgp_keys: TestKeys) -> None:
-    before = set(os.listdir(tempfile.gettempdir()))
+def test_a_refused_key_leaves_no_keyring(
+    pgp_keys: TestKeys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keyring is made in the temporary folder, here one of this test's own (another
+    test's keyrings may come and go in the system's meanwhile)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with pytest.raises(ConfigurationError):
         load_keys(PgpEncryption(recipients=[pgp_keys.revoked.public]))
-    left = set(os.listdir(tempfile.gettempdir())) - before
-    assert [name for name in left if name.startswith("exports-gpg-")] == []
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- the encrypting stream under the sink ------------------------------------------------------
@@ -180,6 +184,14 @@ def _csv_of_batch() -> bytes:
     writer.writerow(["id", "name"])
     writer.writerows([i, f"name é {i}"] for i in range(ROWS))
     return text.getvalue().encode()
+
+
+def _published(part: WrittenFile) -> bytes:
+    """The bytes of a part's temporary file; then it is moved to its final path, as publish
+    would (no temporary file is left for the session's check)."""
+    delivered = Path(part.temp_path).read_bytes()
+    Path(part.temp_path).rename(part.final_path)
+    return delivered
 
 
 def test_every_recipient_decrypts_the_gzip_file_to_the_exact_csv(
@@ -194,7 +206,7 @@ def test_every_recipient_decrypts_the_gzip_file_to_the_exact_csv(
     sink.write(BATCH)
     [part] = sink.finish()
     assert Path(part.final_path).name == "orders.csv.gz.pgp"
-    delivered = Path(part.temp_path).read_bytes()  # the temporary file, before publishing
+    delivered = _published(part)  # the temporary file's bytes, then published
     assert delivered[0] & 0xC0 == 0xC0 or delivered[0] & 0x80  # an OpenPGP packet tag
     assert not delivered.startswith(b"\x1f\x8b") and b"name " not in delivered
     assert part.bytes == len(delivered)
@@ -213,7 +225,7 @@ def test_armor_writes_an_ascii_message(pgp_keys: TestKeys, tmp_path: Path) -> No
     sink.write(BATCH)
     [part] = sink.finish()
     assert Path(part.final_path).name == "orders.csv.asc"
-    delivered = Path(part.temp_path).read_bytes()
+    delivered = _published(part)
     assert delivered.startswith(b"-----BEGIN PGP MESSAGE-----\n")
     assert pgp_keys.alice.decrypt(delivered)[0] == _csv_of_batch()
 
@@ -234,7 +246,7 @@ def test_max_file_mb_counts_the_encrypted_bytes(pgp_keys: TestKeys, tmp_path: Pa
     ]
     text = b""
     for part in parts:
-        delivered = Path(part.temp_path).read_bytes()
+        delivered = _published(part)
         assert len(delivered) == part.bytes
         assert len(delivered) < limit_mb * 1024 * 1024 + 32 * 1024  # cut between chunks
         plain = pgp_keys.alice.decrypt(delivered)[0]
