@@ -2,6 +2,7 @@
 
 from blocks.alerts import StatusAlerts
 from blocks.azure import AzureBlobCredentials
+from blocks.export_state import ExportState
 from blocks.gcs import GcsCredentials
 from blocks.http_post import HttpPostTarget
 from blocks.pgp import OpenPgpPublicKey, OpenPgpSigningKey
@@ -20,11 +21,13 @@ PROJECT_BLOCKS = (
     StatusAlerts,
     OpenPgpPublicKey,
     OpenPgpSigningKey,
+    ExportState,
 )
 
 __all__ = [
     "PROJECT_BLOCKS",
     "AzureBlobCredentials",
+    "ExportState",
     "GcsCredentials",
     "HttpPostTarget",
     "OpenPgpPublicKey",
