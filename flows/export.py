@@ -65,6 +65,7 @@ from flows.sources.window import (
 )
 from flows.tasks import (
     inspect_source_task,
+    save_state,
     write_batches,
     write_done_marker,
     write_manifest,
@@ -205,11 +206,14 @@ def export(
     done_marker = None
     if destination.done_marker is not None and not skipped:
         done_marker = write_done_marker(destination, context, name)
+    rows = sum(item.rows for item in written)
+    if not skipped:  # after everything the run wrote is published, and only then
+        save_state(name, context.run_id, finished, rows, _columns(plan))
     result = ExportResult(
         export_request_id=context.run_id,
         name=name,
         format=format,
-        rows=sum(item.rows for item in written),
+        rows=rows,
         bytes=sum(item.bytes for item in written),
         files=files,
         started=started,

@@ -6,10 +6,12 @@ import gc
 import os
 import socket
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from prefect import get_run_logger, task
 
+from blocks.export_state import ExportState, StateColumn, save_export_state
 from flows.core.config import FormatOptions, SourceConfig
 from flows.core.errors import OutOfMemoryError, memory_error
 from flows.core.formats import ExportFormat
@@ -154,6 +156,23 @@ def write_manifest(
     store, fs = destination.store, destination.filesystem()
     path = manifest_path(store, fs, destination.url, context, compression=destination.file_codecs)
     return store_manifest(store, fs, path, document, context.run_id, destination.scheme)
+
+
+@task(name="save_export_state", task_run_name="state-{export}", **RETRY_TRANSIENT)
+def save_state(
+    export: str, run_id: str, finished: datetime, rows: int, columns: list[tuple[str, str]]
+) -> None:
+    """Leave for the export's next run what this one did (blocks/export_state.py), once
+    everything it wrote is published."""
+    save_export_state(
+        ExportState(
+            export=export,
+            run_id=run_id,
+            finished=finished,
+            rows=rows,
+            columns=[StateColumn(name=name, type=kind) for name, kind in columns],
+        )
+    )
 
 
 @task(name="write_done_marker", task_run_name="done-marker-{label}", **RETRY_TRANSIENT)
