@@ -65,7 +65,7 @@ class XlsxWriter(BatchWriter):
 
     def __init__(self, file: BinaryIO, schema: pa.Schema, options: FormatOptions) -> None:
         super().__init__(file, schema, options)
-        self._tmpdir = tempfile.mkdtemp(prefix="prefect-exports-xlsx-")
+        self._tmpdir = tempfile.mkdtemp(prefix="exports-xlsx-")
         self._out = _Output(file)
         self._book = xlsxwriter.Workbook(
             self._out,

@@ -127,8 +127,12 @@ def batch_of(rows: list[dict[str, Any]], schema: pa.Schema = SCHEMA) -> pa.Recor
 def written(batches: list[pa.RecordBatch], schema: pa.Schema = SCHEMA) -> bytes:
     file = io.BytesIO()
     writer = open_writer("xlsx", file, schema, FormatOptions())
-    for batch in batches:
-        writer.write(batch)
+    try:
+        for batch in batches:
+            writer.write(batch)
+    except BaseException:
+        writer.abandon()  # as the sink does with a failed part: its temporary folder goes
+        raise
     writer.close()
     return file.getvalue()
 
