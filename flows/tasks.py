@@ -178,7 +178,7 @@ def check_schema(export: str, columns: list[tuple[str, str]]) -> None:
     finished = state.finished.isoformat(timespec="seconds") if state.finished else "?"
     raise SchemaChangedError(
         f"on_schema_change: the columns differ from those of the last successful run "
-        f"({state.run_id or '?'}, finished {finished}): {changes.describe()}; nothing was read "
+        f"({state.run_id or '?'}, finished {finished}): {changes.describe()}; nothing was written "
         "or published; if the change is expected, run once with on_schema_change `allow` to "
         "deliver and record the new columns",
         changes=changes.parts(),

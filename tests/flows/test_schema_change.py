@@ -86,7 +86,7 @@ def test_sqlite_added_column_fails_then_allow_delivers_and_records_it(
     assert str(error) == (
         f"on_schema_change: the columns differ from those of the last successful run "
         f"({first.export_request_id}, finished {first.finished.isoformat(timespec='seconds')}): "
-        "added: note (TEXT); nothing was read or published; if the change is expected, run "
+        "added: note (TEXT); nothing was written or published; if the change is expected, run "
         "once with on_schema_change `allow` to deliver and record the new columns"
     )
     assert error.changes == ("added: note (TEXT)",)
