@@ -33,7 +33,7 @@ class SchemaChanges:
         """Each kind that changed, as a user reads it: `added: note (text), size (int)`."""
         found = []
         if self.added:
-            found.append("added: " + ", ".join(f"{name} ({kind})" for name, kind in self.added))
+            found.append("added: " + ", ".join(_named(name, kind) for name, kind in self.added))
         if self.removed:
             found.append("removed: " + ", ".join(self.removed))
         if self.retyped:
@@ -47,6 +47,11 @@ class SchemaChanges:
     def describe(self) -> str:
         """`added: note (text); removed: qty; retyped: amount numeric(12,2) -> numeric(14,2)`."""
         return "; ".join(self.parts())
+
+
+def _named(name: str, kind: str) -> str:
+    """`note (text)`; `note` alone where the source names no type (a SQLite query's)."""
+    return f"{name} ({kind})" if kind else name
 
 
 def schema_changes(recorded: Sequence[Column], current: Sequence[Column]) -> SchemaChanges:

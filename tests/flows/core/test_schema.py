@@ -63,6 +63,11 @@ def test_types_are_compared_as_the_source_names_them() -> None:
     )
 
 
+def test_a_column_without_a_source_type_is_named_alone() -> None:
+    """A SQLite query's columns have no declared type: only names and order are compared."""
+    assert schema_changes([("id", "")], [("id", ""), ("note", "")]).describe() == "added: note"
+
+
 def test_a_wide_table_compares_in_one_pass() -> None:
     recorded = [(f"c{index}", "text") for index in range(20_000)]
     current = recorded[1:] + recorded[:1]
