@@ -120,7 +120,7 @@ def test_postgres_added_removed_and_retyped_columns_are_each_listed(
     source = {"url": pg_url, "table": "orders"}
     name = "schema-test postgres"
     export(source=source, destination=destination(tmp_path / "1"), name=name)
-    assert recorded(name) == [("id", "integer"), ("amount", "numeric(12,2)"), ("qty", "integer")]
+    assert recorded(name) == [("id", "int4"), ("amount", "numeric(12,2)"), ("qty", "int4")]
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("alter table orders add column note text")
@@ -174,7 +174,7 @@ def test_schema_show_prints_the_recorded_columns_or_says_none(
     lines = shown.stdout.splitlines()
     finished = result.finished.isoformat(timespec="seconds")
     assert lines[0] == f"export {name}: run {result.export_request_id}, finished {finished}"
-    assert [line.split() for line in lines[1:]] == [["column", "type"]] + [
+    assert [line.split(None, 1) for line in lines[1:]] == [["column", "type"]] + [
         [column, kind] for column, kind in columns
     ]
     as_json = json.loads(runner.invoke(app, ["schema", "show", name, "--json"]).stdout)
