@@ -12,6 +12,8 @@ With `destination.manifest`, `write_manifest` describes the published set, and w
 `destination.done_marker`, `write_done_marker` marks it complete, last.
 A run that reads no rows delivers what `on_empty` says: an empty file (`write`), nothing
 (`skip`), or a failure (`fail`), decided before anything is published.
+With `on_schema_change: fail`, a run whose columns or types differ from those its export's last
+successful run wrote fails once the source is inspected, before any row is read.
 
 The stages are subpackages: flows/sources (reading), flows/formats (writing), flows/destinations
 (stores and publishing), flows/runs (tags, names, the result) and flows/alerts (state hooks).
@@ -28,7 +30,14 @@ from prefect.runtime import flow_run as runtime_flow_run
 
 from flows.alerts.hooks import alert_completed, alert_failed, alert_initiated
 from flows.core.columns import kind_of
-from flows.core.config import FormatOptions, OnEmpty, RunnerConfig, SourceConfig, WindowConfig
+from flows.core.config import (
+    FormatOptions,
+    OnEmpty,
+    OnSchemaChange,
+    RunnerConfig,
+    SourceConfig,
+    WindowConfig,
+)
 from flows.core.errors import EmptyResultError, ExportError
 from flows.core.formats import ExportFormat
 from flows.core.targets import TargetContext
@@ -64,6 +73,7 @@ from flows.sources.window import (
     resolve_window,
 )
 from flows.tasks import (
+    check_schema,
     inspect_source_task,
     save_state,
     write_batches,
@@ -93,6 +103,7 @@ def export(
     window: WindowConfig | None = None,
     runner: RunnerConfig | None = None,
     on_empty: OnEmpty = "write",
+    on_schema_change: OnSchemaChange = "allow",
 ) -> ExportResult:
     """Export a table or query to a file in one of five formats.
 
@@ -125,6 +136,7 @@ def export(
             "window": window,
             "runner": runner,
             "on_empty": on_empty,
+            "on_schema_change": on_schema_change,
         }
     )
     name = export_name(name, source.table)
@@ -164,6 +176,8 @@ def export(
         format,
         display_url(destination.url),
     )
+    if on_schema_change == "fail":  # as the last successful run's, before any row is read
+        check_schema(name, _columns(plan))
     snapshot: str | None = None
     if source.partitions > 1:
         written, snapshot = _write_partitions(

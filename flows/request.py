@@ -20,6 +20,7 @@ from flows.core.config import (
     Destination,
     FormatOptions,
     OnEmpty,
+    OnSchemaChange,
     RunnerConfig,
     SourceConfig,
     WindowConfig,
@@ -171,6 +172,7 @@ class ExportRequest(BaseModel):
     window: WindowConfig | None = None
     runner: RunnerConfig | None = None
     on_empty: OnEmpty = "write"
+    on_schema_change: OnSchemaChange = "allow"
 
     @model_validator(mode="after")
     def _fits_together(self) -> ExportRequest:

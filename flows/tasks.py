@@ -11,10 +11,11 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from blocks.export_state import ExportState, StateColumn, save_export_state
+from blocks.export_state import ExportState, StateColumn, load_export_state, save_export_state
 from flows.core.config import FormatOptions, SourceConfig
-from flows.core.errors import OutOfMemoryError, memory_error
+from flows.core.errors import OutOfMemoryError, SchemaChangedError, memory_error
 from flows.core.formats import ExportFormat
+from flows.core.schema import schema_changes
 from flows.core.targets import TargetContext
 from flows.destinations.manifest import manifest_path
 from flows.destinations.manifest import write_manifest as store_manifest
@@ -156,6 +157,32 @@ def write_manifest(
     store, fs = destination.store, destination.filesystem()
     path = manifest_path(store, fs, destination.url, context, compression=destination.file_codecs)
     return store_manifest(store, fs, path, document, context.run_id, destination.scheme)
+
+
+@task(name="check_schema", task_run_name="schema-{export}", **RETRY_TRANSIENT)
+def check_schema(export: str, columns: list[tuple[str, str]]) -> None:
+    """`on_schema_change: fail`: the run's columns and types must be those the export's last
+    successful run wrote (blocks/export_state.py). None recorded yet (a first run, or a state
+    without columns): nothing to compare, and this run, once published, records its own.
+
+    Raises:
+        SchemaChangedError: listing what was added, removed, retyped or moved.
+    """
+    state = load_export_state(export)
+    if state is None or not state.columns:
+        get_run_logger().info("no columns recorded for %s yet: this run records its own", export)
+        return
+    changes = schema_changes([(column.name, column.type) for column in state.columns], columns)
+    if not changes:
+        return
+    finished = state.finished.isoformat(timespec="seconds") if state.finished else "?"
+    raise SchemaChangedError(
+        f"on_schema_change: the columns differ from those of the last successful run "
+        f"({state.run_id or '?'}, finished {finished}): {changes.describe()}; nothing was written "
+        "or published; if the change is expected, run once with on_schema_change `allow` to "
+        "deliver and record the new columns",
+        changes=changes.parts(),
+    )
 
 
 @task(name="save_export_state", task_run_name="state-{export}", **RETRY_TRANSIENT)

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from deployments.cli import alerts, audit, gateway, keys, runs, setup, triggers
+from deployments.cli import alerts, audit, gateway, keys, runs, schema, setup, triggers
 from deployments.cli.console import ExportsGroup
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 for group in (audit.app, gateway.app, triggers.app, runs.app, alerts.app, keys.app):
     app.add_typer(group)
+app.add_typer(schema.app)
 app.command()(setup.setup)
 
 

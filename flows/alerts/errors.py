@@ -18,6 +18,7 @@ from flows.core.errors import (
     EmptyResultError,
     FormatError,
     OutOfMemoryError,
+    SchemaChangedError,
     SourceError,
     TransientDeliveryError,
     TransientSourceError,
@@ -49,6 +50,7 @@ _SUMMARIES: tuple[tuple[type[BaseException], str], ...] = (
     (TransientDeliveryError, "the destination did not answer or answered with an error"),
     (DeliveryError, "the file could not be delivered to its destination"),
     (EmptyResultError, "the source returned no rows and on_empty is fail"),
+    (SchemaChangedError, "the columns changed since the last successful run"),
 )
 
 

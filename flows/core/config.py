@@ -26,6 +26,9 @@ from flows.core.zones import iana_zone
 
 # What a run that reads no rows delivers (`on_empty`): an empty file, nothing, or a failure.
 OnEmpty = Literal["write", "skip", "fail"]
+# What a run whose columns or types differ from the last successful run's does
+# (`on_schema_change`): deliver them (and record them), or fail before any row is read.
+OnSchemaChange = Literal["allow", "fail"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")

@@ -72,6 +72,17 @@ class EmptyResultError(ExportError):
     was not there. Never retried."""
 
 
+class SchemaChangedError(ExportError):
+    """The run's columns or their types differ from those the export's last successful run
+    wrote, and `on_schema_change: fail` asked the run to stop before any row was read: nothing
+    was written or published. `changes` lists what differs, each as the message says it
+    (`added: note (text)`, …). Never retried: the source would answer the same."""
+
+    def __init__(self, message: str, *, changes: tuple[str, ...] = (), **facts: str | None) -> None:
+        super().__init__(message, **facts)
+        self.changes = changes
+
+
 class TransientExportError(ExportError):
     """Mixin for failures worth retrying: timeouts, refused connections, 5xx."""
 
@@ -100,6 +111,7 @@ ERROR_CLASSES: dict[str, type[ExportError]] = {
         DeliveryError,
         OutOfMemoryError,
         EmptyResultError,
+        SchemaChangedError,
         TransientExportError,
         TransientSourceError,
         TransientDeliveryError,

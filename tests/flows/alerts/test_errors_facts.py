@@ -21,6 +21,7 @@ from flows.core.errors import (
     ExportError,
     FormatError,
     OutOfMemoryError,
+    SchemaChangedError,
     SourceConfigurationError,
     SourceError,
     TransientDeliveryError,
@@ -96,6 +97,14 @@ CASES = [
         EmptyResultError("on_empty: the source returned no rows and on_empty is `fail`"),
         f"EmptyResultError: the source returned no rows and on_empty is fail; {SEE}",
     ),
+    (  # the alert names the kind of failure, never the columns (they stay in the logs)
+        SchemaChangedError(
+            "on_schema_change: the columns differ from those of the last successful run "
+            "(r1, finished 2026-12-07T21:00:00+00:00): added: note (text)",
+            changes=("added: note (text)",),
+        ),
+        f"SchemaChangedError: the columns changed since the last successful run; {SEE}",
+    ),
 ]
 
 
@@ -141,6 +150,7 @@ def test_a_state_names_only_the_classes_of_the_registry() -> None:
         "ExportError", "ConfigurationError", "SourceError", "FormatError", "DeliveryError",
         "OutOfMemoryError", "TransientExportError", "TransientSourceError",
         "TransientDeliveryError", "SourceConfigurationError", "EmptyResultError",
+        "SchemaChangedError",
     }  # fmt: skip
     # names of the module that are not error classes are any other exception's
     for kind in ("first_line", "is_transient", "ValueError"):
