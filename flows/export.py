@@ -26,9 +26,18 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run as runtime_flow_run
 
+from blocks.export_state import load_export_state
 from flows.alerts.hooks import alert_completed, alert_failed, alert_initiated
+from flows.checks import check_checked_columns, failed_check, passed_checks
 from flows.core.columns import kind_of
-from flows.core.config import FormatOptions, OnEmpty, RunnerConfig, SourceConfig, WindowConfig
+from flows.core.config import (
+    ChecksConfig,
+    FormatOptions,
+    OnEmpty,
+    RunnerConfig,
+    SourceConfig,
+    WindowConfig,
+)
 from flows.core.errors import EmptyResultError, ExportError
 from flows.core.formats import ExportFormat
 from flows.core.targets import TargetContext
@@ -55,6 +64,7 @@ from flows.runs.naming import (
     export_name,
 )
 from flows.runs.result import ExportResult, record_result
+from flows.sources.duplicates import duplicate_keys
 from flows.sources.plan import SourcePlan, planned_partitions
 from flows.sources.window import (
     bind_values,
@@ -93,6 +103,7 @@ def export(
     window: WindowConfig | None = None,
     runner: RunnerConfig | None = None,
     on_empty: OnEmpty = "write",
+    checks: ChecksConfig | None = None,
 ) -> ExportResult:
     """Export a table or query to a file in one of five formats.
 
@@ -125,6 +136,7 @@ def export(
             "window": window,
             "runner": runner,
             "on_empty": on_empty,
+            "checks": checks,
         }
     )
     name = export_name(name, source.table)
@@ -155,6 +167,7 @@ def export(
     )
     partner = partner or destination.store.name
     plan = inspect_source_task(source, name, format)
+    check_checked_columns(checks, plan.column_names)  # before any row is read
     logger.info(
         "exporting %s from %s (%s rows, %s reader) as %s to %s",
         plan.label,
@@ -165,12 +178,16 @@ def export(
         display_url(destination.url),
     )
     snapshot: str | None = None
+    duplicates: int | None = None
+    unique = checks.unique if checks is not None else []
     if source.partitions > 1:
-        written, snapshot = _write_partitions(
-            plan, source, format, destination, options, context, runner, on_empty
+        written, snapshot, duplicates = _write_partitions(
+            plan, source, format, destination, options, context, runner, on_empty, unique
         )
     else:
         written = write_batches(plan, format, destination, options, context)
+    if checks is not None:
+        _run_checks(checks, plan, name, destination, written, duplicates)
     skipped = False
     if on_empty != "write" and sum(item.rows for item in written) == 0:
         discard(destination, written)  # nothing published: no file, manifest or marker
@@ -244,10 +261,13 @@ def _write_partitions(
     context: TargetContext,
     runner: RunnerConfig | None,
     on_empty: OnEmpty,
-) -> tuple[list[WrittenFile], str | None]:
+    unique: list[str],
+) -> tuple[list[WrittenFile], str | None, int | None]:
     """Plan the ranges (logged), write each as a task run of its own, and number the parts in
     range order. If any partition fails after its retries, every partition's temporary files
-    are removed and the run fails naming it: no part of an incomplete set is published."""
+    are removed and the run fails naming it: no part of an incomplete set is published.
+    With `unique` columns and a shared snapshot (PostgreSQL), their duplicate keys are counted
+    in that snapshot while it is held: the third value (else None, counted later)."""
     logger = get_run_logger()
     with planned_partitions(plan, source) as planned:
         count = len(planned.partitions)
@@ -270,30 +290,81 @@ def _write_partitions(
                 for partition in planned.partitions
             ]
             outcomes = [_outcome(future) for future in futures]
+        duplicates: int | BaseException | None = None
+        if unique and planned.snapshot is not None and not _any_failed(outcomes):
+            duplicates = _counted(plan, unique, planned.snapshot)
     written = [item for outcome in outcomes if isinstance(outcome, list) for item in outcome]
     failures = [
         (partition, outcome)
         for partition, outcome in zip(planned.partitions, outcomes, strict=True)
         if isinstance(outcome, BaseException)
     ]
-    if failures:
+    if failures or isinstance(duplicates, BaseException):
         store, fs = destination.store, destination.filesystem()
         for item in written:
             store.remove_temporary(fs, item.temp_path)
+        if isinstance(duplicates, BaseException):
+            raise duplicates
         partition, error = failures[0]
         where = f"partition {partition.number} of {count} ({partition.describe()})"
         if isinstance(error, ExportError):
             raise type(error)(f"{where}: {error}") from error
         raise error
+    assert not isinstance(duplicates, BaseException)
     if not written and on_empty != "write":  # every range was empty: the flow decides
-        return [], planned.snapshot
+        return [], planned.snapshot, duplicates
     if not written:  # every range was empty: one empty document, as an unsplit read writes
-        return write_batches(plan, fmt, destination, options, context), planned.snapshot
+        empty = write_batches(plan, fmt, destination, options, context)
+        return empty, planned.snapshot, duplicates
     store, fs = destination.store, destination.filesystem()
     numbered = number_parts(
         store, fs, written, destination.url, context, compression=destination.file_codecs
     )
-    return numbered, planned.snapshot
+    return numbered, planned.snapshot, duplicates
+
+
+def _any_failed(outcomes: list[list[WrittenFile] | BaseException]) -> bool:
+    return any(isinstance(outcome, BaseException) for outcome in outcomes)
+
+
+def _counted(plan: SourcePlan, unique: list[str], snapshot: str) -> int | BaseException:
+    """The duplicate keys of `unique` in the partitions' snapshot, or the error counting
+    failed with (the flow removes the written parts before raising it)."""
+    try:
+        return duplicate_keys(plan, unique, snapshot)
+    except BaseException as exc:  # noqa: BLE001 - raised once the parts are removed
+        return exc
+
+
+def _run_checks(
+    checks: ChecksConfig,
+    plan: SourcePlan,
+    name: str,
+    destination: DestinationConfig,
+    written: list[WrittenFile],
+    duplicates: int | None,
+) -> None:
+    """Run `checks` on what was written, before anything is published: a failed check (or a
+    failure asking for the numbers) removes every temporary file and fails the run."""
+    logger = get_run_logger()
+    try:
+        if checks.unique and duplicates is None:  # not counted in the partitions' snapshot
+            duplicates = duplicate_keys(plan, checks.unique)
+        previous_rows: int | None = None
+        if checks.max_change_pct is not None:
+            state = load_export_state(name)
+            previous_rows = state.rows if state is not None else None
+            if previous_rows is None:
+                logger.info("max_change_pct: no earlier successful run of %s, not checked", name)
+            elif previous_rows == 0:
+                logger.info("max_change_pct: the last successful run had 0 rows, not checked")
+        failed = failed_check(checks, written, duplicates, previous_rows)
+        if failed is not None:
+            raise failed
+    except BaseException:
+        discard(destination, written)  # nothing published: no file, manifest or marker
+        raise
+    logger.info("checks passed: %s", ", ".join(passed_checks(checks, previous_rows)) or "none")
 
 
 def _outcome(future: Any) -> list[WrittenFile] | BaseException:

@@ -47,6 +47,7 @@ class _OpenPart:
     final_path: str
     temp_path: str
     encryptor: PgpEncryptor | None = None  # under the codec, over the counter
+    nulls: dict[str, int] = field(default_factory=dict)  # per column, as rows are written
 
 
 class _CountingFile(io.RawIOBase):
@@ -139,6 +140,7 @@ class PartSink:
             budget = self._budget(part)
             with self._store_errors(part.final_path):
                 count = part.writer.write(remaining, budget)
+            _count_nulls(part.nulls, remaining.slice(0, count))
             offset += count
             rows_full = max_rows is not None and part.writer.rows >= max_rows
             cut = budget is not None and count < remaining.num_rows
@@ -334,5 +336,15 @@ class PartSink:
                 part.writer.rows,
                 part.counter.count,
                 part.counter.sha256,
+                nulls=tuple(part.nulls.items()),
             )
         )
+
+
+def _count_nulls(nulls: dict[str, int], batch: pa.RecordBatch) -> None:
+    """Add the NULLs of the rows a part was given to its counts (`checks.not_null`): Arrow
+    keeps each array's count, so this reads no value."""
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        count = column.null_count
+        if count:
+            nulls[name] = nulls.get(name, 0) + count
