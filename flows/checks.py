@@ -1,16 +1,18 @@
 """`checks`: what the written rows must pass before anything is published (Contract 1).
 
 The columns named are checked once the source is inspected, before any row is read. After
-every part is written the flow asks `failed_check` with what it knows: the rows and each
-part's NULL counts (counted as the rows streamed, flows/sink.py), the duplicate keys the
-database counted (flows/sources/duplicates.py) and the rows of the export's last successful
-run (blocks/export_state.py). A failure is a CheckFailedError whose message gives the check
+every part is written the flow asks `failed_check` with what it knows: the rows, the NULL
+counts (counted as the rows streamed, flows/sink.py, or by the database where the rows came
+finished from PostgreSQL's COPY), the duplicate keys the database counted
+(flows/sources/check_counts.py) and the rows of the export's last successful run
+(blocks/export_state.py). A failure is a CheckFailedError whose message gives the check
 and its numbers; the flow then removes every temporary file and publishes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from flows.core.config import ChecksConfig
 from flows.core.errors import CheckFailedError, ConfigurationError
@@ -34,10 +36,22 @@ def check_checked_columns(checks: ChecksConfig | None, exported: Sequence[str]) 
             )
 
 
-def null_counts(written: Sequence[WrittenFile]) -> dict[str, int]:
-    """The NULLs of every part, per column."""
+@dataclass(frozen=True)
+class DatabaseCounts:
+    """What the database counted for the checks: duplicate keys of `unique`, and the NULLs of
+    `not_null` where the parts could not count them (None: not asked)."""
+
+    duplicates: int | None = None
+    nulls: dict[str, int] | None = None
+
+
+def null_counts(written: Sequence[WrittenFile]) -> dict[str, int] | None:
+    """The NULLs of every part, per column; None when a part could not count them (its rows
+    came finished from PostgreSQL's COPY)."""
     totals: dict[str, int] = {}
     for item in written:
+        if item.nulls is None:
+            return None
         for column, count in item.nulls:
             totals[column] = totals.get(column, 0) + count
     return totals
@@ -53,12 +67,12 @@ def change_pct(rows: int, previous: int) -> float | None:
 
 def failed_check(
     checks: ChecksConfig,
-    written: Sequence[WrittenFile],
+    rows: int,
+    nulls: dict[str, int],
     duplicates: int | None,
     previous_rows: int | None,
 ) -> CheckFailedError | None:
     """The first check the written rows fail, in the order of `checks`' fields, or None."""
-    rows = sum(item.rows for item in written)
     if checks.min_rows is not None and rows < checks.min_rows:
         return CheckFailedError(
             f"min_rows: {rows} rows written, fewer than {checks.min_rows}; nothing was published",
@@ -78,7 +92,6 @@ def failed_check(
                 f"{checks.max_change_pct:g}%; nothing was published",
                 check="max_change_pct",
             )
-    nulls = null_counts(written)
     for column in checks.not_null:
         if nulls.get(column, 0):
             count = nulls[column]

@@ -28,7 +28,13 @@ from prefect.runtime import flow_run as runtime_flow_run
 
 from blocks.export_state import load_export_state
 from flows.alerts.hooks import alert_completed, alert_failed, alert_initiated
-from flows.checks import check_checked_columns, failed_check, passed_checks
+from flows.checks import (
+    DatabaseCounts,
+    check_checked_columns,
+    failed_check,
+    null_counts,
+    passed_checks,
+)
 from flows.core.columns import kind_of
 from flows.core.config import (
     ChecksConfig,
@@ -64,7 +70,7 @@ from flows.runs.naming import (
     export_name,
 )
 from flows.runs.result import ExportResult, record_result
-from flows.sources.duplicates import duplicate_keys
+from flows.sources.check_counts import duplicate_keys, null_values
 from flows.sources.plan import SourcePlan, planned_partitions
 from flows.sources.window import (
     bind_values,
@@ -178,16 +184,15 @@ def export(
         display_url(destination.url),
     )
     snapshot: str | None = None
-    duplicates: int | None = None
-    unique = checks.unique if checks is not None else []
+    counts: DatabaseCounts | None = None
     if source.partitions > 1:
-        written, snapshot, duplicates = _write_partitions(
-            plan, source, format, destination, options, context, runner, on_empty, unique
+        written, snapshot, counts = _write_partitions(
+            plan, source, format, destination, options, context, runner, on_empty, checks
         )
     else:
         written = write_batches(plan, format, destination, options, context)
     if checks is not None:
-        _run_checks(checks, plan, name, destination, written, duplicates)
+        _run_checks(checks, plan, name, destination, written, counts)
     skipped = False
     if on_empty != "write" and sum(item.rows for item in written) == 0:
         discard(destination, written)  # nothing published: no file, manifest or marker
@@ -261,13 +266,13 @@ def _write_partitions(
     context: TargetContext,
     runner: RunnerConfig | None,
     on_empty: OnEmpty,
-    unique: list[str],
-) -> tuple[list[WrittenFile], str | None, int | None]:
+    checks: ChecksConfig | None,
+) -> tuple[list[WrittenFile], str | None, DatabaseCounts | None]:
     """Plan the ranges (logged), write each as a task run of its own, and number the parts in
     range order. If any partition fails after its retries, every partition's temporary files
     are removed and the run fails naming it: no part of an incomplete set is published.
-    With `unique` columns and a shared snapshot (PostgreSQL), their duplicate keys are counted
-    in that snapshot while it is held: the third value (else None, counted later)."""
+    With `checks` and a shared snapshot (PostgreSQL), what they ask of the database is
+    counted in that snapshot while it is held: the third value (else None, counted later)."""
     logger = get_run_logger()
     with planned_partitions(plan, source) as planned:
         count = len(planned.partitions)
@@ -290,50 +295,64 @@ def _write_partitions(
                 for partition in planned.partitions
             ]
             outcomes = [_outcome(future) for future in futures]
-        duplicates: int | BaseException | None = None
-        if unique and planned.snapshot is not None and not _any_failed(outcomes):
-            duplicates = _counted(plan, unique, planned.snapshot)
+        counts: DatabaseCounts | BaseException | None = None
+        if checks is not None and planned.snapshot is not None and not _any_failed(outcomes):
+            done = [item for outcome in outcomes if isinstance(outcome, list) for item in outcome]
+            counts = _counted(plan, checks, done, planned.snapshot)
     written = [item for outcome in outcomes if isinstance(outcome, list) for item in outcome]
     failures = [
         (partition, outcome)
         for partition, outcome in zip(planned.partitions, outcomes, strict=True)
         if isinstance(outcome, BaseException)
     ]
-    if failures or isinstance(duplicates, BaseException):
+    if failures or isinstance(counts, BaseException):
         store, fs = destination.store, destination.filesystem()
         for item in written:
             store.remove_temporary(fs, item.temp_path)
-        if isinstance(duplicates, BaseException):
-            raise duplicates
+        if isinstance(counts, BaseException):
+            raise counts
         partition, error = failures[0]
         where = f"partition {partition.number} of {count} ({partition.describe()})"
         if isinstance(error, ExportError):
             raise type(error)(f"{where}: {error}") from error
         raise error
-    assert not isinstance(duplicates, BaseException)
+    assert not isinstance(counts, BaseException)
     if not written and on_empty != "write":  # every range was empty: the flow decides
-        return [], planned.snapshot, duplicates
+        return [], planned.snapshot, counts
     if not written:  # every range was empty: one empty document, as an unsplit read writes
         empty = write_batches(plan, fmt, destination, options, context)
-        return empty, planned.snapshot, duplicates
+        return empty, planned.snapshot, counts
     store, fs = destination.store, destination.filesystem()
     numbered = number_parts(
         store, fs, written, destination.url, context, compression=destination.file_codecs
     )
-    return numbered, planned.snapshot, duplicates
+    return numbered, planned.snapshot, counts
 
 
 def _any_failed(outcomes: list[list[WrittenFile] | BaseException]) -> bool:
     return any(isinstance(outcome, BaseException) for outcome in outcomes)
 
 
-def _counted(plan: SourcePlan, unique: list[str], snapshot: str) -> int | BaseException:
-    """The duplicate keys of `unique` in the partitions' snapshot, or the error counting
+def _counted(
+    plan: SourcePlan, checks: ChecksConfig, written: list[WrittenFile], snapshot: str
+) -> DatabaseCounts | BaseException:
+    """What the checks ask of the database, in the partitions' snapshot, or the error counting
     failed with (the flow removes the written parts before raising it)."""
     try:
-        return duplicate_keys(plan, unique, snapshot)
+        return database_counts(plan, checks, written, snapshot)
     except BaseException as exc:  # noqa: BLE001 - raised once the parts are removed
         return exc
+
+
+def database_counts(
+    plan: SourcePlan, checks: ChecksConfig, written: list[WrittenFile], snapshot: str | None
+) -> DatabaseCounts:
+    """The duplicate keys of `checks.unique`, and the NULLs of `checks.not_null` when a part
+    could not count them as its rows streamed (finished rows from PostgreSQL's COPY)."""
+    duplicates = duplicate_keys(plan, checks.unique, snapshot) if checks.unique else None
+    uncounted = checks.not_null and null_counts(written) is None
+    nulls = null_values(plan, checks.not_null, snapshot) if uncounted else None
+    return DatabaseCounts(duplicates, nulls)
 
 
 def _run_checks(
@@ -342,14 +361,15 @@ def _run_checks(
     name: str,
     destination: DestinationConfig,
     written: list[WrittenFile],
-    duplicates: int | None,
+    counts: DatabaseCounts | None,
 ) -> None:
     """Run `checks` on what was written, before anything is published: a failed check (or a
     failure asking for the numbers) removes every temporary file and fails the run."""
     logger = get_run_logger()
     try:
-        if checks.unique and duplicates is None:  # not counted in the partitions' snapshot
-            duplicates = duplicate_keys(plan, checks.unique)
+        if counts is None:  # not counted in the partitions' snapshot: now
+            counts = database_counts(plan, checks, written, None)
+        nulls = counts.nulls if counts.nulls is not None else null_counts(written) or {}
         previous_rows: int | None = None
         if checks.max_change_pct is not None:
             state = load_export_state(name)
@@ -358,7 +378,8 @@ def _run_checks(
                 logger.info("max_change_pct: no earlier successful run of %s, not checked", name)
             elif previous_rows == 0:
                 logger.info("max_change_pct: the last successful run had 0 rows, not checked")
-        failed = failed_check(checks, written, duplicates, previous_rows)
+        rows = sum(item.rows for item in written)
+        failed = failed_check(checks, rows, nulls, counts.duplicates, previous_rows)
         if failed is not None:
             raise failed
     except BaseException:

@@ -23,7 +23,7 @@ from flows.alerts.hooks import deliver_pending_alerts
 from flows.core.config import SourceConfig
 from flows.core.errors import CheckFailedError, ConfigurationError
 from flows.export import export
-from flows.sources.duplicates import duplicate_keys
+from flows.sources.check_counts import duplicate_keys
 from flows.sources.plan import inspect_source
 from tests.flows.conftest import url_for_psycopg
 from tests.servers.receiver import WebhookReceiver
@@ -224,3 +224,19 @@ def test_a_split_read_fails_its_unique_check_and_publishes_no_part(
         for line in path.read_text().splitlines()
     ]
     assert sorted(delivered) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.postgres
+def test_nulls_in_rows_copy_finished_are_counted_by_the_database(
+    pg_orders: str, tmp_path: Path
+) -> None:
+    """PostgreSQL's COPY writes the CSV rows itself: the database counts their NULLs."""
+    out = tmp_path / "out"
+    with pytest.raises(CheckFailedError) as caught:
+        export(
+            source={"url": pg_orders, "table": "orders"},
+            destination={"url": f"{out}/{{export}}.{{ext}}"},
+            checks={"not_null": ["id", "email"]},
+        )
+    assert str(caught.value) == "not_null(email): 2 null values; nothing was published"
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == []

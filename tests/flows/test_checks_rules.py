@@ -16,13 +16,14 @@ import pytest
 
 from flows.alerts.errors import alert_error, state_error
 from flows.checks import change_pct, check_checked_columns, failed_check, null_counts
+from flows.core.columns import rendered_rows
 from flows.core.config import ChecksConfig, FormatOptions, SourceConfig
 from flows.core.errors import ERROR_CLASSES, CheckFailedError, ConfigurationError
 from flows.core.targets import TargetContext
 from flows.destinations.store import WrittenFile
 from flows.request import DestinationConfig, ExportRequest
 from flows.sink import PartSink
-from flows.sources.duplicates import duplicate_keys
+from flows.sources.check_counts import duplicate_keys, null_values
 from flows.sources.plan import inspect_source
 
 pytestmark = pytest.mark.unit
@@ -106,6 +107,8 @@ def test_nulls_are_counted_per_part_as_rows_are_written(tmp_path: Path) -> None:
         found = {name: table.column(name).null_count for name in table.column_names}
         assert dict(item.nulls) == {name: n for name, n in found.items() if n}
     assert null_counts(written) == {"email": 5}
+    finished = WrittenFile("out/o.csv", "out/.o.csv.tmp", 2, 10, nulls=None)  # COPY's rows
+    assert null_counts([*written, finished]) is None
 
 
 @pytest.fixture
@@ -144,14 +147,12 @@ def test_the_database_counts_duplicate_keys_of_what_the_export_reads(shop: str) 
         filter=[{"column": "region", "op": "=", "value": "us"}],
     )
     assert duplicate_keys(inspect_source(filtered), ["order_id"]) == 2
+    assert null_values(inspect_source(filtered), ["order_id", "sku"]) == {"order_id": 0, "sku": 0}
+    assert null_values(plan, ["id", "region", "sku"]) == {"id": 2, "region": 1, "sku": 0}
     query = SourceConfig(
         url=shop, query="select id from orders where sku <> :sku", params={"sku": "c"}
     )
     assert duplicate_keys(inspect_source(query), ["id"]) == 2
-
-
-def files(rows: int, *nulls: tuple[str, int]) -> list[WrittenFile]:
-    return [WrittenFile("out/o.csv", "out/.o.csv.tmp", rows, 10, nulls=nulls)]
 
 
 @pytest.mark.parametrize(
@@ -182,7 +183,7 @@ def test_each_failed_check_gives_its_numbers(
     previous: int | None,
     message: str,
 ) -> None:
-    failed = failed_check(ChecksConfig(**checks), files(rows, *nulls), duplicates, previous)
+    failed = failed_check(ChecksConfig(**checks), rows, dict(nulls), duplicates, previous)
     assert failed is not None
     assert str(failed) == f"{message}; nothing was published"
     assert failed.check == next(iter(checks))
@@ -207,7 +208,7 @@ def test_a_check_passes_when_it_should(
     duplicates: int | None,
     previous: int | None,
 ) -> None:
-    assert failed_check(ChecksConfig(**checks), files(rows, *nulls), duplicates, previous) is None
+    assert failed_check(ChecksConfig(**checks), rows, dict(nulls), duplicates, previous) is None
 
 
 def test_the_change_is_a_percentage_of_the_last_run() -> None:
@@ -227,3 +228,16 @@ def test_the_failed_alert_names_the_check_and_no_value() -> None:
         expected
     )
     assert ERROR_CLASSES["CheckFailedError"] is CheckFailedError
+
+
+def test_finished_rows_leave_their_nulls_to_the_database(tmp_path: Path) -> None:
+    """PostgreSQL's COPY hands the writer finished CSV rows: no column shows a NULL, so the
+    part says its NULLs were not counted (and the flow asks the database)."""
+    rows = rendered_rows(pa.array(["1,\n", "2,b\n"]), "csv", ["id", "email"])
+    config = DestinationConfig(url=f"{tmp_path}/{{export}}.{{ext}}")
+    context = replace(TargetContext.sample(), export="o", ext="csv")
+    sink = PartSink.open(config, "csv", rows.schema, FormatOptions(), context)
+    sink.write(rows)
+    [written] = sink.finish()
+    assert (written.rows, written.nulls) == (2, None)
+    assert Path(written.temp_path).read_bytes() == b"id,email\n1,\n2,b\n"
