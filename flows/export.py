@@ -28,9 +28,18 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run as runtime_flow_run
 
+from blocks.export_state import load_export_state
 from flows.alerts.hooks import alert_completed, alert_failed, alert_initiated
+from flows.checks import (
+    DatabaseCounts,
+    check_checked_columns,
+    failed_check,
+    null_counts,
+    passed_checks,
+)
 from flows.core.columns import kind_of
 from flows.core.config import (
+    ChecksConfig,
     FormatOptions,
     OnEmpty,
     OnSchemaChange,
@@ -64,6 +73,7 @@ from flows.runs.naming import (
     export_name,
 )
 from flows.runs.result import ExportResult, record_result
+from flows.sources.check_counts import duplicate_keys, null_values
 from flows.sources.plan import SourcePlan, planned_partitions
 from flows.sources.window import (
     bind_values,
@@ -104,6 +114,7 @@ def export(
     runner: RunnerConfig | None = None,
     on_empty: OnEmpty = "write",
     on_schema_change: OnSchemaChange = "allow",
+    checks: ChecksConfig | None = None,
 ) -> ExportResult:
     """Export a table or query to a file in one of five formats.
 
@@ -137,6 +148,7 @@ def export(
             "runner": runner,
             "on_empty": on_empty,
             "on_schema_change": on_schema_change,
+            "checks": checks,
         }
     )
     name = export_name(name, source.table)
@@ -167,6 +179,7 @@ def export(
     )
     partner = partner or destination.store.name
     plan = inspect_source_task(source, name, format)
+    check_checked_columns(checks, plan.column_names)  # before any row is read
     logger.info(
         "exporting %s from %s (%s rows, %s reader) as %s to %s",
         plan.label,
@@ -179,12 +192,15 @@ def export(
     if on_schema_change == "fail":  # as the last successful run's, before any row is read
         check_schema(name, _columns(plan))
     snapshot: str | None = None
+    counts: DatabaseCounts | None = None
     if source.partitions > 1:
-        written, snapshot = _write_partitions(
-            plan, source, format, destination, options, context, runner, on_empty
+        written, snapshot, counts = _write_partitions(
+            plan, source, format, destination, options, context, runner, on_empty, checks
         )
     else:
         written = write_batches(plan, format, destination, options, context)
+    if checks is not None:
+        _run_checks(checks, plan, name, destination, written, counts)
     skipped = False
     if on_empty != "write" and sum(item.rows for item in written) == 0:
         discard(destination, written)  # nothing published: no file, manifest or marker
@@ -258,10 +274,13 @@ def _write_partitions(
     context: TargetContext,
     runner: RunnerConfig | None,
     on_empty: OnEmpty,
-) -> tuple[list[WrittenFile], str | None]:
+    checks: ChecksConfig | None,
+) -> tuple[list[WrittenFile], str | None, DatabaseCounts | None]:
     """Plan the ranges (logged), write each as a task run of its own, and number the parts in
     range order. If any partition fails after its retries, every partition's temporary files
-    are removed and the run fails naming it: no part of an incomplete set is published."""
+    are removed and the run fails naming it: no part of an incomplete set is published.
+    With `checks` and a shared snapshot (PostgreSQL), what they ask of the database is
+    counted in that snapshot while it is held: the third value (else None, counted later)."""
     logger = get_run_logger()
     with planned_partitions(plan, source) as planned:
         count = len(planned.partitions)
@@ -284,30 +303,97 @@ def _write_partitions(
                 for partition in planned.partitions
             ]
             outcomes = [_outcome(future) for future in futures]
+        counts: DatabaseCounts | BaseException | None = None
+        if checks is not None and planned.snapshot is not None and not _any_failed(outcomes):
+            done = [item for outcome in outcomes if isinstance(outcome, list) for item in outcome]
+            counts = _counted(plan, checks, done, planned.snapshot)
     written = [item for outcome in outcomes if isinstance(outcome, list) for item in outcome]
     failures = [
         (partition, outcome)
         for partition, outcome in zip(planned.partitions, outcomes, strict=True)
         if isinstance(outcome, BaseException)
     ]
-    if failures:
+    if failures or isinstance(counts, BaseException):
         store, fs = destination.store, destination.filesystem()
         for item in written:
             store.remove_temporary(fs, item.temp_path)
+        if isinstance(counts, BaseException):
+            raise counts
         partition, error = failures[0]
         where = f"partition {partition.number} of {count} ({partition.describe()})"
         if isinstance(error, ExportError):
             raise type(error)(f"{where}: {error}") from error
         raise error
+    assert not isinstance(counts, BaseException)
     if not written and on_empty != "write":  # every range was empty: the flow decides
-        return [], planned.snapshot
+        return [], planned.snapshot, counts
     if not written:  # every range was empty: one empty document, as an unsplit read writes
-        return write_batches(plan, fmt, destination, options, context), planned.snapshot
+        empty = write_batches(plan, fmt, destination, options, context)
+        return empty, planned.snapshot, counts
     store, fs = destination.store, destination.filesystem()
     numbered = number_parts(
         store, fs, written, destination.url, context, compression=destination.file_codecs
     )
-    return numbered, planned.snapshot
+    return numbered, planned.snapshot, counts
+
+
+def _any_failed(outcomes: list[list[WrittenFile] | BaseException]) -> bool:
+    return any(isinstance(outcome, BaseException) for outcome in outcomes)
+
+
+def _counted(
+    plan: SourcePlan, checks: ChecksConfig, written: list[WrittenFile], snapshot: str
+) -> DatabaseCounts | BaseException:
+    """What the checks ask of the database, in the partitions' snapshot, or the error counting
+    failed with (the flow removes the written parts before raising it)."""
+    try:
+        return database_counts(plan, checks, written, snapshot)
+    except BaseException as exc:  # noqa: BLE001 - raised once the parts are removed
+        return exc
+
+
+def database_counts(
+    plan: SourcePlan, checks: ChecksConfig, written: list[WrittenFile], snapshot: str | None
+) -> DatabaseCounts:
+    """The duplicate keys of `checks.unique`, and the NULLs of `checks.not_null` when a part
+    could not count them as its rows streamed (finished rows from PostgreSQL's COPY)."""
+    duplicates = duplicate_keys(plan, checks.unique, snapshot) if checks.unique else None
+    uncounted = checks.not_null and null_counts(written) is None
+    nulls = null_values(plan, checks.not_null, snapshot) if uncounted else None
+    return DatabaseCounts(duplicates, nulls)
+
+
+def _run_checks(
+    checks: ChecksConfig,
+    plan: SourcePlan,
+    name: str,
+    destination: DestinationConfig,
+    written: list[WrittenFile],
+    counts: DatabaseCounts | None,
+) -> None:
+    """Run `checks` on what was written, before anything is published: a failed check (or a
+    failure asking for the numbers) removes every temporary file and fails the run."""
+    logger = get_run_logger()
+    try:
+        if counts is None:  # not counted in the partitions' snapshot: now
+            counts = database_counts(plan, checks, written, None)
+        nulls = counts.nulls if counts.nulls is not None else null_counts(written) or {}
+        previous_rows: int | None = None
+        if checks.max_change_pct is not None:
+            state = load_export_state(name)
+            previous_rows = state.rows if state is not None else None
+            if previous_rows is None:
+                logger.info("max_change_pct: no earlier successful run of %s, not checked", name)
+            elif previous_rows == 0:
+                logger.info("max_change_pct: the last successful run had 0 rows, not checked")
+        rows = sum(item.rows for item in written)
+        failed = failed_check(checks, rows, nulls, counts.duplicates, previous_rows)
+        if failed is not None:
+            raise failed
+    except BaseException:
+        discard(destination, written)  # nothing published: no file, manifest or marker
+        raise
+    logger.info("checks passed: %s", ", ".join(passed_checks(checks, previous_rows)) or "none")
 
 
 def _outcome(future: Any) -> list[WrittenFile] | BaseException:

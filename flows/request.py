@@ -17,6 +17,7 @@ from fsspec import AbstractFileSystem
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
 from flows.core.config import (
+    ChecksConfig,
     Destination,
     FormatOptions,
     OnEmpty,
@@ -173,6 +174,7 @@ class ExportRequest(BaseModel):
     runner: RunnerConfig | None = None
     on_empty: OnEmpty = "write"
     on_schema_change: OnSchemaChange = "allow"
+    checks: ChecksConfig | None = None
 
     @model_validator(mode="after")
     def _fits_together(self) -> ExportRequest:
@@ -225,7 +227,16 @@ EXPORT_PARAMETERS: tuple[str, ...] = tuple(ExportRequest.model_fields)
 
 # Which parameter's problem is named first when several are wrong (a model's fields, then the
 # format and the name), as `exports check` has always reported them.
-_FIRST_NAMED = ("source", "destination", "format_options", "window", "runner", "format", "name")
+_FIRST_NAMED = (
+    "source",
+    "destination",
+    "format_options",
+    "window",
+    "runner",
+    "checks",
+    "format",
+    "name",
+)
 
 
 def _configuration_error(exc: ValidationError) -> ConfigurationError:

@@ -20,6 +20,7 @@ import pyarrow as pa
 from fsspec import AbstractFileSystem
 
 from flows.core.codecs import compressor
+from flows.core.columns import rendered_format
 from flows.core.config import FormatOptions
 from flows.core.errors import ExportError
 from flows.core.formats import ExportFormat, format_max_rows
@@ -47,6 +48,7 @@ class _OpenPart:
     final_path: str
     temp_path: str
     encryptor: PgpEncryptor | None = None  # under the codec, over the counter
+    nulls: dict[str, int] = field(default_factory=dict)  # per column, as rows are written
 
 
 class _CountingFile(io.RawIOBase):
@@ -139,11 +141,19 @@ class PartSink:
             budget = self._budget(part)
             with self._store_errors(part.final_path):
                 count = part.writer.write(remaining, budget)
+            if not self._rendered:
+                _count_nulls(part.nulls, remaining.slice(0, count))
             offset += count
             rows_full = max_rows is not None and part.writer.rows >= max_rows
             cut = budget is not None and count < remaining.num_rows
             if cut or rows_full or self._full(part):
                 self._close_part()
+
+    @property
+    def _rendered(self) -> bool:
+        """Whether the batches are finished rows (PostgreSQL's COPY), whose NULLs no column
+        shows: the flow then asks the database for them."""
+        return rendered_format(self.schema) is not None
 
     @property
     def _max_rows(self) -> int | None:
@@ -334,5 +344,15 @@ class PartSink:
                 part.writer.rows,
                 part.counter.count,
                 part.counter.sha256,
+                nulls=None if self._rendered else tuple(part.nulls.items()),
             )
         )
+
+
+def _count_nulls(nulls: dict[str, int], batch: pa.RecordBatch) -> None:
+    """Add the NULLs of the rows a part was given to its counts (`checks.not_null`): Arrow
+    keeps each array's count, so this reads no value."""
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        count = column.null_count
+        if count:
+            nulls[name] = nulls.get(name, 0) + count

@@ -31,6 +31,7 @@ class SourceCheck:
 
 def check_sources(project_file: Path) -> list[SourceCheck]:
     """One SourceCheck per `export` deployment of a project file that passed check_project."""
+    from flows.checks import check_checked_columns
     from flows.sources.plan import inspect_source
     from flows.sources.window import query_uses
 
@@ -38,14 +39,16 @@ def check_sources(project_file: Path) -> list[SourceCheck]:
     for spec in load_deployments(project_file):
         if spec.entrypoint.partition(":")[2] != EXPORT_FLOW:
             continue
-        source = validate_export_parameters(dict(spec.parameters))["source"]
+        parameters = validate_export_parameters(dict(spec.parameters))
+        source = parameters["source"]
         assert isinstance(source, SourceConfig)
         if query_uses(source):
             reason = "its query takes the run's window (:since / :until)"
             checks.append(SourceCheck(spec.name, None, reason))
             continue
         try:
-            inspect_source(source.model_copy(update={"count_rows": False}))
+            plan = inspect_source(source.model_copy(update={"count_rows": False}))
+            check_checked_columns(parameters.get("checks"), plan.column_names)
         except TransientSourceError as exc:
             checks.append(SourceCheck(spec.name, None, first_line(exc)))
         except httpx.HTTPError as exc:  # source.block, and no Prefect API to read it from

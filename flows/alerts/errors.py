@@ -13,6 +13,7 @@ import re
 
 from flows.core.errors import (
     ERROR_CLASSES,
+    CheckFailedError,
     ConfigurationError,
     DeliveryError,
     EmptyResultError,
@@ -36,6 +37,9 @@ _PARAMETER = re.compile(r"[a-z_]+(?:\.[a-z_]+)*")
 _FIELD_IN_TEXT = re.compile(r"^([a-z_]+(?:\.[a-z_]+)*):")
 # Prefect's failed and crashed states: "Flow run encountered an exception: Type: text",
 # "Execution was interrupted by an unexpected exception: Type: text", "Request to … failed:".
+# A failed check's text begins with the check (`unique(order_id): 3 duplicate keys`): the
+# alert names the check, never its columns or numbers.
+_CHECK_IN_TEXT = re.compile(r"^(min_rows|max_rows|max_change_pct|not_null|unique)\b")
 _EXCEPTION_IN_MESSAGE = re.compile(
     r"(?:exception|failed):\s*(?P<kind>[A-Za-z_]\w*): (?P<text>.*)", re.S
 )
@@ -51,6 +55,7 @@ _SUMMARIES: tuple[tuple[type[BaseException], str], ...] = (
     (DeliveryError, "the file could not be delivered to its destination"),
     (EmptyResultError, "the source returned no rows and on_empty is fail"),
     (SchemaChangedError, "the columns changed since the last successful run"),
+    (CheckFailedError, "a check failed, nothing was published"),
 )
 
 
@@ -60,6 +65,8 @@ def alert_error(exc: BaseException, details: str = SEE_LOGS) -> str:
     `details` says where the whole error is: the gateway refuses parameters before any run
     exists, so its answers point at its own log instead."""
     field = exc.field if isinstance(exc, ConfigurationError) else None
+    if isinstance(exc, CheckFailedError) and exc.check is not None:
+        return _failed_check(type(exc).__name__, exc.check, details)
     return _described(type(exc), type(exc).__name__, field, details)
 
 
@@ -77,7 +84,16 @@ def state_error(message: str) -> str:
     if error_type is not None and issubclass(error_type, ConfigurationError):
         named = _FIELD_IN_TEXT.match(found.group("text").strip())
         field = named.group(1) if named else None
+    if error_type is not None and issubclass(error_type, CheckFailedError):
+        check = _CHECK_IN_TEXT.match(found.group("text").strip())
+        if check is not None:
+            return _failed_check(kind, check.group(1))
     return _described(error_type, kind, field)
+
+
+def _failed_check(kind: str, check: str, details: str = SEE_LOGS) -> str:
+    """e.g. `CheckFailedError: checks.unique failed, nothing was published; …`."""
+    return f"{kind}: checks.{check} failed, nothing was published; {details}"
 
 
 def _described(

@@ -577,6 +577,75 @@ class RunnerConfig(_Model):
         return value
 
 
+class ChecksConfig(_Model):
+    """What the written rows must pass before anything is published (flows/checks.py): a
+    failed check publishes nothing and fails the run with CheckFailedError. Each is optional;
+    the columns named must be exported ones (checked once the source is inspected)."""
+
+    min_rows: int | None = Field(
+        default=None, ge=0, description="The fewest rows the run may deliver."
+    )
+    max_rows: int | None = Field(default=None, ge=0, description="The most rows it may deliver.")
+    max_change_pct: float | None = Field(
+        default=None,
+        description=(
+            "How far, in percent, the rows may differ from the last successful run's of the "
+            "same export (up or down); not checked before there is one."
+        ),
+    )
+    not_null: list[str] = Field(
+        default_factory=list, description="Columns that must hold no NULL (counted as written)."
+    )
+    unique: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Columns whose values together are unique among the written rows (asked of the "
+            "database; rows with a NULL in one of them are not compared, as a UNIQUE "
+            "constraint does)."
+        ),
+    )
+
+    @field_validator("max_change_pct")
+    @classmethod
+    def _percentage(cls, value: float | None) -> float | None:
+        if value is not None and (value < 0 or value != value):
+            raise ValueError(
+                f"checks.max_change_pct: `{value:g}` is not a percentage of zero or more; "
+                "write e.g. 20 for 20%"
+            )
+        return value
+
+    @field_validator("not_null", "unique")
+    @classmethod
+    def _column_names(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        for index, column in enumerate(value):
+            if not column.strip():
+                raise ValueError(
+                    f"checks.{info.field_name}[{index}]: an empty column name; name an "
+                    "exported column"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _rows_ordered(self) -> ChecksConfig:
+        if self.min_rows is not None and self.max_rows is not None:
+            if self.min_rows > self.max_rows:
+                raise ValueError(
+                    f"checks.min_rows: `{self.min_rows}` is more than checks.max_rows "
+                    f"`{self.max_rows}`; no run could pass both"
+                )
+        return self
+
+    @property
+    def columns(self) -> list[tuple[str, str]]:
+        """Each column a check names, with the check's field (`checks.unique[0]`)."""
+        return [
+            (f"checks.{check}[{index}]", column)
+            for check in ("not_null", "unique")
+            for index, column in enumerate(getattr(self, check))
+        ]
+
+
 class WindowConfig(_Model):
     """The time window an incremental export delivers: rows with since <= ts < until.
 

@@ -83,6 +83,17 @@ class SchemaChangedError(ExportError):
         self.changes = changes
 
 
+class CheckFailedError(ExportError):
+    """A check of `checks` failed on the written rows: nothing was published and every
+    temporary file was removed. `check` is the check's name (`unique`, `not_null`,
+    `min_rows`, `max_rows`, `max_change_pct`); the message gives it and its numbers
+    (`unique(order_id): 3 duplicate keys`). Never retried: the same rows would fail again."""
+
+    def __init__(self, message: str, *, check: str | None = None, **facts: str | None) -> None:
+        super().__init__(message, **facts)
+        self.check = check
+
+
 class TransientExportError(ExportError):
     """Mixin for failures worth retrying: timeouts, refused connections, 5xx."""
 
@@ -112,6 +123,7 @@ ERROR_CLASSES: dict[str, type[ExportError]] = {
         OutOfMemoryError,
         EmptyResultError,
         SchemaChangedError,
+        CheckFailedError,
         TransientExportError,
         TransientSourceError,
         TransientDeliveryError,

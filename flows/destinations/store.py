@@ -51,6 +51,8 @@ class WrittenFile:
     bytes: int
     sha256: str = ""  # of the bytes as stored, when a manifest is written
     writer: str = ""  # host:pid of the process that wrote it
+    # NULLs it holds, per column that has any (checks); None: not counted (finished rows)
+    nulls: tuple[tuple[str, int], ...] | None = ()
 
 
 class Store:

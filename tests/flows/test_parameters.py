@@ -68,7 +68,7 @@ def test_an_unknown_parameter_names_the_ones_the_flow_takes() -> None:
     assert str(caught.value) == (
         "parameters: unknown parameter `fromat`; the export flow takes "
         "source, destination, format, name, partner, type, format_options, window, runner, "
-        "on_empty, on_schema_change"
+        "on_empty, on_schema_change, checks"
     )
 
 

@@ -288,6 +288,21 @@ class TestCheck:
             f"{path}: 1 deployments, 0 schedules, databases not asked (--offline) — OK"
         )
 
+    def test_a_check_on_a_column_not_exported_fails_the_check(self, tmp_path: Path) -> None:
+        """`checks` names exported columns: the demo's orders table has no `emial`."""
+        spec = _demo_orders()
+        spec["parameters"]["checks"] = {"not_null": ["emial"]}
+        path = tmp_path / "prefect.yaml"
+        path.write_text(yaml.safe_dump({"deployments": [spec]}))
+        result = runner.invoke(app, ["check", "--file", str(path)])
+        assert result.exit_code == 1, result.stdout
+        [line] = result.stderr.splitlines()
+        assert line == (
+            f"{path}: deployment `demo-orders`: source: checks.not_null[0]: `emial` is not an "
+            "exported column; name one of order_id, customer_id, ordered_at, ordered_at_local, "
+            "amount, big_amount, quantity, discount, paid, status, comment, attributes, receipt"
+        )
+
     def test_a_database_that_does_not_answer_is_said_not_checked(self, tmp_path: Path) -> None:
         spec = _demo_orders()
         spec["parameters"]["source"] = {

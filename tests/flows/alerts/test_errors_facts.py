@@ -15,6 +15,7 @@ import pytest
 from flows.alerts.errors import alert_error, state_error
 from flows.core.errors import (
     ERROR_CLASSES,
+    CheckFailedError,
     ConfigurationError,
     DeliveryError,
     EmptyResultError,
@@ -105,6 +106,16 @@ CASES = [
         ),
         f"SchemaChangedError: the columns changed since the last successful run; {SEE}",
     ),
+    (  # the check is named, never its columns or numbers
+        CheckFailedError(
+            "unique(order_id): 3 duplicate keys; nothing was published", check="unique"
+        ),
+        f"CheckFailedError: checks.unique failed, nothing was published; {SEE}",
+    ),
+    (
+        CheckFailedError("max_change_pct: 79 rows written against 100", check="max_change_pct"),
+        f"CheckFailedError: checks.max_change_pct failed, nothing was published; {SEE}",
+    ),
 ]
 
 
@@ -151,6 +162,7 @@ def test_a_state_names_only_the_classes_of_the_registry() -> None:
         "OutOfMemoryError", "TransientExportError", "TransientSourceError",
         "TransientDeliveryError", "SourceConfigurationError", "EmptyResultError",
         "SchemaChangedError",
+        "CheckFailedError",
     }  # fmt: skip
     # names of the module that are not error classes are any other exception's
     for kind in ("first_line", "is_transient", "ValueError"):
