@@ -55,6 +55,7 @@ from flows.runs.naming import (
     export_name,
 )
 from flows.runs.result import ExportResult, record_result
+from flows.sources.masking import check_hash_keys, protected
 from flows.sources.plan import SourcePlan, planned_partitions
 from flows.sources.window import (
     bind_values,
@@ -154,6 +155,8 @@ def export(
         destination.url, destination.block, max_file_mb=destination.max_file_mb
     )
     partner = partner or destination.store.name
+    check_hash_keys(source)  # every hash key block saved, before any row is read
+    hashed, masked = protected(source.columns)
     plan = inspect_source_task(source, name, format)
     logger.info(
         "exporting %s from %s (%s rows, %s reader) as %s to %s",
@@ -201,6 +204,8 @@ def export(
             started=started,
             finished=finished,
             encrypted_to=encrypted_to,
+            hashed=hashed,
+            masked=masked,
         )
         manifest = write_manifest(destination, document, context, name)
     done_marker = None
@@ -223,6 +228,8 @@ def export(
         done_marker=done_marker,
         skipped=skipped,
         encrypted_to=encrypted_to,
+        hashed=hashed,
+        masked=masked,
     )
     record_result(result, partner, type, plan.display_url)
     logger.info(
