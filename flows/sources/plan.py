@@ -68,9 +68,7 @@ class SourcePlan:
     partition: Partition | None = None  # the range this plan reads, if the read is split
     snapshot: str | None = None  # PostgreSQL: the exported snapshot every partition reads
     shape: Shape | None = None  # source.columns and source.filter, already in `sql`
-    hashed: tuple[
-        HashedColumn, ...
-    ] = ()  # hashed per batch by the reader (flows/sources/masking.py)
+    hashed: tuple[HashedColumn, ...] = ()  # hashed per batch by the reader (masking.py)
 
     def for_partition(self, partition: Partition, snapshot: str | None) -> SourcePlan:
         """The plan of one partition of this read."""
