@@ -4,6 +4,7 @@ from blocks.alerts import StatusAlerts
 from blocks.azure import AzureBlobCredentials
 from blocks.export_state import ExportState
 from blocks.gcs import GcsCredentials
+from blocks.hash_key import HashKey
 from blocks.http_post import HttpPostTarget
 from blocks.pgp import OpenPgpPublicKey, OpenPgpSigningKey
 from blocks.s3 import S3Credentials
@@ -22,6 +23,7 @@ PROJECT_BLOCKS = (
     OpenPgpPublicKey,
     OpenPgpSigningKey,
     ExportState,
+    HashKey,
 )
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "AzureBlobCredentials",
     "ExportState",
     "GcsCredentials",
+    "HashKey",
     "HttpPostTarget",
     "OpenPgpPublicKey",
     "OpenPgpSigningKey",

@@ -74,6 +74,7 @@ from flows.runs.naming import (
 )
 from flows.runs.result import ExportResult, record_result
 from flows.sources.check_counts import duplicate_keys, null_values
+from flows.sources.masking import check_hash_keys, protected
 from flows.sources.plan import SourcePlan, planned_partitions
 from flows.sources.window import (
     bind_values,
@@ -178,6 +179,8 @@ def export(
         destination.url, destination.block, max_file_mb=destination.max_file_mb
     )
     partner = partner or destination.store.name
+    check_hash_keys(source)  # every hash key block saved, before any row is read
+    hashed, masked = protected(source.columns)
     plan = inspect_source_task(source, name, format)
     check_checked_columns(checks, plan.column_names)  # before any row is read
     logger.info(
@@ -231,6 +234,8 @@ def export(
             started=started,
             finished=finished,
             encrypted_to=encrypted_to,
+            hashed=hashed,
+            masked=masked,
         )
         manifest = write_manifest(destination, document, context, name)
     done_marker = None
@@ -253,6 +258,8 @@ def export(
         done_marker=done_marker,
         skipped=skipped,
         encrypted_to=encrypted_to,
+        hashed=hashed,
+        masked=masked,
     )
     record_result(result, partner, type, plan.display_url)
     logger.info(

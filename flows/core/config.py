@@ -54,6 +54,11 @@ _NO_VALUE_OPS = ("is_null", "not_null")
 _LIST_OPS = ("in", "not_in")
 
 
+HASHES = ("hmac_sha256",)
+MASK_NULL = "null"
+MASKS = ("last4", MASK_NULL)
+
+
 class ColumnSpec(_Model):
     """One column of the export: a source column, and the name it is written under."""
 
@@ -66,6 +71,32 @@ class ColumnSpec(_Model):
         description="The name it is written under (CSV header, JSON key, XML element, Parquet "
         "field); by default its own.",
     )
+
+    # Hashed or masked (docs/design.md, "Hashed and masked columns"): checked with the column's
+    # place in the list by SourceConfig, so a message names `source.columns[2].key`.
+    hash: str | None = Field(
+        default=None,
+        description="hmac_sha256: the value's hex HMAC-SHA256 (of its UTF-8 text) with `key`.",
+    )
+    key: str | None = Field(
+        default=None, description="The saved HashKey block holding the hash's secret key."
+    )
+    mask: str | None = Field(
+        default=None,
+        description="last4: every character but the last 4 written as `*`; null: NULL.",
+        # No mask is left out of a dump, so stored parameters (Prefect keeps them as JSON)
+        # never read back as `mask: null`, which masks the column.
+        exclude_if=lambda value: value is None,
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mask_null(cls, value: Any) -> Any:
+        """`mask: null` (YAML's and JSON's null) asks for NULL: told apart from no mask, and
+        held as the text `null` from then on."""
+        if isinstance(value, dict) and "mask" in value and value["mask"] is None:
+            return {**value, "mask": MASK_NULL}
+        return value
 
     @property
     def output(self) -> str:
@@ -172,7 +203,8 @@ class SourceConfig(_Model):
         default=None,
         description=(
             "The columns to export, in this order: names, or {name: COLUMN, as: OUTPUT_NAME} "
-            "to rename. By default every column of the table or query."
+            "to rename, with `hash: hmac_sha256` and `key: BLOCK`, or `mask: last4` or "
+            "`mask: null`, to hash or mask it. By default every column of the table or query."
         ),
     )
     filter: list[FilterCondition] = Field(
@@ -213,7 +245,8 @@ class SourceConfig(_Model):
         if not self.columns:
             raise ValueError("source.columns: an empty list exports nothing; name the columns")
         seen: dict[str, str] = {}
-        for column in self.columns:
+        for index, column in enumerate(self.columns):
+            _check_protection(index, column)
             if not column.output.strip():
                 raise ValueError(f"source.columns: `{column.name}` is renamed to an empty name")
             if column.output in seen:
@@ -243,6 +276,41 @@ class SourceConfig(_Model):
                     "source.partitions: only a PostgreSQL table is split without a key; set "
                     "source.partition_by, a column to split the table's rows by"
                 )
+
+
+def _check_protection(index: int, column: ColumnSpec) -> None:
+    """A column is hashed with a key, or masked, or neither; never both."""
+    where = f"source.columns[{index}]"
+    if column.hash is not None and column.mask is not None:
+        raise ConfigurationError(
+            f"{where}: `{column.name}` is both hashed and masked",
+            field=where,
+            hint="give it either `hash` or `mask`",
+        )
+    if column.hash is not None and column.hash not in HASHES:
+        raise ConfigurationError(
+            f"{where}.hash: `{column.hash}` is not a hash this export makes",
+            field=f"{where}.hash",
+            hint="use hmac_sha256 (a keyed hash: an unkeyed one is reversed by a dictionary)",
+        )
+    if column.mask is not None and column.mask not in MASKS:
+        raise ConfigurationError(
+            f"{where}.mask: `{column.mask}` is not a mask",
+            field=f"{where}.mask",
+            hint="use last4 (all but the last 4 characters as *) or null (NULL)",
+        )
+    if column.hash is not None and not column.key:
+        raise ConfigurationError(
+            f"{where}.key: hashing `{column.name}` needs a key",
+            field=f"{where}.key",
+            hint="name a saved HashKey block, e.g. key: exports-hash-key",
+        )
+    if column.key is not None and column.hash is None:
+        raise ConfigurationError(
+            f"{where}.key: a key is for a hashed column; `{column.name}` has no `hash`",
+            field=f"{where}.key",
+            hint="add hash: hmac_sha256, or remove the key",
+        )
 
 
 # A saved block's name (Prefect's: lowercase letters, digits and dashes), or an armored key.

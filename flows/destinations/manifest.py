@@ -48,6 +48,8 @@ def manifest_document(
     started: datetime,
     finished: datetime,
     encrypted_to: Sequence[str] = (),
+    hashed: Sequence[str] = (),
+    masked: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The manifest's content; `urls` are the published files' URLs, in part order."""
     return {
@@ -56,6 +58,8 @@ def manifest_document(
         "format": fmt,
         "compression": compression,
         "encrypted_to": list(encrypted_to),
+        "hashed": list(hashed),  # the columns written as HMAC-SHA256 (their names only)
+        "masked": list(masked),  # the columns masked (last4, or NULL)
         "columns": [{"name": name, "type": source_type} for name, source_type in columns],
         "rows": sum(item.rows for item in files),
         "bytes": sum(item.bytes for item in files),

@@ -58,6 +58,8 @@ class ExportResult(_Model):
     done_marker: str | None = None  # the completion marker's URL (destination.done_marker)
     skipped: bool = False  # no rows, and on_empty: skip: nothing was published
     encrypted_to: list[str] = []  # the OpenPGP recipients' fingerprints (destination.pgp)
+    hashed: list[str] = []  # the columns written as their HMAC-SHA256 (source.columns)
+    masked: list[str] = []  # the columns masked: last4, or NULL (source.columns)
 
     @property
     def duration_s(self) -> float:
@@ -140,9 +142,19 @@ def summary_sentence(result: ExportResult, source: str, trigger: str, user: str)
     )
     return (
         f"Export `{result.name}`: **{result.rows:,} rows**, {result.bytes:,} bytes of "
-        f"{result.format} in {len(result.files)} file(s),{encrypted} from `{source}`; "
-        f"{trigger}{by}, {result.duration_s:.1f} s."
+        f"{result.format} in {len(result.files)} file(s),{encrypted}{_protected(result)} "
+        f"from `{source}`; {trigger}{by}, {result.duration_s:.1f} s."
     )
+
+
+def _protected(result: ExportResult) -> str:
+    """` columns hashed: `email`; masked: `card`,` or nothing."""
+    said = [
+        f"{what}: {', '.join(f'`{name}`' for name in names)}"
+        for what, names in (("hashed", result.hashed), ("masked", result.masked))
+        if names
+    ]
+    return f" columns {'; '.join(said)}," if said else ""
 
 
 def _link(path: str) -> str:

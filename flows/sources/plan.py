@@ -15,6 +15,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from flows.core.columns import make_field
 from flows.core.config import SourceConfig
 from flows.core.errors import ConfigurationError, TransientSourceError, first_line
 from flows.sources import mysql, postgres
@@ -26,6 +27,7 @@ from flows.sources.connections import (
     resolve_url,
 )
 from flows.sources.failures import source_errors, source_failure
+from flows.sources.masking import HashedColumn, hashed_columns
 from flows.sources.partitions import (
     Partition,
     block_ranges,
@@ -66,6 +68,7 @@ class SourcePlan:
     partition: Partition | None = None  # the range this plan reads, if the read is split
     snapshot: str | None = None  # PostgreSQL: the exported snapshot every partition reads
     shape: Shape | None = None  # source.columns and source.filter, already in `sql`
+    hashed: tuple[HashedColumn, ...] = ()  # hashed per batch by the reader (masking.py)
 
     def for_partition(self, partition: Partition, snapshot: str | None) -> SourcePlan:
         """The plan of one partition of this read."""
@@ -131,7 +134,10 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
                 source_types = described_mysql.type_names
             params = dict(source.params)
             fold_case = conn.dialect.name == "sqlite"  # SQLite: `a` and `A` are one name
-            shape = plan_shape(source.columns, source.filter, names, declared, shown, fold_case)
+            dialect = conn.dialect.name
+            shape = plan_shape(
+                source.columns, source.filter, names, declared, shown, fold_case, dialect
+            )
             if shape is not None:  # the projection and WHERE, in the SQL every reader runs
                 if table is not None:
                     sql, filter_values = compile_named(
@@ -148,6 +154,7 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
                 source_types = tuple(source_types[i] for i in order)
                 type_oids = tuple(type_oids[i] for i in order) if type_oids else ()
                 names = shape.output_names
+                declared, type_oids = _as_text(shape, declared, type_oids)
             wants_count = (
                 source.table is not None if source.count_rows is None else source.count_rows
             )
@@ -170,7 +177,30 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
         type_oids=type_oids,
         source_types=source_types,
         shape=shape,
+        hashed=hashed_columns(source.columns),
     )
+
+
+_TEXT_OID = 25
+
+
+def _as_text(
+    shape: Shape, declared: list[pa.Field | None], type_oids: tuple[int, ...]
+) -> tuple[list[pa.Field | None], tuple[int, ...]]:
+    """A hashed or last4 column is selected as text (flows/sources/masking.py), whatever
+    its type was (a uuid): its field and, on PostgreSQL, its type are text's."""
+    texts = [spec.hash is not None or spec.mask == "last4" for spec in shape.specs]
+    if not any(texts):
+        return declared, type_oids
+    fields = [
+        make_field(field.name, "str") if text and field is not None else field
+        for field, text in zip(declared, texts, strict=True)
+    ]
+    if type_oids:
+        type_oids = tuple(
+            _TEXT_OID if text else oid for oid, text in zip(type_oids, texts, strict=True)
+        )
+    return fields, type_oids
 
 
 def _renamed(field: pa.Field | None, name: str) -> pa.Field | None:

@@ -21,6 +21,7 @@ from flows.core.formats import ExportFormat
 from flows.sources import mysql, pg_render, postgres
 from flows.sources.connections import create_engine, is_psycopg, is_pymysql
 from flows.sources.failures import source_errors
+from flows.sources.masking import hash_batches
 from flows.sources.partitions import partition_clause
 from flows.sources.plan import SourcePlan, reflect_table
 from flows.sources.shape import shaped_table_select
@@ -44,7 +45,7 @@ def read_for_format(
 ) -> Generator[pa.RecordBatch, None, None]:
     """What a writer of `fmt` is fed: from PostgreSQL, the finished CSV or JSON rows that
     COPY writes with our canonical text (flows/sources/pg_render.py); else typed batches."""
-    if plan.reader == "postgres_copy":
+    if plan.reader == "postgres_copy" and not plan.hashed:  # hashes are made here, per batch
         sql, params = plan.statement(postgres.quote_identifier)
         query = pg_render.server_rendered(sql, plan.declared, plan.type_oids, fmt, options)
         if query is not None:
@@ -84,7 +85,15 @@ def _server_rendered(
 
 
 def read_batches(plan: SourcePlan) -> Iterator[pa.RecordBatch]:
-    """Stream the source as record batches of at most `chunk_rows` rows."""
+    """Stream the source as record batches of at most `chunk_rows` rows (hashed columns
+    hashed: flows/sources/masking.py)."""
+    if plan.hashed:
+        yield from hash_batches(_read_batches(plan), plan.hashed)
+        return
+    yield from _read_batches(plan)
+
+
+def _read_batches(plan: SourcePlan) -> Generator[pa.RecordBatch, None, None]:
     if plan.reader == "postgres_copy":
         sql, params = plan.statement(postgres.quote_identifier)
         yield from postgres.copy_batches(

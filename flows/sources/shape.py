@@ -21,6 +21,7 @@ from sqlalchemy.engine.interfaces import BindTyping
 from flows.core.columns import kind_of
 from flows.core.config import ColumnSpec, FilterCondition
 from flows.core.errors import ConfigurationError
+from flows.sources.masking import check_protectable, protected_expression
 
 FILTER_PARAM = "_export_filter"  # bound parameters are _export_filter_<n>[_<m>]
 _MAX_LISTED = 30
@@ -33,6 +34,16 @@ class Shape:
     columns: tuple[tuple[str, str], ...]
     conditions: tuple[FilterCondition, ...]
     values: tuple[Any, ...]  # per condition: the value(s) converted to the column's type
+    specs: tuple[ColumnSpec, ...] = ()  # per column, as given (hashed or masked); () for all
+
+    def selected(self, columns: Any) -> list[sa.ColumnElement[Any]]:
+        """The projection over `columns` (a table's or a subquery's): each column as it is
+        written (masked in SQL, as text for a hash), under its output name."""
+        specs = self.specs or tuple(ColumnSpec(name=name) for name, _ in self.columns)
+        return [
+            protected_expression(spec, columns[name]).label(output)
+            for spec, (name, output) in zip(specs, self.columns, strict=True)
+        ]
 
     @property
     def output_names(self) -> list[str]:
@@ -49,6 +60,7 @@ def plan_shape(
     fields: Sequence[pa.Field | None],
     shown: str,
     fold_case: bool = False,
+    dialect: str = "",
 ) -> Shape | None:
     """The shape of `columns` and `conditions` over a source with these columns, or None
     when the export takes every column as it is. `fold_case`: the database takes `a` and `A`
@@ -65,13 +77,15 @@ def plan_shape(
     for source_name, _ in chosen:
         _check_exists("source.columns", source_name, known, shown)
         _check_one("source.columns", source_name, known, fold_case)
+    for index, column in enumerate(columns or []):
+        check_protectable(index, column, fields[known.index(column.name)], dialect)
     values = []
     for condition in conditions:
         _check_exists("source.filter", condition.column, known, shown)
         _check_one("source.filter", condition.column, known, fold_case)
         field = fields[known.index(condition.column)]
         values.append(_typed_value(condition, field))
-    return Shape(tuple(chosen), tuple(conditions), tuple(values))
+    return Shape(tuple(chosen), tuple(conditions), tuple(values), tuple(columns or ()))
 
 
 def _check_exists(where: str, name: str, known: list[str], shown: str) -> None:
@@ -105,7 +119,7 @@ def _check_one(where: str, name: str, known: list[str], fold_case: bool) -> None
 
 def shaped_table_select(table: sa.Table, shape: Shape) -> sa.Select[Any]:
     """The table's shaped rows, as a SQLAlchemy select (its columns keep their types)."""
-    select = sa.select(*(table.c[name].label(output) for name, output in shape.columns))
+    select = sa.select(*shape.selected(table.c))
     return select.where(*_clauses(shape, table.c))
 
 
@@ -115,7 +129,7 @@ def shaped_query_sql(
     """The query wrapped in the shape's projection and WHERE: SQL with `:name` binds (the
     query's own, and the filter's) and the filter's values."""
     rows = sa.text(sql).columns(*(sa.column(name) for name in names)).subquery("_export_src")
-    select = sa.select(*(rows.c[name].label(output) for name, output in shape.columns))
+    select = sa.select(*shape.selected(rows.c))
     return compile_named(select.where(*_clauses(shape, rows.c)), dialect)
 
 

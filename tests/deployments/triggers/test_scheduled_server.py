@@ -167,7 +167,7 @@ def test_the_block_catalogue_lists_every_project_block_type(stack: Stack) -> Non
         assert listed[slug]["description"] == block.get_description()
     alerts = listed[StatusAlerts.get_block_type_slug()]["description"]
     assert "under the name `status-alerts`" in alerts
-    assert "registered 10 block types with" in stack.log.read_text()
+    assert "registered 11 block types with" in stack.log.read_text()
 
 
 def test_the_scheduler_keeps_weekly_and_monthly_times_across_the_next_dst_change(
