@@ -55,6 +55,7 @@ from flows.runs.naming import (
     export_name,
 )
 from flows.runs.result import ExportResult, record_result
+from flows.sources.cursor import cursor_bounds, describe_cursor, new_mark
 from flows.sources.plan import SourcePlan, planned_partitions
 from flows.sources.window import (
     bind_values,
@@ -64,8 +65,10 @@ from flows.sources.window import (
     resolve_window,
 )
 from flows.tasks import (
+    holds_cursor_lock,
     inspect_source_task,
     save_state,
+    stored_mark,
     write_batches,
     write_done_marker,
     write_manifest,
@@ -82,6 +85,7 @@ from flows.tasks import (
     on_failure=[alert_failed],
     on_crashed=[alert_failed],
 )
+@holds_cursor_lock
 def export(
     source: SourceConfig,
     destination: DestinationConfig,
@@ -154,7 +158,10 @@ def export(
         destination.url, destination.block, max_file_mb=destination.max_file_mb
     )
     partner = partner or destination.store.name
-    plan = inspect_source_task(source, name, format)
+    mark = stored_mark(name) if source.incremental is not None else None
+    plan = inspect_source_task(source, name, format, mark)
+    if plan.cursor is not None:
+        logger.info("%s", describe_cursor(plan.cursor))
     logger.info(
         "exporting %s from %s (%s rows, %s reader) as %s to %s",
         plan.label,
@@ -201,6 +208,7 @@ def export(
             started=started,
             finished=finished,
             encrypted_to=encrypted_to,
+            cursor=cursor_bounds(plan.cursor),
         )
         manifest = write_manifest(destination, document, context, name)
     done_marker = None
@@ -208,7 +216,7 @@ def export(
         done_marker = write_done_marker(destination, context, name)
     rows = sum(item.rows for item in written)
     if not skipped:  # after everything the run wrote is published, and only then
-        save_state(name, context.run_id, finished, rows, _columns(plan))
+        save_state(name, context.run_id, finished, rows, _columns(plan), new_mark(plan.cursor))
     result = ExportResult(
         export_request_id=context.run_id,
         name=name,
@@ -223,6 +231,7 @@ def export(
         done_marker=done_marker,
         skipped=skipped,
         encrypted_to=encrypted_to,
+        cursor=cursor_bounds(plan.cursor),
     )
     record_result(result, partner, type, plan.display_url)
     logger.info(

@@ -58,6 +58,9 @@ class ExportResult(_Model):
     done_marker: str | None = None  # the completion marker's URL (destination.done_marker)
     skipped: bool = False  # no rows, and on_empty: skip: nothing was published
     encrypted_to: list[str] = []  # the OpenPGP recipients' fingerprints (destination.pgp)
+    # source.incremental: the range delivered, {column, from (the mark it started above, or
+    # `initial`), to (the mark it leaves)}
+    cursor: dict[str, str | None] | None = None
 
     @property
     def duration_s(self) -> float:

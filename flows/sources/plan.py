@@ -25,6 +25,7 @@ from flows.sources.connections import (
     is_pymysql,
     resolve_url,
 )
+from flows.sources.cursor import CursorMark, CursorRange, cursor_kind, cursor_range, source_max
 from flows.sources.failures import source_errors, source_failure
 from flows.sources.partitions import (
     Partition,
@@ -66,6 +67,7 @@ class SourcePlan:
     partition: Partition | None = None  # the range this plan reads, if the read is split
     snapshot: str | None = None  # PostgreSQL: the exported snapshot every partition reads
     shape: Shape | None = None  # source.columns and source.filter, already in `sql`
+    cursor: CursorRange | None = None  # source.incremental's range, already in `sql`
 
     def for_partition(self, partition: Partition, snapshot: str | None) -> SourcePlan:
         """The plan of one partition of this read."""
@@ -90,8 +92,10 @@ class PartitionPlan:
     snapshot: str | None
 
 
-def inspect_source(source: SourceConfig) -> SourcePlan:
+def inspect_source(source: SourceConfig, mark: CursorMark | None = None) -> SourcePlan:
     """Connect, check the table or query, learn its columns and (optionally) count its rows.
+    With `source.incremental`, the range above `mark` (the stored one) up to the cursor's
+    largest value now goes into the SQL as two bound conditions (flows/sources/cursor.py).
 
     Raises ConfigurationError for anything the user must fix, TransientSourceError when the
     database cannot be reached.
@@ -132,6 +136,10 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
             params = dict(source.params)
             fold_case = conn.dialect.name == "sqlite"  # SQLite: `a` and `A` are one name
             shape = plan_shape(source.columns, source.filter, names, declared, shown, fold_case)
+            cursor: CursorRange | None = None
+            if source.incremental is not None:
+                cursor = _cursor_range(conn, source, mark, table, sql, names, declared, shown)
+                shape = _with_cursor(shape, cursor, names)
             if shape is not None:  # the projection and WHERE, in the SQL every reader runs
                 if table is not None:
                     sql, filter_values = compile_named(
@@ -170,7 +178,38 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
         type_oids=type_oids,
         source_types=source_types,
         shape=shape,
+        cursor=cursor,
     )
+
+
+def _cursor_range(
+    conn: sa.Connection,
+    source: SourceConfig,
+    mark: CursorMark | None,
+    table: sa.Table | None,
+    sql: str,
+    names: list[str],
+    declared: list[pa.Field | None],
+    shown: str,
+) -> CursorRange:
+    """The run's cursor range: the column checked, and its largest value taken now."""
+    assert source.incremental is not None
+    column = source.incremental.cursor
+    kind, field = cursor_kind(source.incremental, names, declared, shown)
+    if table is not None:
+        high, nulls = source_max(conn, table, column)
+    else:
+        rows = sa.text(sql).columns(*(sa.column(name) for name in names)).subquery("_export_cur")
+        high, nulls = source_max(conn, rows, column, source.params)
+    return cursor_range(source.incremental, kind, field, mark, high, nulls)
+
+
+def _with_cursor(shape: Shape | None, cursor: CursorRange, names: list[str]) -> Shape:
+    """The shape with the cursor's range added to its WHERE (every column when none)."""
+    if shape is None:
+        shape = Shape(tuple((name, name) for name in names), (), ())
+    conditions, values = cursor.conditions()
+    return Shape(shape.columns, (*shape.conditions, *conditions), (*shape.values, *values))
 
 
 def _renamed(field: pa.Field | None, name: str) -> pa.Field | None:
