@@ -101,7 +101,7 @@ def record_result(result: ExportResult, partner: str, export_type: str | None, s
     # columns are RESULT_COLUMNS, `files` the list of delivered URLs. They find it by its key.
     create_table_artifact(
         key=result_artifact_key(result.name),
-        table=[{column: _json_value(getattr(result, column)) for column in RESULT_COLUMNS}],
+        table=[_result_row(result)],
         description=RESULT_ARTIFACT_DESCRIPTION,
     )
     for index, path in enumerate(result.files, start=1):
@@ -141,11 +141,27 @@ def summary_sentence(result: ExportResult, source: str, trigger: str, user: str)
         if result.encrypted_to
         else ""
     )
+    cursor = result.cursor
+    ranged = (
+        f" cursor `{cursor['column']}` above `{cursor['from']}` up to `{cursor['to']}`,"
+        if cursor is not None and cursor["from"] is not None
+        else f" cursor `{cursor['column']}` up to `{cursor['to']}`,"
+        if cursor is not None
+        else ""
+    )
     return (
         f"Export `{result.name}`: **{result.rows:,} rows**, {result.bytes:,} bytes of "
-        f"{result.format} in {len(result.files)} file(s),{encrypted} from `{source}`; "
+        f"{result.format} in {len(result.files)} file(s),{encrypted}{ranged} from `{source}`; "
         f"{trigger}{by}, {result.duration_s:.1f} s."
     )
+
+
+def _result_row(result: ExportResult) -> dict[str, object]:
+    """The result artifact's row: RESULT_COLUMNS, and `cursor` for a stored cursor's run."""
+    row = {column: _json_value(getattr(result, column)) for column in RESULT_COLUMNS}
+    if result.cursor is not None:
+        row["cursor"] = result.cursor
+    return row
 
 
 def _link(path: str) -> str:

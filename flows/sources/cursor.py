@@ -127,7 +127,16 @@ def cursor_range(
     start: str | None
     floor = None
     if stored is not None:
-        floor = parse_cursor(stored.value, stored.kind or kind)
+        try:
+            floor = parse_cursor(stored.value, stored.kind or kind)
+        except (ValueError, decimal.InvalidOperation):
+            raise ConfigurationError(
+                f"source.incremental.cursor: the stored mark `{stored.value}` is not a value "
+                f"of the {kind} column `{column}`",
+                field="source.incremental.cursor",
+                hint="set one with `exports cursor set NAME VALUE`, or `exports cursor reset "
+                "NAME` to start over",
+            ) from None
         low, inclusive, start = floor, False, stored.value
     elif incremental.initial is not None:
         low, inclusive = initial_value(incremental, field), True

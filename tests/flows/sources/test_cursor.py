@@ -18,6 +18,7 @@ import pytest
 from flows.core.config import FormatOptions, SourceConfig
 from flows.core.errors import ConfigurationError
 from flows.request import ExportRequest
+from flows.runs.result import ExportResult, summary_sentence
 from flows.sources.cursor import CursorMark, cursor_bounds, new_mark
 from flows.sources.plan import inspect_source, planned_partitions
 from flows.sources.read import read_for_format
@@ -181,3 +182,26 @@ def test_a_window_or_since_beside_a_cursor_is_refused_before_the_run() -> None:
                 "destination": destination,
             }
         )
+
+
+def test_the_summary_sentence_says_the_range_delivered() -> None:
+    moment = dt.datetime(2026, 3, 1, 6, 0, tzinfo=dt.UTC)
+    result = ExportResult(
+        export_request_id="r",
+        name="orders",
+        format="csv",
+        rows=3,
+        bytes=20,
+        files=["/out/orders.csv"],
+        started=moment,
+        finished=moment + dt.timedelta(seconds=1),
+        cursor={"column": "seq", "from": "10", "to": "30"},
+    )
+    assert summary_sentence(result, "sqlite:///shop.db", "Run Now", "ana") == (
+        "Export `orders`: **3 rows**, 20 bytes of csv in 1 file(s), cursor `seq` above `10` "
+        "up to `30`, from `sqlite:///shop.db`; Run Now by `ana`, 1.0 s."
+    )
+    first = result.model_copy(update={"cursor": {"column": "seq", "from": None, "to": "30"}})
+    assert "in 1 file(s), cursor `seq` up to `30`, from" in summary_sentence(
+        first, "sqlite:///shop.db", "Run Now", "ana"
+    )
