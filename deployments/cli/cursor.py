@@ -10,7 +10,6 @@ import typer
 
 from blocks.export_state import ExportState, StateCursor, load_export_state, save_export_state
 from deployments.cli.console import fail
-from flows.sources.cursor import cursor_text, parse_cursor
 
 app = typer.Typer(
     name="cursor",
@@ -46,6 +45,8 @@ def set_(
 ) -> None:
     """Move the mark (e.g. back, to deliver again every row above VALUE); prints the old one.
     The value must fit the cursor's kind (an integer, a timestamp ...)."""
+    from flows.sources.cursor import cursor_text, parse_cursor  # pyarrow: not at CLI start
+
     state = load_export_state(name) or ExportState(export=name)
     old = state.cursor
     if old is None and column is None:
