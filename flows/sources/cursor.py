@@ -49,6 +49,7 @@ class CursorRange:
     nulls: int  # rows whose cursor is NULL: never delivered
     start: str | None  # the range's start as reported (`from`): the mark or `initial`
     stored: Any = None  # the stored mark, as a value (None on a first run)
+    initial: Any = None  # `initial`, as a value, on a first run that has one
 
     @property
     def mark(self) -> str | None:
@@ -56,6 +57,8 @@ class CursorRange:
         source holds nothing above it (None: no mark yet)."""
         if self.high is None or (self.stored is not None and self.high <= self.stored):
             return None if self.stored is None else cursor_text(self.stored)
+        if self.initial is not None and _below(self.high, self.initial):
+            return None  # nothing from `initial` on yet: the next run starts there again
         return cursor_text(self.high)
 
     def conditions(self) -> tuple[list[FilterCondition], list[Any]]:
@@ -125,7 +128,7 @@ def cursor_range(
     if not kind:  # a query the database declares no types for (SQLite): its values say
         kind = _kind_of_value(high) if high is not None else (stored.kind if stored else "")
     start: str | None
-    floor = None
+    floor = first = None
     if stored is not None:
         try:
             floor = parse_cursor(stored.value, stored.kind or kind)
@@ -139,8 +142,8 @@ def cursor_range(
             ) from None
         low, inclusive, start = floor, False, stored.value
     elif incremental.initial is not None:
-        low, inclusive = initial_value(incremental, field), True
-        start = cursor_text(low)
+        first = low = initial_value(incremental, field)
+        inclusive, start = True, cursor_text(low)
     else:
         low, inclusive, start = None, False, None
     lookback = incremental.lookback
@@ -153,7 +156,7 @@ def cursor_range(
                 hint="remove lookback, or use a date or timestamp cursor",
             )
         low = low - (dt.timedelta(days=lookback.days) if kind == "date" else lookback)
-    return CursorRange(column, kind, low, inclusive, high, nulls, start, floor)
+    return CursorRange(column, kind, low, inclusive, high, nulls, start, floor, first)
 
 
 def initial_value(incremental: IncrementalConfig, field: pa.Field | None) -> Any:
@@ -215,6 +218,14 @@ def parse_cursor(text: str, kind: str) -> Any:
             return moment.replace(tzinfo=dt.UTC)
         return moment
     return text
+
+
+def _below(value: Any, other: Any) -> bool:
+    """value < other; False where they do not compare (a query's untyped `initial`)."""
+    try:
+        return bool(value < other)
+    except TypeError:
+        return False
 
 
 def _kind_of_value(value: Any) -> str:

@@ -76,6 +76,9 @@ def test_nothing_above_the_mark_reads_nothing_and_keeps_the_mark(db: str) -> Non
     plan = inspect_source(source(db, cursor="seq"), CursorMark("seq", "30", "int"))
     assert ids(plan) == []
     assert new_mark(plan.cursor) == CursorMark("seq", "30", "int")
+    ahead = inspect_source(source(db, cursor="seq", initial=31))
+    assert ids(ahead) == []
+    assert new_mark(ahead.cursor) is None  # the next run starts at `initial` again
 
 
 def test_a_timestamp_cursor_with_lookback_rereads_the_margin(db: str) -> None:
