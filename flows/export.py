@@ -173,7 +173,7 @@ def export(
     )
     snapshot: str | None = None
     if source.partitions > 1:
-        written, snapshot = _write_partitions(
+        written, snapshot, plan = _write_partitions(
             plan, source, format, destination, options, context, runner, on_empty
         )
     else:
@@ -253,12 +253,16 @@ def _write_partitions(
     context: TargetContext,
     runner: RunnerConfig | None,
     on_empty: OnEmpty,
-) -> tuple[list[WrittenFile], str | None]:
+) -> tuple[list[WrittenFile], str | None, SourcePlan]:
     """Plan the ranges (logged), write each as a task run of its own, and number the parts in
     range order. If any partition fails after its retries, every partition's temporary files
-    are removed and the run fails naming it: no part of an incomplete set is published."""
+    are removed and the run fails naming it: no part of an incomplete set is published.
+    Also returns the plan read (a stored cursor's range, taken again in the snapshot)."""
     logger = get_run_logger()
     with planned_partitions(plan, source) as planned:
+        plan = planned.plan
+        if plan.cursor is not None and planned.snapshot is not None:
+            logger.info("in the snapshot: %s", describe_cursor(plan.cursor))
         count = len(planned.partitions)
         for partition in planned.partitions:
             logger.info("partition %s of %s: %s", partition.number, count, partition.describe())
@@ -295,14 +299,14 @@ def _write_partitions(
             raise type(error)(f"{where}: {error}") from error
         raise error
     if not written and on_empty != "write":  # every range was empty: the flow decides
-        return [], planned.snapshot
+        return [], planned.snapshot, plan
     if not written:  # every range was empty: one empty document, as an unsplit read writes
-        return write_batches(plan, fmt, destination, options, context), planned.snapshot
+        return write_batches(plan, fmt, destination, options, context), planned.snapshot, plan
     store, fs = destination.store, destination.filesystem()
     numbered = number_parts(
         store, fs, written, destination.url, context, compression=destination.file_codecs
     )
-    return numbered, planned.snapshot
+    return numbered, planned.snapshot, plan
 
 
 def _outcome(future: Any) -> list[WrittenFile] | BaseException:

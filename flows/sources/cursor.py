@@ -50,6 +50,8 @@ class CursorRange:
     start: str | None  # the range's start as reported (`from`): the mark or `initial`
     stored: Any = None  # the stored mark, as a value (None on a first run)
     initial: Any = None  # `initial`, as a value, on a first run that has one
+    max_sql: str = ""  # the SQL that takes `high` and the NULL count (again, in a snapshot)
+    high_param: str = ""  # the bound parameter holding `high` in the plan's SQL
 
     @property
     def mark(self) -> str | None:
@@ -178,16 +180,18 @@ def typed_value(where: str, column: str, value: Any, field: pa.Field | None) -> 
         ) from None
 
 
-def source_max(
-    conn: sa.Connection, rows: sa.FromClause, column: str, params: dict[str, Any] | None = None
-) -> tuple[Any, int]:
+def max_statement(rows: sa.FromClause, column: str) -> sa.Select[Any, int]:
     """The largest cursor of `rows` and how many rows have none, in one statement (typed by
     the column, so SQLite's stored text comes back as the column's Python type)."""
     col = rows.c[column]
-    found = conn.execute(
-        sa.select(sa.func.max(col), sa.func.count() - sa.func.count(col)).select_from(rows),
-        params or {},
-    ).one()
+    return sa.select(sa.func.max(col), sa.func.count() - sa.func.count(col)).select_from(rows)
+
+
+def source_max(
+    conn: sa.Connection, statement: sa.Select[Any, int], params: dict[str, Any]
+) -> tuple[Any, int]:
+    """What `max_statement` finds: the largest cursor and the NULL count."""
+    found = conn.execute(statement, params).one()
     return found[0], int(found[1] or 0)
 
 
