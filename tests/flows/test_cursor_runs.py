@@ -21,6 +21,7 @@ from blocks.export_state import load_export_state
 from deployments.cli.app import app
 from flows.export import export
 from flows.sources.connections import create_engine
+from tests.servers.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -32,6 +33,8 @@ class Items:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).touch()  # a new database file
         self.engine = create_engine(url)
         self.seq = 0
         with self.engine.begin() as conn:
@@ -78,7 +81,7 @@ def delivered(path: Path) -> list[tuple[int, int]]:
     return [(row["id"], row["seq"]) for row in map(json.loads, path.read_text().splitlines())]
 
 
-def run(items: Items, name: str, target: Path, **parameters: Any) -> Any:
+def run(items: Items, name: str, target: Path | str, **parameters: Any) -> Any:
     return export(
         source={"url": items.url, "table": "items", "incremental": {"cursor": "seq"}},
         destination={"url": str(target)},
@@ -89,7 +92,7 @@ def run(items: Items, name: str, target: Path, **parameters: Any) -> Any:
 
 
 def test_every_version_of_every_row_is_delivered_once_over_five_runs(
-    items: Items, tmp_path: Path
+    items: Items, tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
     name = f"cursor-{items.engine.dialect.name}"
     versions: set[tuple[int, int]] = set()  # every version a successful run could see
@@ -97,10 +100,12 @@ def test_every_version_of_every_row_is_delivered_once_over_five_runs(
     items.insert(1, 2, 3, 4, 5)
     for number in range(1, 6):
         target = tmp_path / f"run{number}.jsonl"
-        if number == 2:  # publishing fails: the final name is taken by a folder
-            (target / "taken").mkdir(parents=True)
-            state = run(items, name, target, return_state=True)
+        if number == 2:  # delivery fails: the partner's endpoint refuses the file
+            receiver.default_status = 400
+            state = run(items, name, f"{receiver.url}/items", return_state=True)
+            receiver.default_status = 200
             assert state.is_failed()
+            assert [request.status for request in receiver.requests] == [400]
             assert load_export_state(name).cursor.value == "5"  # type: ignore[union-attr]
         else:
             versions |= items.above(0)
