@@ -268,6 +268,8 @@ def test_csv_parses_back_into_the_same_records(history: History) -> None:
         value["duration_s"] = float(row["duration_s"]) if row["duration_s"] else None
         value["files"] = json.loads(row["files"])
         value["alerts"] = json.loads(row["alerts"])
+        value["encrypted_to"] = json.loads(row["encrypted_to"])
+        value["cursor"] = json.loads(row["cursor"]) if row["cursor"] else None
         return value
 
     assert [typed(row) for row in rows] == records
