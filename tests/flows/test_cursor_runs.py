@@ -2,8 +2,9 @@
 MariaDB: rows inserted and updated between runs, one run failing at delivery, are each
 delivered exactly once; `exports cursor set` to an earlier value delivers again exactly the
 rows above it; two runs of one export started at once move the mark once and deliver no row
-twice. Every delivered file is read back with the json module and compared with the
-database by key and cursor value."""
+twice; the result, the manifest, the audit record and the Completed alert say the range.
+Every delivered file is read back with the json module and compared with the database by key
+and cursor value."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
 from blocks.export_state import load_export_state
+from deployments.audit import AuditQuery, read_audit
 from deployments.cli.app import app
+from flows.alerts.hooks import deliver_pending_alerts
 from flows.export import export
 from flows.sources.connections import create_engine
 from tests.servers.receiver import WebhookReceiver
@@ -168,3 +172,40 @@ def test_two_runs_at_once_move_the_mark_once_and_deliver_no_row_twice(tmp_path: 
     ranges = sorted((r.cursor["from"] or "", r.cursor["to"]) for r in results.values())
     assert ranges == [("", "200"), ("200", "200")]  # one mark move; the second waited
     assert load_export_state("cursor-race").cursor.value == "200"  # type: ignore[union-attr]
+
+
+def test_the_manifest_the_audit_and_the_completed_alert_say_the_range(
+    tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    items = Items(f"sqlite:///{tmp_path / 'items.sqlite'}")
+    items.insert(1, 2, 3)
+    StatusAlerts(enabled=True, url=f"{receiver.url}/alerts").save(ALERTS_BLOCK_NAME, overwrite=True)
+    try:
+        result = export(
+            source={
+                "url": items.url,
+                "table": "items",
+                "incremental": {"cursor": "seq", "initial": 2},
+            },
+            destination={"url": str(tmp_path / "out.jsonl"), "manifest": True},
+            format="jsonl",
+            name="cursor-said",
+        )
+        deliver_pending_alerts(timeout_s=120)
+    finally:
+        StatusAlerts().save(ALERTS_BLOCK_NAME, overwrite=True)
+    ranged = {"column": "seq", "from": "2", "to": "3"}
+    assert result.cursor == ranged
+    assert sorted(delivered(tmp_path / "out.jsonl")) == [(2, 2), (3, 3)]
+    assert json.loads(Path(result.manifest).read_text())["cursor"] == ranged
+    alerts = [json.loads(request.body) for request in receiver.requests]
+    assert [(alert["Status"], alert.get("Cursor")) for alert in alerts] == [
+        ("Initiated", None),
+        ("Completed", ranged),
+    ]
+    [record] = [
+        r
+        for r in read_audit(AuditQuery(limit=50))
+        if r.export_request_id == result.export_request_id
+    ]
+    assert record.cursor == ranged
