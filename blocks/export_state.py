@@ -14,9 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from prefect.blocks.core import Block
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from pydantic import BaseModel, Field
 
 _LOGO = "https://raw.githubusercontent.com/PrefectHQ/prefect/420d0d6a78bb6df1fc18bcf188fdad43c1d22ea9/assets/block-logos/filesystem.png"
@@ -31,6 +37,14 @@ class StateColumn(BaseModel):
 
     name: str
     type: str = Field(description="The source's type name, as the manifest gives it.")
+
+
+class StateCursor(BaseModel):
+    """The stored cursor's mark (`source.incremental`): the next run delivers rows above it."""
+
+    column: str = Field(description="The cursor column.")
+    value: str = Field(description="The mark: the largest cursor delivered, as canonical text.")
+    kind: str = Field(default="", description="The column's kind (int, timestamp, str, ...).")
 
 
 class ExportState(Block):
@@ -61,6 +75,9 @@ class ExportState(Block):
     columns: list[StateColumn] = Field(
         default_factory=list, description="The columns it wrote, in order, with their types."
     )
+    cursor: StateCursor | None = Field(
+        default=None, description="The stored cursor's mark (source.incremental), if any."
+    )
 
 
 def export_state_name(export: str) -> str:
@@ -84,3 +101,29 @@ def load_export_state(export: str) -> ExportState | None:
 def save_export_state(state: ExportState) -> None:
     """Save `state` as its export's block, over the previous one."""
     state.save(export_state_name(state.export), overwrite=True)
+
+
+def export_lock_name(export: str) -> str:
+    """The global concurrency limit one run of `export` holds at a time."""
+    return f"export-state-{export_state_name(export)}"
+
+
+@contextmanager
+def export_lock(export: str) -> Iterator[None]:
+    """Hold `export`'s lock: a Prefect global concurrency limit of 1 named after it (made on
+    first use), so a second run of the same export waits until the first has saved its
+    state (its cursor's mark) or failed. The server keeps the slot under a lease the holder
+    renews: a worker that dies frees it when the lease runs out."""
+    name = export_lock_name(export)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=1)
+                )
+            except ObjectAlreadyExists:  # another run made it first: the same limit
+                pass
+    with concurrency(name, occupy=1, strict=True):
+        yield

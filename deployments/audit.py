@@ -83,6 +83,10 @@ class AuditRecord(BaseModel):
         default_factory=list,
         description="The fingerprints of the OpenPGP keys the files were encrypted to.",
     )
+    cursor: dict[str, str | None] | None = Field(
+        default=None,
+        description="source.incremental: the range delivered, {column, from, to}.",
+    )
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,7 @@ def audit_record(run: FlowRun, deployment: str, artifacts: list[TableArtifact]) 
             record.files = [str(item) for item in result.get("files") or []]
             record.manifest = result.get("manifest") or None
             record.encrypted_to = [str(key) for key in result.get("encrypted_to") or []]
+            record.cursor = result.get("cursor") or None
             if record.rows == 0:
                 record.empty = "skip" if result.get("skipped") else "write"
         elif (alert := recorded_alert(table, export)) is not None and table.rows:

@@ -74,6 +74,7 @@ from flows.runs.naming import (
 )
 from flows.runs.result import ExportResult, record_result
 from flows.sources.check_counts import duplicate_keys, null_values
+from flows.sources.cursor import cursor_bounds, describe_cursor, new_mark
 from flows.sources.masking import check_hash_keys, protected
 from flows.sources.plan import SourcePlan, planned_partitions
 from flows.sources.window import (
@@ -85,8 +86,10 @@ from flows.sources.window import (
 )
 from flows.tasks import (
     check_schema,
+    holds_cursor_lock,
     inspect_source_task,
     save_state,
+    stored_mark,
     write_batches,
     write_done_marker,
     write_manifest,
@@ -103,6 +106,7 @@ from flows.tasks import (
     on_failure=[alert_failed],
     on_crashed=[alert_failed],
 )
+@holds_cursor_lock
 def export(
     source: SourceConfig,
     destination: DestinationConfig,
@@ -181,7 +185,10 @@ def export(
     partner = partner or destination.store.name
     check_hash_keys(source)  # every hash key block saved, before any row is read
     hashed, masked = protected(source.columns)
-    plan = inspect_source_task(source, name, format)
+    mark = stored_mark(name) if source.incremental is not None else None
+    plan = inspect_source_task(source, name, format, mark)
+    if plan.cursor is not None:
+        logger.info("%s", describe_cursor(plan.cursor))
     check_checked_columns(checks, plan.column_names)  # before any row is read
     logger.info(
         "exporting %s from %s (%s rows, %s reader) as %s to %s",
@@ -197,7 +204,7 @@ def export(
     snapshot: str | None = None
     counts: DatabaseCounts | None = None
     if source.partitions > 1:
-        written, snapshot, counts = _write_partitions(
+        written, snapshot, plan, counts = _write_partitions(
             plan, source, format, destination, options, context, runner, on_empty, checks
         )
     else:
@@ -236,6 +243,7 @@ def export(
             encrypted_to=encrypted_to,
             hashed=hashed,
             masked=masked,
+            cursor=cursor_bounds(plan.cursor),
         )
         manifest = write_manifest(destination, document, context, name)
     done_marker = None
@@ -243,7 +251,7 @@ def export(
         done_marker = write_done_marker(destination, context, name)
     rows = sum(item.rows for item in written)
     if not skipped:  # after everything the run wrote is published, and only then
-        save_state(name, context.run_id, finished, rows, _columns(plan))
+        save_state(name, context.run_id, finished, rows, _columns(plan), new_mark(plan.cursor))
     result = ExportResult(
         export_request_id=context.run_id,
         name=name,
@@ -260,6 +268,7 @@ def export(
         encrypted_to=encrypted_to,
         hashed=hashed,
         masked=masked,
+        cursor=cursor_bounds(plan.cursor),
     )
     record_result(result, partner, type, plan.display_url)
     logger.info(
@@ -282,14 +291,18 @@ def _write_partitions(
     runner: RunnerConfig | None,
     on_empty: OnEmpty,
     checks: ChecksConfig | None,
-) -> tuple[list[WrittenFile], str | None, DatabaseCounts | None]:
+) -> tuple[list[WrittenFile], str | None, SourcePlan, DatabaseCounts | None]:
     """Plan the ranges (logged), write each as a task run of its own, and number the parts in
     range order. If any partition fails after its retries, every partition's temporary files
     are removed and the run fails naming it: no part of an incomplete set is published.
-    With `checks` and a shared snapshot (PostgreSQL), what they ask of the database is
-    counted in that snapshot while it is held: the third value (else None, counted later)."""
+    Also returns the plan read (a stored cursor's range, taken again in the snapshot) and,
+    with `checks` and a shared snapshot (PostgreSQL), what they ask of the database, counted
+    in that snapshot while it is held (else None, counted later)."""
     logger = get_run_logger()
     with planned_partitions(plan, source) as planned:
+        plan = planned.plan
+        if plan.cursor is not None and planned.snapshot is not None:
+            logger.info("in the snapshot: %s", describe_cursor(plan.cursor))
         count = len(planned.partitions)
         for partition in planned.partitions:
             logger.info("partition %s of %s: %s", partition.number, count, partition.describe())
@@ -333,15 +346,15 @@ def _write_partitions(
         raise error
     assert not isinstance(counts, BaseException)
     if not written and on_empty != "write":  # every range was empty: the flow decides
-        return [], planned.snapshot, counts
+        return [], planned.snapshot, plan, counts
     if not written:  # every range was empty: one empty document, as an unsplit read writes
         empty = write_batches(plan, fmt, destination, options, context)
-        return empty, planned.snapshot, counts
+        return empty, planned.snapshot, plan, counts
     store, fs = destination.store, destination.filesystem()
     numbered = number_parts(
         store, fs, written, destination.url, context, compression=destination.file_codecs
     )
-    return numbered, planned.snapshot, counts
+    return numbered, planned.snapshot, plan, counts
 
 
 def _any_failed(outcomes: list[list[WrittenFile] | BaseException]) -> bool:

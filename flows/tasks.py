@@ -2,16 +2,26 @@
 failures, and hands on paths and counts, never rows (rows stream from the database through the
 writer into the file inside `write_batches` or `write_partition`)."""
 
+import functools
 import gc
+import inspect
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import get_run_logger, task
 
-from blocks.export_state import ExportState, StateColumn, load_export_state, save_export_state
+from blocks.export_state import (
+    ExportState,
+    StateColumn,
+    StateCursor,
+    export_lock,
+    load_export_state,
+    save_export_state,
+)
 from flows.core.config import FormatOptions, SourceConfig
 from flows.core.errors import OutOfMemoryError, SchemaChangedError, memory_error
 from flows.core.formats import ExportFormat
@@ -24,11 +34,42 @@ from flows.destinations.marker import write_marker as store_marker
 from flows.destinations.store import WrittenFile
 from flows.formats.output_names import check_output_names
 from flows.request import DestinationConfig
+from flows.runs.naming import export_name_of
 from flows.runs.progress import WriteProgress
 from flows.runs.retries import RETRY_TRANSIENT
 from flows.sink import PartSink
+from flows.sources.cursor import CursorMark
 from flows.sources.plan import SourcePlan, inspect_source
 from flows.sources.read import read_for_format
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def holds_cursor_lock(run: Callable[_P, _R]) -> Callable[_P, _R]:
+    """An export with `source.incremental` runs holding its lock (blocks/export_state.py)
+    from reading the stored mark to saving the new one: two runs at once never move one
+    mark; the second waits for the first. Exports without a cursor take no lock."""
+
+    signature = inspect.signature(run)
+
+    @functools.wraps(run)
+    def locked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        parameters = signature.bind(*args, **kwargs).arguments
+        if getattr(parameters.get("source"), "incremental", None) is None:
+            return run(*args, **kwargs)
+        with export_lock(export_name_of(parameters)):
+            return run(*args, **kwargs)
+
+    return locked
+
+
+def stored_mark(export: str) -> CursorMark | None:
+    """The stored cursor's mark of `export`, or None before its first successful run."""
+    state = load_export_state(export)
+    if state is None or state.cursor is None:
+        return None
+    return CursorMark(state.cursor.column, state.cursor.value, state.cursor.kind)
 
 
 @task(
@@ -40,10 +81,12 @@ def inspect_source_task(
     source: SourceConfig,
     label: str,  # noqa: ARG001 - names the task run
     fmt: ExportFormat,
+    mark: CursorMark | None = None,
 ) -> SourcePlan:
     """Connect, check the table or query and learn its columns, before anything is written:
-    columns the format would write as one (`select 1 as a, 2 as a`) fail the run here."""
-    plan = inspect_source(source)
+    columns the format would write as one (`select 1 as a, 2 as a`) fail the run here.
+    `mark`: the stored cursor's, for `source.incremental`."""
+    plan = inspect_source(source, mark)
     check_output_names(plan.column_names, fmt)
     return plan
 
@@ -187,10 +230,15 @@ def check_schema(export: str, columns: list[tuple[str, str]]) -> None:
 
 @task(name="save_export_state", task_run_name="state-{export}", **RETRY_TRANSIENT)
 def save_state(
-    export: str, run_id: str, finished: datetime, rows: int, columns: list[tuple[str, str]]
+    export: str,
+    run_id: str,
+    finished: datetime,
+    rows: int,
+    columns: list[tuple[str, str]],
+    cursor: CursorMark | None = None,
 ) -> None:
     """Leave for the export's next run what this one did (blocks/export_state.py), once
-    everything it wrote is published."""
+    everything it wrote is published: with `cursor`, the stored cursor's new mark."""
     save_export_state(
         ExportState(
             export=export,
@@ -198,6 +246,9 @@ def save_state(
             finished=finished,
             rows=rows,
             columns=[StateColumn(name=name, type=kind) for name, kind in columns],
+            cursor=None
+            if cursor is None
+            else StateCursor(column=cursor.column, value=cursor.value, kind=cursor.kind),
         )
     )
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from deployments.cli import alerts, audit, gateway, keys, runs, schema, setup, triggers
+from deployments.cli import alerts, audit, cursor, gateway, keys, runs, schema, setup, triggers
 from deployments.cli.console import ExportsGroup
 
 app = typer.Typer(
@@ -22,7 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=ExportsGroup,
 )
-for group in (audit.app, gateway.app, triggers.app, runs.app, alerts.app, keys.app):
+for group in (audit.app, gateway.app, triggers.app, runs.app, alerts.app, keys.app, cursor.app):
     app.add_typer(group)
 app.add_typer(schema.app)
 app.command()(setup.setup)

@@ -86,8 +86,9 @@ def audit(
 
 
 def to_csv(records: list[AuditRecord]) -> str:
-    """One header row, then one row per run: ISO times, empty cells for none, and `files` and
-    `alerts` as JSON (a spreadsheet shows them as text; a program parses them back)."""
+    """One header row, then one row per run: ISO times, empty cells for none, and `files`,
+    `alerts`, `encrypted_to` and `cursor` as JSON (a spreadsheet shows them as text; a program
+    parses them back)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
@@ -101,7 +102,7 @@ def to_csv(records: list[AuditRecord]) -> str:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, list):
+    if isinstance(value, list | dict):  # files, alerts, encrypted_to; cursor
         return json.dumps(value, separators=(",", ":"))
     return str(value)
 

@@ -121,10 +121,13 @@ def _extras(state: State, status: AlertStatus) -> dict[str, Any]:
         files = getattr(result, "files", None)
         if rows is None:
             return {}
+        # source.incremental: the range delivered, {column, from, to} (no key without one)
+        cursor = getattr(result, "cursor", None)
+        ranged = {"Cursor": cursor} if cursor is not None else {}
         if rows == 0:
             empty = "skip" if getattr(result, "skipped", False) else "write"
-            return {"Rows": rows, "Files": files, "Empty": empty}
-        return {"Rows": rows, "Files": files}
+            return {"Rows": rows, "Files": files, "Empty": empty, **ranged}
+        return {"Rows": rows, "Files": files, **ranged}
     if status == "Failed":
         result = None
         try:

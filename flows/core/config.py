@@ -140,6 +140,78 @@ class FilterCondition(_Model):
         return self
 
 
+_SHORT_DURATION = re.compile(r"^\s*([0-9]+)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class IncrementalConfig(_Model):
+    """A stored cursor (`source.incremental`): each run delivers the rows whose `cursor` is
+    above the mark the last successful run left, up to the largest the run saw; the mark
+    moves only once everything is published (flows/sources/cursor.py)."""
+
+    cursor: str = Field(
+        description=(
+            "The column whose value grows as rows are added or changed (an id, an updated_at "
+            "timestamp): integer, numeric, text, date or timestamp."
+        )
+    )
+    initial: Any = Field(
+        default=None,
+        description=(
+            "The first run's lowest value (included); by default the first run delivers "
+            "every row. Later runs start above the stored mark."
+        ),
+    )
+    lookback: timedelta | None = Field(
+        default=None,
+        description=(
+            "Re-read this margin below the mark for rows that commit late (they may be "
+            "delivered twice, never lost): ISO 8601 (PT15M) or 90s, 15m, 2h, 1d. Date and "
+            "timestamp cursors only."
+        ),
+    )
+
+    @field_validator("cursor")
+    @classmethod
+    def _column_name(cls, value: str) -> str:
+        if not _COLUMN.match(value):
+            raise ConfigurationError(
+                f"source.incremental.cursor: `{value}` is not a column name",
+                field="source.incremental.cursor",
+                hint="give the name of a column of the table or query, e.g. updated_at",
+            )
+        return value
+
+    @field_validator("initial")
+    @classmethod
+    def _plain_value(cls, value: Any) -> Any:
+        if isinstance(value, (list, dict, bool)):
+            raise ConfigurationError(
+                f"source.incremental.initial: `{value!r}` is not a cursor value",
+                field="source.incremental.initial",
+                hint="give a number, a text, a date or a timestamp, e.g. '2026-03-01T00:00:00'",
+            )
+        return value
+
+    @field_validator("lookback", mode="before")
+    @classmethod
+    def _short_duration(cls, value: Any) -> Any:
+        if isinstance(value, str) and (short := _SHORT_DURATION.match(value)) is not None:
+            return timedelta(seconds=int(short.group(1)) * _UNIT_SECONDS[short.group(2)])
+        return value
+
+    @field_validator("lookback")
+    @classmethod
+    def _lookback_span(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and not timedelta(0) <= value <= MAX_WINDOW_SPAN:
+            raise ConfigurationError(
+                f"source.incremental.lookback: `{value.total_seconds():g}` seconds is not a margin",
+                field="source.incremental.lookback",
+                hint="give zero or a positive duration up to 1,000 years, e.g. PT15M or 15m",
+            )
+        return value
+
+
 class SourceConfig(_Model):
     """Where rows come from: a database (URL or saved block) and a table or a query."""
 
@@ -212,6 +284,14 @@ class SourceConfig(_Model):
         description=(
             "Conditions every exported row meets: {column, op, value} with op one of =, !=, "
             "<, <=, >, >=, in, not_in, between, is_null, not_null, like."
+        ),
+    )
+
+    incremental: IncrementalConfig | None = Field(
+        default=None,
+        description=(
+            "Deliver only what changed since the last successful run: {cursor: COLUMN, "
+            "initial: VALUE, lookback: DURATION}; the mark is kept on the Prefect server."
         ),
     )
 

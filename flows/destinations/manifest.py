@@ -50,9 +50,11 @@ def manifest_document(
     encrypted_to: Sequence[str] = (),
     hashed: Sequence[str] = (),
     masked: Sequence[str] = (),
+    cursor: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
-    """The manifest's content; `urls` are the published files' URLs, in part order."""
-    return {
+    """The manifest's content; `urls` are the published files' URLs, in part order. With a
+    stored cursor, `cursor` is the range delivered ({column, from, to}); without, no key."""
+    document = {
         "export_request_id": export_request_id,
         "export": export,
         "format": fmt,
@@ -78,6 +80,9 @@ def manifest_document(
         "started": started.isoformat(),
         "finished": finished.isoformat(),
     }
+    if cursor is not None:
+        document["cursor"] = cursor
+    return document
 
 
 def write_manifest(

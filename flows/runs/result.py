@@ -60,6 +60,9 @@ class ExportResult(_Model):
     encrypted_to: list[str] = []  # the OpenPGP recipients' fingerprints (destination.pgp)
     hashed: list[str] = []  # the columns written as their HMAC-SHA256 (source.columns)
     masked: list[str] = []  # the columns masked: last4, or NULL (source.columns)
+    # source.incremental: the range delivered, {column, from (the mark it started above, or
+    # `initial`), to (the mark it leaves)}
+    cursor: dict[str, str | None] | None = None
 
     @property
     def duration_s(self) -> float:
@@ -100,7 +103,7 @@ def record_result(result: ExportResult, partner: str, export_type: str | None, s
     # columns are RESULT_COLUMNS, `files` the list of delivered URLs. They find it by its key.
     create_table_artifact(
         key=result_artifact_key(result.name),
-        table=[{column: _json_value(getattr(result, column)) for column in RESULT_COLUMNS}],
+        table=[_result_row(result)],
         description=RESULT_ARTIFACT_DESCRIPTION,
     )
     for index, path in enumerate(result.files, start=1):
@@ -140,9 +143,17 @@ def summary_sentence(result: ExportResult, source: str, trigger: str, user: str)
         if result.encrypted_to
         else ""
     )
+    cursor = result.cursor
+    ranged = (
+        f" cursor `{cursor['column']}` above `{cursor['from']}` up to `{cursor['to']}`,"
+        if cursor is not None and cursor["from"] is not None
+        else f" cursor `{cursor['column']}` up to `{cursor['to']}`,"
+        if cursor is not None
+        else ""
+    )
     return (
         f"Export `{result.name}`: **{result.rows:,} rows**, {result.bytes:,} bytes of "
-        f"{result.format} in {len(result.files)} file(s),{encrypted}{_protected(result)} "
+        f"{result.format} in {len(result.files)} file(s),{encrypted}{_protected(result)}{ranged} "
         f"from `{source}`; {trigger}{by}, {result.duration_s:.1f} s."
     )
 
@@ -155,6 +166,14 @@ def _protected(result: ExportResult) -> str:
         if names
     ]
     return f" columns {'; '.join(said)}," if said else ""
+
+
+def _result_row(result: ExportResult) -> dict[str, object]:
+    """The result artifact's row: RESULT_COLUMNS, and `cursor` for a stored cursor's run."""
+    row = {column: _json_value(getattr(result, column)) for column in RESULT_COLUMNS}
+    if result.cursor is not None:
+        row["cursor"] = result.cursor
+    return row
 
 
 def _link(path: str) -> str:

@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -26,6 +26,14 @@ from flows.sources.connections import (
     is_pymysql,
     resolve_url,
 )
+from flows.sources.cursor import (
+    CursorMark,
+    CursorRange,
+    cursor_kind,
+    cursor_range,
+    max_statement,
+    source_max,
+)
 from flows.sources.failures import source_errors, source_failure
 from flows.sources.masking import HashedColumn, hashed_columns
 from flows.sources.partitions import (
@@ -36,6 +44,7 @@ from flows.sources.partitions import (
     partition_sql,
 )
 from flows.sources.shape import (
+    FILTER_PARAM,
     Shape,
     compile_named,
     plan_shape,
@@ -69,6 +78,7 @@ class SourcePlan:
     snapshot: str | None = None  # PostgreSQL: the exported snapshot every partition reads
     shape: Shape | None = None  # source.columns and source.filter, already in `sql`
     hashed: tuple[HashedColumn, ...] = ()  # hashed per batch by the reader (masking.py)
+    cursor: CursorRange | None = None  # source.incremental's range, already in `sql`
 
     def for_partition(self, partition: Partition, snapshot: str | None) -> SourcePlan:
         """The plan of one partition of this read."""
@@ -91,10 +101,13 @@ class PartitionPlan:
 
     partitions: list[Partition]
     snapshot: str | None
+    plan: SourcePlan  # the plan the partitions read: a stored cursor's high taken in the snapshot
 
 
-def inspect_source(source: SourceConfig) -> SourcePlan:
+def inspect_source(source: SourceConfig, mark: CursorMark | None = None) -> SourcePlan:
     """Connect, check the table or query, learn its columns and (optionally) count its rows.
+    With `source.incremental`, the range above `mark` (the stored one) up to the cursor's
+    largest value now goes into the SQL as two bound conditions (flows/sources/cursor.py).
 
     Raises ConfigurationError for anything the user must fix, TransientSourceError when the
     database cannot be reached.
@@ -138,6 +151,10 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
             shape = plan_shape(
                 source.columns, source.filter, names, declared, shown, fold_case, dialect
             )
+            cursor: CursorRange | None = None
+            if source.incremental is not None:
+                cursor = _cursor_range(conn, source, mark, table, sql, names, declared, shown)
+                shape, cursor = _with_cursor(shape, cursor, names)
             if shape is not None:  # the projection and WHERE, in the SQL every reader runs
                 if table is not None:
                     sql, filter_values = compile_named(
@@ -178,6 +195,7 @@ def inspect_source(source: SourceConfig) -> SourcePlan:
         source_types=source_types,
         shape=shape,
         hashed=hashed_columns(source.columns),
+        cursor=cursor,
     )
 
 
@@ -201,6 +219,45 @@ def _as_text(
             _TEXT_OID if text else oid for oid, text in zip(type_oids, texts, strict=True)
         )
     return fields, type_oids
+
+
+def _cursor_range(
+    conn: sa.Connection,
+    source: SourceConfig,
+    mark: CursorMark | None,
+    table: sa.Table | None,
+    sql: str,
+    names: list[str],
+    declared: list[pa.Field | None],
+    shown: str,
+) -> CursorRange:
+    """The run's cursor range: the column checked, and its largest value taken now."""
+    assert source.incremental is not None
+    column = source.incremental.cursor
+    kind, field = cursor_kind(source.incremental, names, declared, shown)
+    if table is not None:
+        statement = max_statement(table, column)
+    else:
+        rows = sa.text(sql).columns(*(sa.column(name) for name in names)).subquery("_export_cur")
+        statement = max_statement(rows, column)
+    high, nulls = source_max(conn, statement, source.params)
+    cursor = cursor_range(source.incremental, kind, field, mark, high, nulls)
+    max_sql, _ = compile_named(cast("sa.Select[Any]", statement), conn.dialect)
+    return replace(cursor, max_sql=max_sql)
+
+
+def _with_cursor(
+    shape: Shape | None, cursor: CursorRange, names: list[str]
+) -> tuple[Shape, CursorRange]:
+    """The shape with the cursor's range added to its WHERE (every column when none), and
+    the cursor knowing which bound parameter holds its `high` (the last condition's)."""
+    if shape is None:
+        shape = Shape(tuple((name, name) for name in names), (), ())
+    conditions, values = cursor.conditions()
+    shaped = replace(  # the columns and their masks as they are
+        shape, conditions=(*shape.conditions, *conditions), values=(*shape.values, *values)
+    )
+    return shaped, replace(cursor, high_param=f"{FILTER_PARAM}_{len(shaped.conditions) - 1}")
 
 
 def _renamed(field: pa.Field | None, name: str) -> pa.Field | None:
@@ -229,10 +286,25 @@ def planned_partitions(plan: SourcePlan, source: SourceConfig) -> Iterator[Parti
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
                 exported = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
                 snapshot = str(exported)
+                plan = _cursor_in_snapshot(conn, plan)
             partitions = _partitions(conn, plan, source)
-            yield PartitionPlan(partitions, snapshot)
+            yield PartitionPlan(partitions, snapshot, plan)
     finally:
         engine.dispose()
+
+
+def _cursor_in_snapshot(conn: sa.Connection, plan: SourcePlan) -> SourcePlan:
+    """A stored cursor's `high` taken again in the snapshot every partition reads, so the run
+    delivers, and its mark moves to, exactly what that snapshot holds. (A source without a
+    cursor value at inspection keeps its empty range: the next run reads what came since.)"""
+    cursor = plan.cursor
+    if cursor is None or cursor.high is None or not cursor.max_sql:
+        return plan
+    high, nulls = conn.execute(sa.text(cursor.max_sql), plan.params).one()
+    if high is None:
+        return plan
+    params = {**plan.params, cursor.high_param: high}
+    return replace(plan, params=params, cursor=replace(cursor, high=high, nulls=int(nulls or 0)))
 
 
 def _partitions(conn: sa.Connection, plan: SourcePlan, source: SourceConfig) -> list[Partition]:

@@ -196,6 +196,11 @@ def _typed_value(condition: FilterCondition, field: pa.Field | None) -> Any:
     return _typed(condition, condition.value, field)
 
 
+def typed_filter_value(condition: FilterCondition, value: Any, field: pa.Field | None) -> Any:
+    """`value` as `condition`'s column type (the stored cursor's bounds are checked so too)."""
+    return _typed(condition, value, field)
+
+
 def _typed(condition: FilterCondition, value: Any, field: pa.Field | None) -> Any:
     """`value` as the column's Python type; as given where the type is not known yet (a
     query on a database that declares no types)."""

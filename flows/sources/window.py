@@ -113,6 +113,18 @@ def check_window(
             hint="remove it from source.params and set window.since / window.until instead",
         )
     uses = query_uses(source)
+    if source.incremental is not None and (window is not None or uses):
+        field, what = (
+            ("window", "`window`")
+            if window is not None
+            else ("source.query", f"a query using `:{sorted(uses)[0]}`")
+        )
+        raise ConfigurationError(
+            f"{field}: source.incremental delivers what changed since the last run, so "
+            f"{what} has nothing to add",
+            field=field,
+            hint="remove the window and its :since / :until binds, or remove source.incremental",
+        )
     if window is not None:
         _require_binds(source, uses)
     check_window_tokens(destination.url, has_window=window is not None or bool(uses))

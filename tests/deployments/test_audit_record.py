@@ -135,3 +135,16 @@ def test_the_keys_a_run_encrypted_to_are_its_encrypted_to_field() -> None:
     assert audit_record(completed_run(ORDERS), "", [encrypted]).encrypted_to == fingerprints
     older = [result_table("export-orders-result", 1000)]
     assert audit_record(completed_run(ORDERS), "", older).encrypted_to == []
+
+
+def test_the_range_a_stored_cursor_delivered_is_its_cursor_field() -> None:
+    """source.incremental: the result's `cursor` ({column, from, to}); none without one."""
+    ranged = {"column": "updated_at", "from": "2026-03-01T10:00:00", "to": "2026-03-02T09:00:00"}
+    table = TableArtifact(
+        "export-orders-result",
+        RESULT_ARTIFACT_DESCRIPTION,
+        [{"rows": 5, "bytes": 9, "files": ["x.csv"], "cursor": ranged}],
+    )
+    assert audit_record(completed_run(ORDERS), "", [table]).cursor == ranged
+    older = [result_table("export-orders-result", 1000)]
+    assert audit_record(completed_run(ORDERS), "", older).cursor is None
