@@ -75,8 +75,10 @@ def test_the_marker_is_written_last_in_the_folder_of_the_parts(
     assert all(marker.stat().st_mtime_ns >= path.stat().st_mtime_ns for path in [*parts, manifest])
     tasks = task_runs_in_order(result.export_request_id)
     names = [name for name, _, _ in tasks]
-    assert names[-3:] == ["deliver-orders", "manifest-orders", "done-marker-orders"], names
-    assert tasks[-1][1] >= tasks[-2][2] >= tasks[-3][2]
+    # then the export's state is saved (blocks/export_state.py), after everything is published
+    assert names[-4:] == ["deliver-orders", "manifest-orders", "done-marker-orders", "state-orders"]
+    assert tasks[-2][1] >= tasks[-3][2] >= tasks[-4][2]  # the marker's started after both ended
+    assert tasks[-1][1] >= tasks[-2][2]
 
 
 def test_a_failed_run_writes_no_marker(tmp_path: Path) -> None:
