@@ -28,7 +28,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run as runtime_flow_run
 
-from blocks.export_state import load_export_state
+from blocks.export_state import ExportState
 from flows.alerts.hooks import alert_completed, alert_failed, alert_initiated
 from flows.checks import (
     DatabaseCounts,
@@ -88,6 +88,7 @@ from flows.tasks import (
     check_schema,
     holds_cursor_lock,
     inspect_source_task,
+    recorded_state,
     save_state,
     stored_mark,
     write_batches,
@@ -185,8 +186,8 @@ def export(
     partner = partner or destination.store.name
     check_hash_keys(source)  # every hash key block saved, before any row is read
     hashed, masked = protected(source.columns)
-    mark = stored_mark(name) if source.incremental is not None else None
-    plan = inspect_source_task(source, name, format, mark)
+    state = recorded_state(name, source, on_schema_change, checks)  # once, under the lock
+    plan = inspect_source_task(source, name, format, stored_mark(state))
     if plan.cursor is not None:
         logger.info("%s", describe_cursor(plan.cursor))
     check_checked_columns(checks, plan.column_names)  # before any row is read
@@ -200,7 +201,7 @@ def export(
         display_url(destination.url),
     )
     if on_schema_change == "fail":  # as the last successful run's, before any row is read
-        check_schema(name, _columns(plan))
+        check_schema(name, state, _columns(plan))
     snapshot: str | None = None
     counts: DatabaseCounts | None = None
     if source.partitions > 1:
@@ -210,7 +211,7 @@ def export(
     else:
         written = write_batches(plan, format, destination, options, context)
     if checks is not None:
-        _run_checks(checks, plan, name, destination, written, counts)
+        _run_checks(checks, plan, name, state, destination, written, counts)
     skipped = False
     if on_empty != "write" and sum(item.rows for item in written) == 0:
         discard(destination, written)  # nothing published: no file, manifest or marker
@@ -387,12 +388,14 @@ def _run_checks(
     checks: ChecksConfig,
     plan: SourcePlan,
     name: str,
+    state: ExportState | None,
     destination: DestinationConfig,
     written: list[WrittenFile],
     counts: DatabaseCounts | None,
 ) -> None:
     """Run `checks` on what was written, before anything is published: a failed check (or a
-    failure asking for the numbers) removes every temporary file and fails the run."""
+    failure asking for the numbers) removes every temporary file and fails the run. `state`:
+    the export's last successful run's, which `max_change_pct` compares with."""
     logger = get_run_logger()
     try:
         if counts is None:  # not counted in the partitions' snapshot: now
@@ -400,7 +403,6 @@ def _run_checks(
         nulls = counts.nulls if counts.nulls is not None else null_counts(written) or {}
         previous_rows: int | None = None
         if checks.max_change_pct is not None:
-            state = load_export_state(name)
             previous_rows = state.rows if state is not None else None
             if previous_rows is None:
                 logger.info("max_change_pct: no earlier successful run of %s, not checked", name)

@@ -22,7 +22,7 @@ from blocks.export_state import (
     load_export_state,
     save_export_state,
 )
-from flows.core.config import FormatOptions, SourceConfig
+from flows.core.config import ChecksConfig, FormatOptions, OnSchemaChange, SourceConfig
 from flows.core.errors import OutOfMemoryError, SchemaChangedError, memory_error
 from flows.core.formats import ExportFormat
 from flows.core.schema import schema_changes
@@ -64,9 +64,33 @@ def holds_cursor_lock(run: Callable[_P, _R]) -> Callable[_P, _R]:
     return locked
 
 
-def stored_mark(export: str) -> CursorMark | None:
-    """The stored cursor's mark of `export`, or None before its first successful run."""
-    state = load_export_state(export)
+def needs_state(
+    source: SourceConfig, on_schema_change: OnSchemaChange, checks: ChecksConfig | None
+) -> bool:
+    """Whether the run compares itself with its export's last successful one: the stored
+    cursor's mark, `on_schema_change: fail`'s columns, `checks.max_change_pct`'s rows."""
+    return (
+        source.incremental is not None
+        or on_schema_change == "fail"
+        or (checks is not None and checks.max_change_pct is not None)
+    )
+
+
+def recorded_state(
+    export: str,
+    source: SourceConfig,
+    on_schema_change: OnSchemaChange,
+    checks: ChecksConfig | None,
+) -> ExportState | None:
+    """`export`'s saved state, read once a run (after `holds_cursor_lock` took the lock) and
+    only when the run needs it; None before its first successful run or when not needed."""
+    if not needs_state(source, on_schema_change, checks):
+        return None
+    return load_export_state(export)
+
+
+def stored_mark(state: ExportState | None) -> CursorMark | None:
+    """The stored cursor's mark in `state`, or None before the export's first successful run."""
     if state is None or state.cursor is None:
         return None
     return CursorMark(state.cursor.column, state.cursor.value, state.cursor.kind)
@@ -202,16 +226,14 @@ def write_manifest(
     return store_manifest(store, fs, path, document, context.run_id, destination.scheme)
 
 
-@task(name="check_schema", task_run_name="schema-{export}", **RETRY_TRANSIENT)
-def check_schema(export: str, columns: list[tuple[str, str]]) -> None:
+def check_schema(export: str, state: ExportState | None, columns: list[tuple[str, str]]) -> None:
     """`on_schema_change: fail`: the run's columns and types must be those the export's last
-    successful run wrote (blocks/export_state.py). None recorded yet (a first run, or a state
-    without columns): nothing to compare, and this run, once published, records its own.
+    successful run wrote (`state`, blocks/export_state.py). None recorded yet (a first run, or
+    a state without columns): nothing to compare, and this run, once published, records its own.
 
     Raises:
         SchemaChangedError: listing what was added, removed, retyped or moved.
     """
-    state = load_export_state(export)
     if state is None or not state.columns:
         get_run_logger().info("no columns recorded for %s yet: this run records its own", export)
         return
