@@ -118,9 +118,14 @@ class PartSink:
         options: FormatOptions,
         context: TargetContext,
         partition: int | None = None,
+        *,
+        keys_checked: bool = False,
     ) -> PartSink:
+        """`keys_checked`: the run checked destination.pgp's keys before any row was read
+        (the flow's `check_keys`), so they are imported without being checked again."""
         store, fs = destination.store, destination.filesystem()
-        keys = load_keys(destination.pgp) if destination.pgp is not None else None
+        pgp = destination.pgp
+        keys = load_keys(pgp, checked=keys_checked) if pgp is not None else None
         return cls(destination, fmt, schema, options, context, store, fs, partition, keys=keys)
 
     @property

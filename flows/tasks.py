@@ -177,7 +177,15 @@ def _write_files(
     try:
         for batch in batches:
             if sink is None:
-                sink = PartSink.open(destination, fmt, batch.schema, options, context, partition)
+                sink = PartSink.open(
+                    destination,
+                    fmt,
+                    batch.schema,
+                    options,
+                    context,
+                    partition,
+                    keys_checked=True,  # by the flow's check_keys, before any row was read
+                )
             sink.write(batch)
             rows += batch.num_rows
             logger.debug("wrote chunk of %s rows (%s so far)", batch.num_rows, rows)

@@ -72,9 +72,16 @@ class PgpKeys:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-def load_keys(pgp: PgpEncryption) -> PgpKeys:
+def load_keys(pgp: PgpEncryption, *, checked: bool = False) -> PgpKeys:
     """Import every key of `destination.pgp` into a temporary keyring and check it can do its
     part; the keyring is removed again when a key is refused.
+
+    `checked`: this run's `check_keys` already found every key usable (a writer's keyring, the
+    run's second): the keys are imported without asking gpg again whether they can encrypt
+    or sign. They must be imported again: a keyring is a folder of one process (a Dask
+    partition writes in another), and the signing key and its passphrase are loaded from
+    their block where they are used, never handed on in a task's parameters or result,
+    which Prefect keeps.
 
     Raises:
         ConfigurationError: naming the field (`destination.pgp.recipients[1]`) and the key's
@@ -90,12 +97,13 @@ def load_keys(pgp: PgpEncryption) -> PgpKeys:
             text = (
                 entry if entry.strip().startswith(PUBLIC_KEY_HEADER) else _public_key(where, entry)
             )
-            keys.recipients.append(_import_recipient(gpg, where, text))
+            keys.recipients.append(_import_recipient(gpg, where, text, checked))
         if pgp.sign_with is not None:
             block = load_named_block(_SIGN_WITH, pgp.sign_with, OpenPgpSigningKey)
             assert isinstance(block, OpenPgpSigningKey)
             passphrase = block.passphrase.get_secret_value() if block.passphrase else ""
-            keys.signer = _import_signer(gpg, block.secret_key.get_secret_value(), passphrase)
+            secret_key = block.secret_key.get_secret_value()
+            keys.signer = _import_signer(gpg, secret_key, passphrase, checked)
             keys.passphrase = passphrase
     except BaseException:
         keys.close()
@@ -180,7 +188,7 @@ def _usable(gpg: gnupg.GPG, where: str, fingerprint: str, capability: str) -> No
         )
 
 
-def _import_recipient(gpg: gnupg.GPG, where: str, text: str) -> str:
+def _import_recipient(gpg: gnupg.GPG, where: str, text: str, checked: bool) -> str:
     fingerprint, result = _import_one(gpg, where, text)
     if result.sec_read:
         raise ConfigurationError(
@@ -188,11 +196,12 @@ def _import_recipient(gpg: gnupg.GPG, where: str, text: str) -> str:
             field=where,
             hint="give the recipient's public key (gpg --armor --export FINGERPRINT)",
         )
-    _usable(gpg, where, fingerprint, "E")
+    if not checked:
+        _usable(gpg, where, fingerprint, "E")
     return fingerprint
 
 
-def _import_signer(gpg: gnupg.GPG, text: str, passphrase: str) -> str:
+def _import_signer(gpg: gnupg.GPG, text: str, passphrase: str, checked: bool) -> str:
     fingerprint, result = _import_one(gpg, _SIGN_WITH, text)
     if not result.sec_read:
         raise ConfigurationError(
@@ -200,6 +209,8 @@ def _import_signer(gpg: gnupg.GPG, text: str, passphrase: str) -> str:
             field=_SIGN_WITH,
             hint="save the secret key (gpg --armor --export-secret-keys FINGERPRINT) in the block",
         )
+    if checked:
+        return fingerprint
     _usable(gpg, _SIGN_WITH, fingerprint, "S")
     signed = gpg.sign(b"prefect-exports", keyid=fingerprint, passphrase=passphrase, detach=True)
     if not signed or not signed.data:

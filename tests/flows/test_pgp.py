@@ -175,6 +175,29 @@ def test_a_refused_key_leaves_no_keyring(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_writer_imports_the_checked_keys_without_checking_them_again(
+    pgp_keys: TestKeys, tmp_path: Path
+) -> None:
+    """The flow checks the keys before any row is read; its writers import them into their
+    own keyring (a Dask partition writes in another process) and do not ask gpg again: a
+    key refused by the check is taken as it is, and the checked keys encrypt as before."""
+    expired = PgpEncryption(recipients=[pgp_keys.expired.public])
+    with pytest.raises(ConfigurationError):
+        load_keys(expired)
+    keys = load_keys(expired, checked=True)
+    keys.close()
+    assert keys.recipients == [pgp_keys.expired.fingerprint]
+    pgp = {"recipients": [pgp_keys.alice.public, pgp_keys.bob.public]}
+    destination = DestinationConfig(url=f"{tmp_path}/{{export}}.{{ext}}", pgp=pgp)
+    options = FormatOptions(line_terminator="lf")
+    sink = PartSink.open(destination, "csv", SCHEMA, options, CONTEXT, keys_checked=True)
+    sink.write(BATCH)
+    [part] = sink.finish()
+    delivered = _published(part)
+    assert pgp_keys.alice.decrypt(delivered)[0] == _csv_of_batch()
+    assert pgp_keys.bob.decrypt(delivered)[0] == _csv_of_batch()
+
+
 # -- the encrypting stream under the sink ------------------------------------------------------
 
 
