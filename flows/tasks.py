@@ -291,14 +291,6 @@ def write_done_marker(
 ) -> str:
     """Write the completion marker in the folder of the files, after every file and the
     manifest are published; its URL."""
-    assert destination.done_marker is not None
     store, fs = destination.store, destination.filesystem()
-    path = marker_path(
-        store,
-        fs,
-        destination.url,
-        context,
-        destination.done_marker,
-        compression=destination.file_codecs,
-    )
+    path = marker_path(store, fs, destination, context)
     return store_marker(store, fs, path, context.run_id, destination.scheme)

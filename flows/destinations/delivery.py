@@ -81,14 +81,7 @@ def deliver_files(
     store = store_for(destination.url)
     fs = store.filesystem(destination.url, destination.block)
     if destination.done_marker is not None:
-        path = marker_path(
-            store,
-            fs,
-            destination.url,
-            context,
-            destination.done_marker,
-            compression=destination.file_codecs,
-        )
+        path = marker_path(store, fs, destination, context)
         try:
             withdraw_marker(store, fs, path, destination.scheme)
         except Exception:

@@ -13,25 +13,24 @@ import posixpath
 
 from fsspec import AbstractFileSystem
 
+from flows.core.config import Destination
 from flows.core.targets import TargetContext, marker_name
 from flows.destinations.manifest import publish_bytes
 from flows.destinations.store import Store
 
 
 def marker_path(
-    store: Store,
-    fs: AbstractFileSystem,
-    template: str,
-    context: TargetContext,
-    marker: str,
-    *,
-    compression: str,
+    store: Store, fs: AbstractFileSystem, destination: Destination, context: TargetContext
 ) -> str:
-    """The folder of an unsplit export's file (where the manifest goes too), and the marker's
-    name rendered with the run's values, e.g. out/2026/03/01/_SUCCESS."""
-    final, _ = store.part_paths(fs, template, context, 1, split=False, compression=compression)
+    """The folder of an unsplit export's file (where the manifest goes too), and
+    `destination.done_marker` rendered with the run's values, e.g. out/2026/03/01/_SUCCESS:
+    where the run withdraws an earlier run's marker and writes its own."""
+    assert destination.done_marker is not None
+    final, _ = store.part_paths(
+        fs, destination.url, context, 1, split=False, compression=destination.file_codecs
+    )
     folder = posixpath.dirname(final)
-    name = marker_name(marker, context)
+    name = marker_name(destination.done_marker, context)
     return f"{folder}/{name}" if folder else name
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from flows.core.errors import ConfigurationError
 from flows.core.targets import TargetContext, marker_name
+from flows.destinations.marker import marker_path
 from flows.parameters import validate_export_parameters
 from flows.request import DestinationConfig, check_destination_names
 
@@ -164,6 +166,20 @@ def test_the_names_a_marker_may_have(marker: str, url: str, name: str) -> None:
         datetime(2026, 3, 1, tzinfo=UTC),
     )
     assert marker_name(marker, context) == name
+
+
+def test_the_marker_goes_in_the_folder_the_files_are_published_to(tmp_path: Path) -> None:
+    """One path, withdrawn by the delivery and written by the marker's task."""
+    destination = DestinationConfig(
+        url=f"{tmp_path}/{{date:%Y/%m}}/{{export}}-{{part}}.{{ext}}",
+        done_marker="{export}-{date:%Y%m%d}.done",
+        compression="gzip",
+    )
+    context = replace(
+        TargetContext.sample(), export="orders", date=datetime(2026, 3, 1, tzinfo=UTC)
+    )
+    path = marker_path(destination.store, destination.filesystem(), destination, context)
+    assert path == f"{tmp_path}/2026/03/orders-20260301.done"
 
 
 def test_no_marker_by_default() -> None:
