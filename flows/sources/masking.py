@@ -36,7 +36,26 @@ MASK_CHARACTER = "*"
 KEPT = 4  # last4
 # Kinds whose values are text a hash or last4 applies to (a uuid as its canonical text).
 TEXT_KINDS = ("str", "uuid")
-MASKING_DIALECTS = ("postgresql", "mysql", "mariadb", "sqlite")
+
+# last4 in each database's own string functions: `{value}` is the column as text, every
+# character but the last KEPT written as MASK_CHARACTER, the length kept; NULL stays NULL.
+_MYSQL_LAST4 = (
+    "CONCAT(REPEAT('{mask}', GREATEST(CHAR_LENGTH({value}) - {kept}, 0)), RIGHT({value}, {kept}))"
+)
+_LAST4_SQL = {
+    "postgresql": (
+        "(repeat('{mask}', greatest(char_length({value}) - {kept}, 0)) || right({value}, {kept}))"
+    ),
+    "mysql": _MYSQL_LAST4,
+    "mariadb": _MYSQL_LAST4,
+    # SQLite has no repeat(): n zero bytes in hex are 2n zeros, each pair one `*`.
+    "sqlite": (
+        "(replace(hex(zeroblob(max(length({value}) - {kept}, 0))), '00', '{mask}') "
+        "|| substr({value}, -{kept}))"
+    ),
+}
+# The databases masks are written for; others are refused before the run.
+MASKING_DIALECTS = tuple(_LAST4_SQL)
 
 
 @dataclass(frozen=True)
@@ -126,32 +145,12 @@ class _Last4(FunctionElement[str]):
 
 
 @compiles(_Last4)
-def _last4_postgresql(element: _Last4, compiler: SQLCompiler, **kw: Any) -> str:
+def _last4(element: _Last4, compiler: SQLCompiler, **kw: Any) -> str:
+    """last4 in the compiling database's SQL (PostgreSQL's for one without its own: such a
+    database is refused before the run, check_protectable)."""
+    template = _LAST4_SQL.get(compiler.dialect.name, _LAST4_SQL["postgresql"])
     value = compiler.process(element.clauses, **kw)
-    return (
-        f"(repeat('{MASK_CHARACTER}', greatest(char_length({value}) - {KEPT}, 0)) "
-        f"|| right({value}, {KEPT}))"
-    )
-
-
-@compiles(_Last4, "mysql")
-@compiles(_Last4, "mariadb")
-def _last4_mysql(element: _Last4, compiler: SQLCompiler, **kw: Any) -> str:
-    value = compiler.process(element.clauses, **kw)
-    return (
-        f"CONCAT(REPEAT('{MASK_CHARACTER}', GREATEST(CHAR_LENGTH({value}) - {KEPT}, 0)), "
-        f"RIGHT({value}, {KEPT}))"
-    )
-
-
-@compiles(_Last4, "sqlite")
-def _last4_sqlite(element: _Last4, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite has no repeat(): n zero bytes in hex are 2n zeros, each pair one `*`.
-    value = compiler.process(element.clauses, **kw)
-    return (
-        f"(replace(hex(zeroblob(max(length({value}) - {KEPT}, 0))), '00', '{MASK_CHARACTER}') "
-        f"|| substr({value}, -{KEPT}))"
-    )
+    return template.format(value=value, mask=MASK_CHARACTER, kept=KEPT)
 
 
 # -- hashing the batches -----------------------------------------------------------------------

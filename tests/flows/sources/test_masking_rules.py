@@ -16,15 +16,21 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 from fastapi.encoders import jsonable_encoder
 from pydantic import ValidationError
 
 from blocks.hash_key import HashKey
-from flows.core.config import SourceConfig
+from flows.core.config import ColumnSpec, SourceConfig
 from flows.core.errors import ConfigurationError
 from flows.parameters import validate_export_parameters
 from flows.runs.result import ExportResult, summary_sentence
-from flows.sources.masking import HashedColumn, hmac_sha256
+from flows.sources.masking import (
+    MASKING_DIALECTS,
+    HashedColumn,
+    hmac_sha256,
+    protected_expression,
+)
 from flows.sources.plan import inspect_source
 from flows.sources.read import read_batches
 
@@ -160,6 +166,40 @@ def test_a_number_column_is_not_hashed_or_masked_to_last4(
 # -- the HMAC, a batch at a time ----------------------------------------------------------------
 
 COLUMN = HashedColumn("email", "partner-key", "source.columns[1]")
+
+
+_CARD = "CAST(card AS TEXT)"
+_MYSQL_CARD = "CAST(card AS CHAR)"
+
+
+@pytest.mark.parametrize(
+    ("url", "sql"),
+    [
+        (
+            "postgresql+psycopg://",
+            f"(repeat('*', greatest(char_length({_CARD}) - 4, 0)) || right({_CARD}, 4))",
+        ),
+        *[
+            (
+                url,
+                f"CONCAT(REPEAT('*', GREATEST(CHAR_LENGTH({_MYSQL_CARD}) - 4, 0)), "
+                f"RIGHT({_MYSQL_CARD}, 4))",
+            )
+            for url in ("mysql+pymysql://", "mariadb+pymysql://")
+        ],
+        (
+            "sqlite://",
+            f"(replace(hex(zeroblob(max(length({_CARD}) - 4, 0))), '00', '*') "
+            f"|| substr({_CARD}, -4))",
+        ),
+    ],
+)
+def test_last4_is_written_in_each_databases_own_sql(url: str, sql: str) -> None:
+    dialect = sa.create_engine(url).dialect
+    assert dialect.name in MASKING_DIALECTS
+    card = ColumnSpec.model_validate({"name": "card", "mask": "last4"})
+    expression = protected_expression(card, sa.column("card"))
+    assert str(expression.compile(dialect=dialect)) == sql
 
 
 @pytest.mark.parametrize("arrow_type", [pa.string(), pa.large_string()])
