@@ -23,6 +23,7 @@ from prefect.settings import PREFECT_API_URL
 from blocks import AzureBlobCredentials, GcsCredentials, S3Credentials
 from flows.export import export
 from tests.servers.azurite import AzuriteServer
+from tests.servers.fault_proxy import FaultProxy
 from tests.servers.gcs import GcsServer
 from tests.servers.s3 import S3Server
 
@@ -291,6 +292,43 @@ def failing_source(folder: Path, *, text: str, fail_at: int) -> dict[str, Any]:
         "else v end as v from t"
     )
     return {"url": f"sqlite:///{db}", "query": query, "chunk_rows": 1000}
+
+
+@dataclass(frozen=True)
+class RecordedExport:
+    """An export whose every request to the store went through a recording proxy."""
+
+    delivered: list[str]  # the files' names in the container, in order
+    published: set[str]  # the files, the manifest and the marker
+    proxy: FaultProxy  # stopped: its `log` and `requests` are what reached the store
+
+
+def export_recorded(
+    store: StoreUnderTest, db: Path, block_name: str, folder: str, **block_options: Any
+) -> RecordedExport:
+    """The demo's orders as JSON Lines parts of at most 0.1 MB, with a manifest and a
+    _SUCCESS marker, into `folder`, through a proxy that records the requests: where an
+    emulator accepts a header or parameter and keeps nothing of it (a customer-managed key,
+    an encryption scope), what reached it is what a test can check."""
+    proxy = FaultProxy(store.endpoint_url)
+    try:
+        block = store.save_block(block_name, proxy.url, **block_options)
+        result = export(
+            source={"url": f"sqlite:///{db}", "table": "orders", "chunk_rows": 100},
+            destination={
+                "url": store.url(f"{folder}/{{export}}.{{ext}}"),
+                "block": block,
+                "max_file_mb": 0.1,
+                "manifest": True,
+                "done_marker": "_SUCCESS",
+            },
+            format="jsonl",
+        )
+    finally:
+        proxy.stop()
+    delivered = [url.removeprefix(store.url("")) for url in result.files]
+    published = {*delivered, f"{folder}/orders.manifest.json", f"{folder}/_SUCCESS"}
+    return RecordedExport(delivered, published, proxy)
 
 
 @dataclass

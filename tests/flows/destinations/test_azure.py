@@ -14,10 +14,9 @@ from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_ac
 from blocks import AzureBlobCredentials
 from flows.export import export
 from tests.flows.conftest import demo_dataset
-from tests.flows.destinations.stores import StoreUnderTest, az_store
+from tests.flows.destinations.stores import StoreUnderTest, az_store, export_recorded
 from tests.flows.formats.test_roundtrip import assert_round_trip
 from tests.servers.azurite import AzuriteServer
-from tests.servers.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -108,31 +107,17 @@ def test_an_encryption_scope_goes_on_every_blob_written(
     container's default), its source read through a SAS made for it. Azurite accepts the
     header and keeps nothing of it (a blob's properties show no scope), so the requests as
     they reached it, recorded by a proxy in front of it, are what is checked."""
-    proxy = FaultProxy(store.endpoint_url)
-    try:
-        block = store.save_block("test-az-scope", proxy.url, encryption_scope="partner-files")
-        result = export(
-            source={"url": f"sqlite:///{demo_db}", "table": "orders", "chunk_rows": 100},
-            destination={
-                "url": store.url("scoped/{export}.{ext}"),
-                "block": block,
-                "max_file_mb": 0.1,
-                "manifest": True,
-                "done_marker": "_SUCCESS",
-            },
-            format="jsonl",
-        )
-    finally:
-        proxy.stop()
-    delivered = [url.removeprefix(store.url("")) for url in result.files]
+    recorded = export_recorded(
+        store, demo_db, "test-az-scope", "scoped", encryption_scope="partner-files"
+    )
+    delivered, finals = recorded.delivered, recorded.published
     assert len(delivered) > 1
-    finals = {*delivered, "scoped/orders.manifest.json", "scoped/_SUCCESS"}
     assert set(store.names()) == finals
     prefix = f"/{AzuriteServer.ACCOUNT}/{store.container}/"
     writes: list[tuple[str, dict[str, str]]] = []
     copies: dict[str, dict[str, str]] = {}
     others: list[dict[str, str]] = []
-    for method, path, headers in proxy.requests:
+    for method, path, headers in recorded.proxy.requests:
         parts = urlsplit(path)
         comp = parse_qs(parts.query).get("comp", [""])[0]
         headers = {key.lower(): value for key, value in headers.items()}

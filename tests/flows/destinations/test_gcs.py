@@ -10,9 +10,8 @@ import pytest
 
 from flows.export import export
 from tests.flows.conftest import demo_dataset
-from tests.flows.destinations.stores import gcs_store
+from tests.flows.destinations.stores import export_recorded, gcs_store
 from tests.flows.formats.test_roundtrip import assert_round_trip
-from tests.servers.fault_proxy import FaultProxy
 from tests.servers.gcs import GcsServer
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -45,27 +44,11 @@ def test_a_customer_managed_key_encrypts_every_object_written(
     default key). gcp-storage-emulator keeps no key in its object metadata, so the requests
     as they reached it, recorded by a proxy in front of it, are what is checked."""
     store = gcs_store(gcs)
-    proxy = FaultProxy(store.endpoint_url)
-    try:
-        block = store.save_block("test-gcs-kms", proxy.url, kms_key_name=KMS_KEY)
-        result = export(
-            source={"url": f"sqlite:///{demo_db}", "table": "orders", "chunk_rows": 100},
-            destination={
-                "url": store.url("cmek/{export}.{ext}"),
-                "block": block,
-                "max_file_mb": 0.1,
-                "manifest": True,
-                "done_marker": "_SUCCESS",
-            },
-            format="jsonl",
-        )
-    finally:
-        proxy.stop()
-    delivered = [url.removeprefix(store.url("")) for url in result.files]
+    recorded = export_recorded(store, demo_db, "test-gcs-kms", "cmek", kms_key_name=KMS_KEY)
+    delivered, finals = recorded.delivered, recorded.published
     assert len(delivered) > 1
-    finals = {*delivered, "cmek/orders.manifest.json", "cmek/_SUCCESS"}
     assert set(store.names()) == finals
-    requests = [urlsplit(path) for _, path, _ in proxy.log]
+    requests = [urlsplit(path) for _, path, _ in recorded.proxy.log]
     uploads = [parse_qs(r.query) for r in requests if r.path.startswith("/upload/")]
     starts = [query for query in uploads if "upload_id" not in query]  # not a session's chunk
     assert len(starts) == len(finals)  # one upload per object: its temporary name
