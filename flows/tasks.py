@@ -11,8 +11,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
+from uuid import UUID
 
 from prefect import get_run_logger, task
+from prefect.runtime import flow_run as runtime_flow_run
 
 from blocks.export_state import (
     ExportState,
@@ -49,16 +51,24 @@ _R = TypeVar("_R")
 def holds_cursor_lock(run: Callable[_P, _R]) -> Callable[_P, _R]:
     """An export with `source.incremental` runs holding its lock (blocks/export_state.py)
     from reading the stored mark to saving the new one: two runs at once never move one
-    mark; the second waits for the first. Exports without a cursor take no lock."""
+    mark; the second waits for the first, at most `source.incremental.lock_timeout`, then
+    fails with CursorLockedError naming it. Exports without a cursor take no lock."""
 
     signature = inspect.signature(run)
 
     @functools.wraps(run)
     def locked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         parameters = signature.bind(*args, **kwargs).arguments
-        if getattr(parameters.get("source"), "incremental", None) is None:
+        incremental = getattr(parameters.get("source"), "incremental", None)
+        if incremental is None:
             return run(*args, **kwargs)
-        with export_lock(export_name_of(parameters)):
+        run_id = runtime_flow_run.id
+        with export_lock(
+            export_name_of(parameters),
+            incremental.lock_timeout,
+            UUID(run_id) if run_id else None,
+            runtime_flow_run.name,
+        ):
             return run(*args, **kwargs)
 
     return locked

@@ -2,6 +2,8 @@
 passed the check): the table or query is looked up the way a run's `inspect_source` does,
 without counting rows. What cannot be asked from here is said, not passed over: a database
 that does not answer, a saved block the API cannot give, a query that needs the run's window.
+The hash key blocks of `source.columns` are looked up as the flow does before a run
+(`check_hash_keys`): one that is not saved, or not a HashKey, fails the check naming its field.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class SourceCheck:
 def check_sources(project_file: Path) -> list[SourceCheck]:
     """One SourceCheck per `export` deployment of a project file that passed check_project."""
     from flows.checks import check_checked_columns
+    from flows.sources.masking import check_hash_keys
     from flows.sources.plan import inspect_source
     from flows.sources.window import query_uses
 
@@ -42,6 +45,14 @@ def check_sources(project_file: Path) -> list[SourceCheck]:
         parameters = validate_export_parameters(dict(spec.parameters))
         source = parameters["source"]
         assert isinstance(source, SourceConfig)
+        try:
+            check_hash_keys(source)
+        except ConfigurationError as exc:
+            checks.append(SourceCheck(spec.name, first_line(exc), None))
+            continue
+        except httpx.HTTPError as exc:  # no Prefect API to read the key blocks from
+            checks.append(SourceCheck(spec.name, None, f"the Prefect API: {first_line(exc)}"))
+            continue
         if query_uses(source):
             reason = "its query takes the run's window (:since / :until)"
             checks.append(SourceCheck(spec.name, None, reason))

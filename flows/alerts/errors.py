@@ -15,6 +15,7 @@ from flows.core.errors import (
     ERROR_CLASSES,
     CheckFailedError,
     ConfigurationError,
+    CursorLockedError,
     DeliveryError,
     EmptyResultError,
     FormatError,
@@ -56,6 +57,7 @@ _SUMMARIES: tuple[tuple[type[BaseException], str], ...] = (
     (EmptyResultError, "the source returned no rows and on_empty is fail"),
     (SchemaChangedError, "the columns changed since the last successful run"),
     (CheckFailedError, "a check failed, nothing was published"),
+    (CursorLockedError, "another run of the export holds its cursor, nothing was read"),
 )
 
 

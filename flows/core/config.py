@@ -37,6 +37,9 @@ MAX_PARTITIONS = 64
 # The longest `window.lookback` or `window.period`: longer ones have no use, and past about
 # 2,000 years `until - period` leaves the datetime range (year 1) for any run of today.
 MAX_WINDOW_SPAN = timedelta(days=365_250)  # 1,000 years
+# How long a run of an incremental export waits for another run of it to free its cursor.
+DEFAULT_LOCK_TIMEOUT = timedelta(hours=1)
+MAX_LOCK_TIMEOUT = timedelta(days=7)
 
 
 def _is_postgres(url: str) -> bool:
@@ -170,6 +173,14 @@ class IncrementalConfig(_Model):
             "timestamp cursors only."
         ),
     )
+    lock_timeout: timedelta = Field(
+        default=DEFAULT_LOCK_TIMEOUT,
+        description=(
+            "How long a run waits while another run of the same export holds its cursor, "
+            "before failing without reading a row: ISO 8601 (PT1H) or 90s, 15m, 2h, 1d; 0 fails "
+            "at once."
+        ),
+    )
 
     @field_validator("cursor")
     @classmethod
@@ -193,11 +204,23 @@ class IncrementalConfig(_Model):
             )
         return value
 
-    @field_validator("lookback", mode="before")
+    @field_validator("lookback", "lock_timeout", mode="before")
     @classmethod
     def _short_duration(cls, value: Any) -> Any:
         if isinstance(value, str) and (short := _SHORT_DURATION.match(value)) is not None:
             return timedelta(seconds=int(short.group(1)) * _UNIT_SECONDS[short.group(2)])
+        return value
+
+    @field_validator("lock_timeout")
+    @classmethod
+    def _lock_wait(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) <= value <= MAX_LOCK_TIMEOUT:
+            raise ConfigurationError(
+                f"source.incremental.lock_timeout: `{value.total_seconds():g}` seconds is not a "
+                "wait",
+                field="source.incremental.lock_timeout",
+                hint="give 0 (do not wait) or a positive duration up to 7 days, e.g. PT1H or 1h",
+            )
         return value
 
     @field_validator("lookback")

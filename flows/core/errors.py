@@ -94,6 +94,28 @@ class CheckFailedError(ExportError):
         self.check = check
 
 
+class CursorLockedError(ExportError):
+    """Another run of the same incremental export held its cursor (the lock of
+    `source.incremental`) for longer than `lock_timeout`: this run read no row and published
+    nothing, and the mark is that run's to move. `export` is the export's name, `holder` the
+    holding run's id and `holder_name` its name (None where not known). Never retried: it
+    would wait again."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        export: str | None = None,
+        holder: str | None = None,
+        holder_name: str | None = None,
+        **facts: str | None,
+    ) -> None:
+        super().__init__(message, **facts)
+        self.export = export
+        self.holder = holder
+        self.holder_name = holder_name
+
+
 class TransientExportError(ExportError):
     """Mixin for failures worth retrying: timeouts, refused connections, 5xx."""
 
@@ -124,6 +146,7 @@ ERROR_CLASSES: dict[str, type[ExportError]] = {
         EmptyResultError,
         SchemaChangedError,
         CheckFailedError,
+        CursorLockedError,
         TransientExportError,
         TransientSourceError,
         TransientDeliveryError,

@@ -40,6 +40,7 @@ __all__ = [
     "mute_prefect_loggers",
     "schedule_keys",
     "server_schedule",
+    "slots_refused",
     "spawn_runs_with",
     "start_temporary_server",
     "temporary_server",
@@ -92,6 +93,23 @@ def concurrency_keys() -> tuple[str, ...]:
 
 def _field_names(model: type[BaseModel]) -> tuple[str, ...]:
     return tuple(model.model_fields)
+
+
+# --- a full global concurrency limit, not waited for (prefect.concurrency._asyncio) ----------
+# `concurrency(name, max_retries=0)` on a limit with no free slot raises Prefect's private
+# ConcurrencySlotAcquisitionError from the server's 423 Locked answer (a wait that runs out
+# raises the public TimeoutError instead).
+
+_LOCKED = 423
+
+
+def slots_refused(exc: BaseException) -> bool:
+    """True when `exc` is Prefect's refusal of a slot the limit has none of (HTTP 423)."""
+    cause = exc.__cause__
+    response = getattr(cause, "response", None)
+    return type(exc).__name__ == "ConcurrencySlotAcquisitionError" and (
+        getattr(response, "status_code", None) == _LOCKED
+    )
 
 
 # --- prefect deploy's schedule conversion (prefect.cli.deploy._schedules) --------------------

@@ -9,6 +9,10 @@ What the server's column metadata settles that SQLAlchemy's row values or reflec
 - a JSON column (MariaDB: LONGTEXT with a `json_valid` check) is JSON, written nested;
 - `TIMESTAMP` is read in UTC (the session's time zone is set to UTC), `DATETIME` as written;
 - binary strings and BLOBs are bytes, `BIT` an integer, `YEAR` an integer.
+
+Each column's type name (the manifest's and the schema contract's) keeps what changes the
+values written: an integer's size and sign (`tinyint(1)`, MySQL's BOOL, apart), a DECIMAL's
+precision and scale, a DATETIME's, TIMESTAMP's or TIME's fractional digits (`datetime(6)`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ _BINARY_CHARSET = 63
 _UNSIGNED_FLAG = 32
 # Field type codes of the MySQL protocol (PyMySQL's FIELD_TYPE).
 _INTEGERS = frozenset({1, 2, 3, 8, 9})  # TINY, SHORT, LONG, LONGLONG, INT24
+_INTEGER_NAMES = {1: "tinyint", 2: "smallint", 3: "int", 8: "bigint", 9: "mediumint"}
+_TINY = 1
 _LONGLONG = 8
 _DECIMALS = frozenset({0, 246})  # DECIMAL, NEWDECIMAL
 _FLOATS = frozenset({4, 5})  # FLOAT, DOUBLE
@@ -82,9 +88,10 @@ def _field(column: Any, is_json: bool) -> tuple[pa.Field, str]:
     unsigned = bool(column.flags & _UNSIGNED_FLAG)
     binary = column.charsetnr == _BINARY_CHARSET
     if code in _INTEGERS:
+        type_name = _INTEGER_NAMES[code] + ("(1)" if code == _TINY and column.length == 1 else "")
         if code == _LONGLONG and unsigned:
             return make_field(name, "int", pa.uint64()), "bigint unsigned"
-        return make_field(name, "int"), "integer unsigned" if unsigned else "integer"
+        return make_field(name, "int"), f"{type_name} unsigned" if unsigned else type_name
     if code in _DECIMALS:
         scale = column.scale or 0
         precision = column.length - (1 if scale else 0) - (0 if unsigned else 1)
@@ -95,13 +102,14 @@ def _field(column: Any, is_json: bool) -> tuple[pa.Field, str]:
     if code in _DATES:
         return make_field(name, "date"), "date"
     if code == _DATETIME:
-        return make_field(name, "timestamp"), "datetime"
+        return make_field(name, "timestamp"), _with_digits("datetime", column)
     if code == _TIMESTAMP:
-        return make_field(name, "timestamptz"), "timestamp"
+        return make_field(name, "timestamptz"), _with_digits("timestamp", column)
     if code == _TIME:  # a duration: MySQL's own text, e.g. 838:59:59 or -00:00:01.500000
         field = make_field(name, "str")
         digits = str(column.scale or 0).encode()
-        return field.with_metadata({**field.metadata, DURATION_DIGITS_KEY: digits}), "time"
+        field = field.with_metadata({**field.metadata, DURATION_DIGITS_KEY: digits})
+        return field, _with_digits("time", column)
     if code in (_YEAR, _BIT):
         return make_field(name, "int"), "year" if code == _YEAR else "bit"
     if code == _JSON or (is_json and code in _STRINGS):
@@ -109,6 +117,12 @@ def _field(column: Any, is_json: bool) -> tuple[pa.Field, str]:
     if code == _GEOMETRY or (code in _STRINGS and binary):
         return make_field(name, "bytes"), "blob" if code in (249, 250, 251, 252) else "binary"
     return make_field(name, "str"), "text" if code in (249, 250, 251, 252) else "varchar"
+
+
+def _with_digits(type_name: str, column: Any) -> str:
+    """`datetime(6)`: a temporal type with its fractional digits (1 to 6), as MySQL writes it."""
+    digits = column.scale or 0
+    return f"{type_name}({digits})" if 0 < digits <= 6 else type_name
 
 
 def _json_columns(cursor: Any, columns: Sequence[Any]) -> set[tuple[str, str, str]]:

@@ -1,8 +1,8 @@
 """`checks` as a user sees them: a run whose written rows fail a check publishes nothing (no
 file, temporary file, manifest or marker), fails with CheckFailedError giving the check and
 its numbers, its Failed alert naming the check, and leaves the export's saved state as it was;
-a run that passes delivers as before. On SQLite, and on PostgreSQL with a split read, whose
-`unique` is counted in the very snapshot the partitions read."""
+a run that passes delivers as before. On SQLite and MariaDB, and on PostgreSQL with a split
+read, whose `unique` is counted in the very snapshot the partitions read."""
 
 from __future__ import annotations
 
@@ -30,8 +30,9 @@ from tests.servers.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-# (id, email, order_id): two NULL emails, order_id 7 twice
-ROWS = [(1, "a@x", 5), (2, None, 6), (3, "c@x", 7), (4, None, 7), (5, "e@x", 8)]
+# (id, email, order_id, group): two NULL emails, order_id 7 twice, (7, 1) twice; `group` is a
+# reserved word in every database, so the checks' SQL must quote it
+ROWS = [(1, "a@x", 5, 1), (2, None, 6, 1), (3, "c@x", 7, 1), (4, None, 7, 1), (5, "e@x", 8, 2)]
 
 
 @pytest.fixture
@@ -48,28 +49,53 @@ def last_alert(receiver: WebhookReceiver) -> dict[str, Any]:
     return found
 
 
+def make_orders(url: str) -> str:
+    """The `orders` table of ROWS, written by SQLAlchemy in the database's own dialect."""
+    table = sa.Table(
+        "orders",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("email", sa.Text),
+        sa.Column("order_id", sa.Integer),
+        sa.Column("group", sa.Integer),
+    )
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            table.create(conn)
+            keys = table.columns.keys()
+            conn.execute(table.insert(), [dict(zip(keys, row, strict=True)) for row in ROWS])
+    finally:
+        engine.dispose()
+    return url
+
+
 @pytest.fixture
-def shop(tmp_path: Path) -> str:
-    db = tmp_path / "shop.sqlite"
-    with sqlite3.connect(db) as conn:
-        conn.execute("create table orders (id integer primary key, email text, order_id integer)")
-        conn.executemany("insert into orders values (?, ?, ?)", ROWS)
-    conn.close()
-    return f"sqlite:///{db}"
+def shop(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """`orders` on SQLite, or on MariaDB where a test asks for it (indirect parametrize)."""
+    if getattr(request, "param", "sqlite") == "mariadb":
+        return make_orders(request.getfixturevalue("mariadb_url"))
+    return make_orders(f"sqlite:///{tmp_path / 'shop.sqlite'}")
 
 
 def destination(out: Path) -> dict[str, Any]:
     return {"url": f"{out}/{{export}}.{{ext}}", "manifest": True, "done_marker": "_SUCCESS"}
 
 
+FAILING = [
+    ({"min_rows": 6}, "min_rows: 5 rows written, fewer than 6"),
+    ({"max_rows": 4}, "max_rows: 5 rows written, more than 4"),
+    ({"not_null": ["id", "email"]}, "not_null(email): 2 null values"),
+    ({"unique": ["order_id"]}, "unique(order_id): 1 duplicate key"),
+    ({"unique": ["order_id", "group"]}, "unique(order_id, group): 1 duplicate key"),
+]
+
+
 @pytest.mark.parametrize(
-    ("checks", "message"),
-    [
-        ({"min_rows": 6}, "min_rows: 5 rows written, fewer than 6"),
-        ({"max_rows": 4}, "max_rows: 5 rows written, more than 4"),
-        ({"not_null": ["id", "email"]}, "not_null(email): 2 null values"),
-        ({"unique": ["order_id"]}, "unique(order_id): 1 duplicate key"),
-    ],
+    ("shop", "checks", "message"),
+    [("sqlite", *case) for case in FAILING]
+    + [("mariadb", *case) for case in FAILING[1:]],  # min_rows/max_rows once
+    indirect=["shop"],
 )
 def test_a_failed_check_publishes_nothing_and_names_the_check(
     alerts: WebhookReceiver, shop: str, tmp_path: Path, checks: dict[str, Any], message: str
@@ -97,28 +123,30 @@ def test_a_failed_check_publishes_nothing_and_names_the_check(
     assert load_export_state(f"checked-{tmp_path.name}") is None
 
 
+@pytest.mark.parametrize("shop", ["sqlite", "mariadb"], indirect=True)
 def test_checks_that_pass_deliver_the_rows(shop: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
+    name = f"passing-{tmp_path.name}"  # no saved state: max_change_pct has nothing to compare with
     result = export(
         source={"url": shop, "table": "orders"},
         destination=destination(out),
-        name="passing",  # no saved state: max_change_pct has nothing to compare with
+        name=name,
         format="csv",
         checks={
             "min_rows": 5,
             "max_rows": 5,
-            "not_null": ["id", "order_id"],
-            "unique": ["id"],
+            "not_null": ["id", "order_id", "group"],
+            "unique": ["id", "group"],
             "max_change_pct": 0,
         },
     )
     assert result.rows == 5
-    with (out / "passing.csv").open(newline="") as handle:
+    with (out / f"{name}.csv").open(newline="") as handle:
         assert [row["id"] for row in csv.DictReader(handle)] == ["1", "2", "3", "4", "5"]
     assert sorted(p.name for p in out.iterdir()) == [
         "_SUCCESS",
-        "passing.csv",
-        "passing.manifest.json",
+        f"{name}.csv",
+        f"{name}.manifest.json",
     ]
 
 
@@ -172,11 +200,7 @@ def test_a_check_on_a_column_not_exported_is_refused_before_any_row_is_read(
 
 @pytest.fixture
 def pg_orders(pg_url: str) -> str:
-    with psycopg.connect(url_for_psycopg(pg_url), autocommit=True) as conn:
-        conn.execute("create table orders (id integer primary key, email text, order_id integer)")
-        with conn.cursor() as cursor:
-            cursor.executemany("insert into orders values (%s, %s, %s)", ROWS)
-    return pg_url
+    return make_orders(pg_url)
 
 
 @pytest.mark.postgres
@@ -189,7 +213,7 @@ def test_the_duplicates_are_counted_in_the_snapshot_the_partitions_read(pg_order
             holder = holder.execution_options(isolation_level="REPEATABLE READ")
             snapshot = str(holder.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one())
             with psycopg.connect(url_for_psycopg(pg_orders), autocommit=True) as conn:
-                conn.execute("insert into orders values (6, 'f@x', 8)")
+                conn.execute("insert into orders values (6, 'f@x', 8, 3)")
             assert duplicate_keys(plan, ["order_id"], snapshot) == 1  # 7 only
             assert duplicate_keys(plan, ["order_id"]) == 2  # 7 and 8, committed since
     finally:

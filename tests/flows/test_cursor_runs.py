@@ -2,7 +2,8 @@
 MariaDB: rows inserted and updated between runs, one run failing at delivery, are each
 delivered exactly once; `exports cursor set` to an earlier value delivers again exactly the
 rows above it; two runs of one export started at once move the mark once and deliver no row
-twice; the result, the manifest, the audit record and the Completed alert say the range.
+twice, and one that finds the cursor held past `lock_timeout` fails naming the run holding it;
+the result, the manifest, the audit record and the Completed alert say the range.
 Every delivered file is read back with the json module and compared with the database by key
 and cursor value."""
 
@@ -23,6 +24,7 @@ from blocks.export_state import load_export_state
 from deployments.audit import AuditQuery, read_audit
 from deployments.cli.app import app
 from flows.alerts.hooks import deliver_pending_alerts
+from flows.core.errors import CursorLockedError
 from flows.export import export
 from flows.sources.connections import create_engine
 from tests.servers.receiver import WebhookReceiver
@@ -172,6 +174,62 @@ def test_two_runs_at_once_move_the_mark_once_and_deliver_no_row_twice(tmp_path: 
     ranges = sorted((r.cursor["from"] or "", r.cursor["to"]) for r in results.values())
     assert ranges == [("", "200"), ("200", "200")]  # one mark move; the second waited
     assert load_export_state("cursor-race").cursor.value == "200"  # type: ignore[union-attr]
+
+
+def test_a_run_that_finds_the_cursor_held_fails_naming_the_run_holding_it(
+    tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    """The first run holds the lock while its delivery hangs (the receiver answers nothing
+    until released); a second run with lock_timeout 1s, and one with 0, fail before reading
+    a row, naming the export and the first run; the first then delivers and moves the mark
+    alone."""
+    items = Items(f"sqlite:///{tmp_path / 'items.sqlite'}")
+    items.insert(1, 2, 3)
+    name = "cursor-locked"
+    firsts: list[Any] = []
+    receiver.hold()
+    first = threading.Thread(
+        target=lambda: firsts.append(run(items, name, f"{receiver.url}/items"))
+    )
+    first.start()
+    errors = {}
+    try:
+        receiver.wait_for(1)  # the first run is delivering, under the lock
+        items.insert(4)
+        for timeout in ("1s", 0):
+            state = export(
+                source={
+                    "url": items.url,
+                    "table": "items",
+                    "incremental": {"cursor": "seq", "lock_timeout": timeout},
+                },
+                destination={"url": str(tmp_path / "second" / "{export}.{ext}")},
+                format="jsonl",
+                name=name,
+                return_state=True,
+            )
+            errors[timeout] = state.result(raise_on_failure=False)
+    finally:
+        receiver.release()
+        first.join(120)
+    [result] = firsts
+    held_by = f"held by run {result.export_request_id} (`export-{name}-jsonl`)"
+    for timeout, waited in (("1s", "waited 1s for it"), (0, "does not wait (0)")):
+        error = errors[timeout]
+        assert isinstance(error, CursorLockedError)
+        assert str(error) == (
+            f"source.incremental.lock_timeout: the cursor of export `{name}` is {held_by}, and "
+            f"this run {waited}; no row was read and nothing was published; let that run "
+            "finish (or cancel it), then run this export again, or give a longer "
+            "source.incremental.lock_timeout"
+        )
+        assert (error.export, error.holder) == (name, result.export_request_id)
+    assert not (tmp_path / "second").exists()  # no file, no temporary one
+    [posted] = receiver.requests
+    rows = [(row["id"], row["seq"]) for row in map(json.loads, posted.body.splitlines())]
+    assert rows == [(1, 1), (2, 2), (3, 3)]
+    assert result.cursor == {"column": "seq", "from": None, "to": "3"}
+    assert load_export_state(name).cursor.value == "3"  # type: ignore[union-attr]
 
 
 def test_the_manifest_the_audit_and_the_completed_alert_say_the_range(

@@ -2,7 +2,7 @@
 successful run wrote. `fail` stops it before any row is read, so nothing is published (no file,
 no temporary one, no manifest), lists what changed and leaves the recorded schema; `allow` (the
 default) delivers the new columns and records them. `exports schema show` prints the record.
-On real SQLite and PostgreSQL databases and a real Prefect server."""
+On real SQLite, PostgreSQL and MariaDB databases and a real Prefect server."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from blocks.alerts import ALERTS_BLOCK_NAME, StatusAlerts
@@ -53,25 +53,46 @@ def header(path: Path) -> list[str]:
         return next(csv.reader(handle))
 
 
-def test_sqlite_added_column_fails_then_allow_delivers_and_records_it(
-    alerts: WebhookReceiver, tmp_path: Path
+def run_sql(url: str, *statements: str) -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+
+
+# The table's types, then the added column's, as each database names them.
+ADDED = {
+    "sqlite": ([("id", "INTEGER"), ("amount", "NUMERIC(12, 2)")], "TEXT"),
+    "mariadb": ([("id", "int"), ("amount", "decimal(12,2)")], "text"),
+}
+
+
+@pytest.mark.parametrize("database", ["sqlite", "mariadb"])
+def test_an_added_column_fails_then_allow_delivers_and_records_it(
+    alerts: WebhookReceiver, tmp_path: Path, request: pytest.FixtureRequest, database: str
 ) -> None:
-    db = tmp_path / "shop.sqlite"
-    with sqlite3.connect(db) as conn:
-        conn.execute("create table orders (id integer primary key, amount numeric(12, 2))")
-        conn.execute("insert into orders values (1, 9.5), (2, 12.25)")
-    conn.close()
-    source = {"url": f"sqlite:///{db}", "table": "orders"}
-    name = "schema-test sqlite"
+    if database == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shop.sqlite'}"
+    else:
+        url = request.getfixturevalue("mariadb_url")
+    run_sql(
+        url,
+        "create table orders (id integer primary key, amount numeric(12, 2))",
+        "insert into orders values (1, 9.5), (2, 12.25)",
+    )
+    columns, added = ADDED[database]
+    source = {"url": url, "table": "orders"}
+    name = f"schema-test {database}"
     first = export(
         source=source, destination=destination(tmp_path / "1"), name=name, on_schema_change="fail"
     )  # nothing recorded yet: nothing to compare, and the run records its columns
     assert first.rows == 2
-    assert recorded(name) == [("id", "INTEGER"), ("amount", "NUMERIC(12, 2)")]
+    assert recorded(name) == columns
 
-    with sqlite3.connect(db) as conn:
-        conn.execute("alter table orders add column note text")
-    conn.close()
+    run_sql(url, "alter table orders add column note text")
     out = tmp_path / "2"
     state = export(
         source=source,
@@ -86,10 +107,10 @@ def test_sqlite_added_column_fails_then_allow_delivers_and_records_it(
     assert str(error) == (
         f"on_schema_change: the columns differ from those of the last successful run "
         f"({first.export_request_id}, finished {first.finished.isoformat(timespec='seconds')}): "
-        "added: note (TEXT); nothing was written or published; if the change is expected, run "
-        "once with on_schema_change `allow` to deliver and record the new columns"
+        f"added: note ({added}); nothing was written or published; if the change is expected, "
+        "run once with on_schema_change `allow` to deliver and record the new columns"
     )
-    assert error.changes == ("added: note (TEXT)",)
+    assert error.changes == (f"added: note ({added})",)
     assert not out.exists() or sorted(out.rglob("*")) == []  # no file, no temporary one
     deliver_pending_alerts(timeout_s=120)
     failed = json.loads(alerts.requests[-1].body)
@@ -103,7 +124,7 @@ def test_sqlite_added_column_fails_then_allow_delivers_and_records_it(
 
     allowed = export(source=source, destination=destination(tmp_path / "3"), name=name)
     assert header(tmp_path / "3" / f"{name}.csv") == ["id", "amount", "note"]
-    assert recorded(name)[-1] == ("note", "TEXT")
+    assert recorded(name)[-1] == ("note", added)
     assert load_export_state(name).run_id == allowed.export_request_id  # type: ignore[union-attr]
     again = export(
         source=source, destination=destination(tmp_path / "4"), name=name, on_schema_change="fail"
@@ -111,21 +132,65 @@ def test_sqlite_added_column_fails_then_allow_delivers_and_records_it(
     assert again.rows == 2
 
 
-def test_postgres_added_removed_and_retyped_columns_are_each_listed(
-    pg_url: str, tmp_path: Path
-) -> None:
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("create table orders (id int primary key, amount numeric(12,2), qty int)")
-        conn.execute("insert into orders values (1, 9.50, 3), (2, 12.25, 1)")
-    source = {"url": pg_url, "table": "orders"}
-    name = "schema-test postgres"
-    export(source=source, destination=destination(tmp_path / "1"), name=name)
-    assert recorded(name) == [("id", "int4"), ("amount", "numeric(12,2)"), ("qty", "int4")]
+# Per database: the table, its recorded types, the changes made, and what the run lists.
+# MariaDB's BOOL is TINYINT(1) and a DATETIME's fractional digits change what is written: both
+# are in the recorded type, so a column turned from BOOL to INT or given microseconds shows.
+CHANGED = {
+    "postgresql": (
+        "create table orders (id int primary key, amount numeric(12,2), qty int)",
+        "insert into orders values (1, 9.50, 3), (2, 12.25, 1)",
+        [("id", "int4"), ("amount", "numeric(12,2)"), ("qty", "int4")],
+        (
+            "alter table orders add column note text",
+            "alter table orders alter column amount type numeric(14,2)",
+            "alter table orders drop column qty",
+        ),
+        (
+            "added: note (text)",
+            "removed: qty",
+            "retyped: amount numeric(12,2) -> numeric(14,2)",
+        ),
+    ),
+    "mariadb": (
+        "create table orders (id int primary key, paid bool, at datetime, qty int, big bigint)",
+        "insert into orders values (1, true, '2026-01-02 03:04:05', 3, 7)",
+        [
+            ("id", "int"),
+            ("paid", "tinyint(1)"),
+            ("at", "datetime"),
+            ("qty", "int"),
+            ("big", "bigint"),
+        ],
+        (
+            "alter table orders add column note text",
+            "alter table orders modify paid int",
+            "alter table orders modify at datetime(6)",
+            "alter table orders drop column qty",
+            "alter table orders modify big bigint unsigned",
+        ),
+        (
+            "added: note (text)",
+            "removed: qty",
+            "retyped: paid tinyint(1) -> int, at datetime -> datetime(6), "
+            "big bigint -> bigint unsigned",
+        ),
+    ),
+}
 
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("alter table orders add column note text")
-        conn.execute("alter table orders alter column amount type numeric(14,2)")
-        conn.execute("alter table orders drop column qty")
+
+@pytest.mark.parametrize("database", ["postgresql", "mariadb"])
+def test_added_removed_and_retyped_columns_are_each_listed(
+    tmp_path: Path, request: pytest.FixtureRequest, database: str
+) -> None:
+    url = request.getfixturevalue("pg_url" if database == "postgresql" else "mariadb_url")
+    create, insert, columns, changes, listed = CHANGED[database]
+    run_sql(url, create, insert)
+    source = {"url": url, "table": "orders"}
+    name = f"schema-test {database}"
+    export(source=source, destination=destination(tmp_path / "1"), name=name)
+    assert recorded(name) == columns
+
+    run_sql(url, *changes)
     out = tmp_path / "2"
     state = export(
         source=source,
@@ -136,16 +201,10 @@ def test_postgres_added_removed_and_retyped_columns_are_each_listed(
     )
     error = state.result(raise_on_failure=False)
     assert isinstance(error, SchemaChangedError)
-    assert error.changes == (
-        "added: note (text)",
-        "removed: qty",
-        "retyped: amount numeric(12,2) -> numeric(14,2)",
-    )
-    assert "added: note (text); removed: qty; retyped: amount numeric(12,2) -> numeric(14,2);" in (
-        str(error)
-    )
+    assert error.changes == listed
+    assert f"): {'; '.join(listed)}; nothing was written" in str(error)
     assert not out.exists() or sorted(out.rglob("*")) == []
-    assert [column for column, _ in recorded(name)] == ["id", "amount", "qty"]
+    assert recorded(name) == columns
 
 
 def test_schema_show_prints_the_recorded_columns_or_says_none(

@@ -17,6 +17,7 @@ from flows.core.errors import (
     ERROR_CLASSES,
     CheckFailedError,
     ConfigurationError,
+    CursorLockedError,
     DeliveryError,
     EmptyResultError,
     ExportError,
@@ -116,6 +117,16 @@ CASES = [
         CheckFailedError("max_change_pct: 79 rows written against 100", check="max_change_pct"),
         f"CheckFailedError: checks.max_change_pct failed, nothing was published; {SEE}",
     ),
+    (  # the alert names neither the export's runs nor how long this one waited
+        CursorLockedError(
+            "source.incremental.lock_timeout: the cursor of export `orders` is held by run "
+            "0b6e… (`export-orders-csv`)",
+            export="orders",
+            holder="0b6e…",
+            holder_name="export-orders-csv",
+        ),
+        f"CursorLockedError: another run of the export holds its cursor, nothing was read; {SEE}",
+    ),
 ]
 
 
@@ -162,7 +173,7 @@ def test_a_state_names_only_the_classes_of_the_registry() -> None:
         "OutOfMemoryError", "TransientExportError", "TransientSourceError",
         "TransientDeliveryError", "SourceConfigurationError", "EmptyResultError",
         "SchemaChangedError",
-        "CheckFailedError",
+        "CheckFailedError", "CursorLockedError",
     }  # fmt: skip
     # names of the module that are not error classes are any other exception's
     for kind in ("first_line", "is_transient", "ValueError"):

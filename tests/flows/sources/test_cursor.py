@@ -145,12 +145,28 @@ def test_lookback_takes_iso_8601_and_short_durations(lookback: Any, seconds: int
 
 
 @pytest.mark.parametrize(
+    ("lock_timeout", "seconds"), [(None, 3600), ("1s", 1), (0, 0), ("PT2H", 7200), ("7d", 604800)]
+)
+def test_lock_timeout_is_an_hour_unless_given(lock_timeout: Any, seconds: int) -> None:
+    given = {} if lock_timeout is None else {"lock_timeout": lock_timeout}
+    config = source("sqlite:///x.sqlite", cursor="ts", **given)
+    assert config.incremental is not None
+    assert config.incremental.lock_timeout.total_seconds() == seconds
+
+
+@pytest.mark.parametrize(
     ("incremental", "says"),
     [
         ({"cursor": "a b"}, "source.incremental.cursor: `a b` is not a column name"),
         ({"cursor": "ts", "initial": [1]}, "source.incremental.initial: `[1]`"),
         ({"cursor": "ts", "lookback": "-1h"}, "lookback"),
         ({"cursor": "ts", "lookback": "-PT1H"}, "source.incremental.lookback"),
+        (
+            {"cursor": "ts", "lock_timeout": "-PT1S"},
+            "source.incremental.lock_timeout: `-1` seconds is not a wait; give 0 (do not wait) "
+            "or a positive duration up to 7 days, e.g. PT1H or 1h",
+        ),
+        ({"cursor": "ts", "lock_timeout": "8d"}, "source.incremental.lock_timeout: `691200`"),
     ],
 )
 def test_the_config_refuses_what_is_no_cursor(incremental: dict[str, Any], says: str) -> None:

@@ -246,4 +246,4 @@ def test_a_query_split_by_a_column(orders: str, tmp_path: Path, fmt: ExportForma
     assert sorted((row for part in parts for row in part), key=by_id) == sorted(ORDERS, key=by_id)
     manifest = check_manifest(result, fmt, parts)
     assert manifest["snapshot"] is None
-    assert [column["type"] for column in manifest["columns"]] == ["integer", "varchar"]
+    assert [column["type"] for column in manifest["columns"]] == ["int", "varchar"]
