@@ -5,6 +5,8 @@
 A split read (`source.partitions`) plans its ranges once, inside the snapshot they all read,
 and runs one `write_partition` task per range on Prefect's thread pool or a Dask cluster
 (`runner`); the parts are numbered in range order and published together, all or nothing.
+An unsplit PostgreSQL read with a stored cursor or checks the database counts reads in a
+snapshot the flow holds too, with the cursor's `high` and the counts taken in it.
 For an http(s) destination `post_files` takes the place of `deliver_files`: it POSTs each
 spooled file to the URL, and is retried on transient failures (flows/destinations/delivery.py
 knows the two ways).
@@ -22,6 +24,7 @@ Rows are never returned between tasks: `write_batches` streams them from the dat
 the writers, so memory follows `chunk_rows`, not the table size.
 """
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,7 +79,8 @@ from flows.runs.result import ExportResult, record_result
 from flows.sources.check_counts import duplicate_keys, null_values
 from flows.sources.cursor import cursor_bounds, describe_cursor, new_mark
 from flows.sources.masking import check_hash_keys, protected
-from flows.sources.plan import SourcePlan, planned_partitions
+from flows.sources.plan import SourcePlan, planned_partitions, read_snapshot
+from flows.sources.read import rows_arrive_finished
 from flows.sources.window import (
     bind_values,
     describe_window,
@@ -209,7 +213,9 @@ def export(
             plan, source, format, destination, options, context, runner, on_empty, checks
         )
     else:
-        written = write_batches(plan, format, destination, options, context)
+        written, snapshot, plan, counts = _write_unsplit(
+            plan, source, format, destination, options, context, checks
+        )
     if checks is not None:
         _run_checks(checks, plan, name, state, destination, written, counts)
     skipped = False
@@ -356,6 +362,46 @@ def _write_partitions(
         store, fs, written, destination.url, context, compression=destination.file_codecs
     )
     return numbered, planned.snapshot, plan, counts
+
+
+def _write_unsplit(
+    plan: SourcePlan,
+    source: SourceConfig,
+    fmt: ExportFormat,
+    destination: DestinationConfig,
+    options: FormatOptions,
+    context: TargetContext,
+    checks: ChecksConfig | None,
+) -> tuple[list[WrittenFile], str | None, SourcePlan, DatabaseCounts | None]:
+    """One reader. On PostgreSQL, with a stored cursor or checks the database counts, the read
+    imports a snapshot held meanwhile (read_snapshot): a stored cursor's `high` is taken in it
+    and the checks are counted in it before it is released, so the file, its range (and the
+    mark) and the checks' numbers are one state of the database. Otherwise, as ever, the read's
+    own statement. Returns the files, the snapshot read (or None), the plan read and the
+    counts (None: counted later, if asked)."""
+    counted = checks is not None and (
+        bool(checks.unique) or bool(checks.not_null) and rows_arrive_finished(plan, fmt, options)
+    )
+    if source.incremental is None and not counted:
+        return write_batches(plan, fmt, destination, options, context), None, plan, None
+    logger = get_run_logger()
+    with read_snapshot(plan) as read:
+        if read.snapshot is None:  # not PostgreSQL: no snapshot to share
+            return write_batches(plan, fmt, destination, options, context), None, plan, None
+        sharing = (("its cursor", read.cursor is not None), ("its checks", counted))
+        shared = " and ".join(part for part, shares in sharing if shares)
+        logger.info("the read and %s share snapshot %s", shared, read.snapshot)
+        if read.cursor is not None:
+            logger.info("in the snapshot: %s", describe_cursor(read.cursor))
+        written = write_batches(read, fmt, destination, options, context)
+        counts: DatabaseCounts | None = None
+        if checks is not None:
+            try:
+                counts = database_counts(read, checks, written, read.snapshot)
+            except BaseException:
+                discard(destination, written)  # nothing published
+                raise
+    return written, read.snapshot, replace(read, snapshot=None), counts
 
 
 def _any_failed(outcomes: list[list[WrittenFile] | BaseException]) -> bool:

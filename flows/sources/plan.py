@@ -1,6 +1,7 @@
 """Inspecting a source before anything is written: connect, check the table or query, learn
 its columns and their types, choose the reader, count the rows for the progress bar, and plan
-the partitions of a split read (in the snapshot they all read)."""
+the partitions of a split read (in the snapshot they all read) or hold the snapshot an unsplit
+PostgreSQL read shares with its cursor and checks."""
 
 from __future__ import annotations
 
@@ -280,21 +281,49 @@ def planned_partitions(plan: SourcePlan, source: SourceConfig) -> Iterator[Parti
     committed state of its own moment (README, "Partitions")."""
     engine = create_engine(plan.url)
     try:
-        with source_errors(plan.display_url, plan.table), engine.connect() as conn:
-            snapshot: str | None = None
-            if is_psycopg(engine):
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
-                exported = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
-                snapshot = str(exported)
-                plan = _cursor_in_snapshot(conn, plan)
+        with _held_snapshot(plan, engine) as (conn, snapshot, plan):
             partitions = _partitions(conn, plan, source)
             yield PartitionPlan(partitions, snapshot, plan)
     finally:
         engine.dispose()
 
 
+@contextmanager
+def read_snapshot(plan: SourcePlan) -> Iterator[SourcePlan]:
+    """An unsplit read's plan in a snapshot held until the block exits (PostgreSQL): its
+    `snapshot` set for the reader to import and a stored cursor's `high` taken in it, so the
+    rows read, the range (and the mark) and the checks counted meanwhile are one state of the
+    database. Elsewhere `plan` as it is, and no connection is made."""
+    engine = create_engine(plan.url)
+    try:
+        if not is_psycopg(engine):
+            yield plan
+            return
+        with _held_snapshot(plan, engine) as (_, snapshot, held):
+            yield replace(held, snapshot=snapshot)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _held_snapshot(
+    plan: SourcePlan, engine: sa.Engine
+) -> Iterator[tuple[sa.Connection, str | None, SourcePlan]]:
+    """A connection to the source; on PostgreSQL in a REPEATABLE READ transaction, held until
+    the block exits, that exports its snapshot, and the plan with a stored cursor's `high`
+    taken in it."""
+    with source_errors(plan.display_url, plan.table), engine.connect() as conn:
+        snapshot: str | None = None
+        if is_psycopg(engine):
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            exported = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
+            snapshot = str(exported)
+            plan = _cursor_in_snapshot(conn, plan)
+        yield conn, snapshot, plan
+
+
 def _cursor_in_snapshot(conn: sa.Connection, plan: SourcePlan) -> SourcePlan:
-    """A stored cursor's `high` taken again in the snapshot every partition reads, so the run
+    """A stored cursor's `high` taken again in the snapshot the run reads, so the run
     delivers, and its mark moves to, exactly what that snapshot holds. (A source without a
     cursor value at inspection keeps its empty range: the next run reads what came since.)"""
     cursor = plan.cursor

@@ -122,17 +122,22 @@ def describe(conn: sa.Connection, sql: str, params: dict[str, Any]) -> Described
 
 
 def prepare_connection(
-    conn: sa.Connection, text_oids: Sequence[int], snapshot: str | None = None
+    conn: sa.Connection,
+    text_oids: Sequence[int],
+    snapshot: str | None = None,
+    *,
+    partitioned: bool = False,
 ) -> None:
-    """Give a row-reading connection COPY's session settings and text forms (and snapshot)."""
+    """Give a row-reading connection COPY's session settings and text forms (and snapshot;
+    `partitioned`: it reads one range of a split read)."""
     raw = conn.connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
-    _start_session(raw, snapshot)
+    _start_session(raw, snapshot, partitioned=partitioned)
     for oid in text_oids:
         raw.adapters.register_loader(oid, TextLoader)
 
 
-def _start_session(raw: psycopg.Connection, snapshot: str | None) -> None:
+def _start_session(raw: psycopg.Connection, snapshot: str | None, *, partitioned: bool) -> None:
     """Our session settings; with `snapshot` (an id from pg_export_snapshot) a REPEATABLE READ
     transaction that sees exactly that snapshot, so every partition of an export reads the
     database at the same instant."""
@@ -143,7 +148,7 @@ def _start_session(raw: psycopg.Connection, snapshot: str | None) -> None:
             raw.rollback()
         raw.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         raw.read_only = True
-    for setting in SESSION_SETTINGS + (PARTITION_SETTINGS if snapshot is not None else ()):
+    for setting in SESSION_SETTINGS + (PARTITION_SETTINGS if partitioned else ()):
         raw.execute(setting)
     if snapshot is not None:  # before the transaction's first query; SET does not count
         raw.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
@@ -174,10 +179,14 @@ def copy_batches(
     chunk_rows: int,
     shown: str,
     snapshot: str | None = None,
+    *,
+    partitioned: bool = False,
 ) -> Iterator[pa.RecordBatch]:
     """Stream the query through COPY as record batches of at most `chunk_rows` rows."""
     schema = pa.schema([f for f in fields if f is not None])
-    with _copy_session(url, sql, params, "FORMAT csv", shown, snapshot=snapshot) as stream:
+    with _copy_session(
+        url, sql, params, "FORMAT csv", shown, snapshot=snapshot, partitioned=partitioned
+    ) as stream:
         empty = True
         for batch in _rebatch(_parse(stream, schema, shown), chunk_rows):
             empty = False
@@ -193,10 +202,14 @@ def copy_rows(
     copy_options: str,
     shown: str,
     snapshot: str | None = None,
+    *,
+    partitioned: bool = False,
 ) -> Iterator[pa.Array]:
     """COPY's output as it comes, one string array of whole rows (each with its line
     break) per block of about BLOCK_BYTES, so a writer can still split files between rows."""
-    with _copy_session(url, sql, params, copy_options, shown, snapshot=snapshot) as stream:
+    with _copy_session(
+        url, sql, params, copy_options, shown, snapshot=snapshot, partitioned=partitioned
+    ) as stream:
         for data, lengths in stream.row_blocks():
             offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
             np.cumsum(np.frombuffer(lengths, dtype=np.int32), out=offsets[1:])
@@ -214,6 +227,7 @@ def _copy_session(
     shown: str,
     *,
     snapshot: str | None = None,
+    partitioned: bool = False,
 ) -> Iterator[_CopyStream]:
     """A COPY (query) TO STDOUT running on its own connection, with our session settings;
     driver errors become the export's typed errors."""
@@ -227,7 +241,7 @@ def _copy_session(
     try:
         raw = conn.driver_connection
         assert isinstance(raw, psycopg.Connection)
-        _start_session(raw, snapshot)
+        _start_session(raw, snapshot, partitioned=partitioned)
         copy_sql = f"COPY ({statement}) TO STDOUT ({copy_options})"
         query = psycopg.ClientCursor(raw).mogrify(copy_sql, values)  # COPY takes no $n params
         stream = _CopyStream(raw, query)

@@ -45,17 +45,30 @@ def read_for_format(
 ) -> Generator[pa.RecordBatch, None, None]:
     """What a writer of `fmt` is fed: from PostgreSQL, the finished CSV or JSON rows that
     COPY writes with our canonical text (flows/sources/pg_render.py); else typed batches."""
-    if plan.reader == "postgres_copy" and not plan.hashed:  # hashes are made here, per batch
-        sql, params = plan.statement(postgres.quote_identifier)
-        query = pg_render.server_rendered(sql, plan.declared, plan.type_oids, fmt, options)
-        if query is not None:
-            yield from _server_rendered(plan, query, params)
-            return
+    rendered = _rendered_query(plan, fmt, options)
+    if rendered is not None:
+        yield from _server_rendered(plan, *rendered)
+        return
     if fmt not in BINARY_FORMATS:
         plan = replace(
             plan, chunk_rows=min(plan.chunk_rows, TEXT_CHUNK_ROWS), declared=_exact_text(plan)
         )
     yield from read_batches(plan)
+
+
+def rows_arrive_finished(plan: SourcePlan, fmt: ExportFormat, options: FormatOptions) -> bool:
+    """Whether COPY hands the writer finished rows of `fmt` (no column to count NULLs in)."""
+    return _rendered_query(plan, fmt, options) is not None
+
+
+def _rendered_query(
+    plan: SourcePlan, fmt: ExportFormat, options: FormatOptions
+) -> tuple[pg_render.RenderedQuery, dict[str, Any]] | None:
+    if plan.reader != "postgres_copy" or plan.hashed:  # hashes are made here, per batch
+        return None
+    sql, params = plan.statement(postgres.quote_identifier)
+    query = pg_render.server_rendered(sql, plan.declared, plan.type_oids, fmt, options)
+    return None if query is None else (query, params)
 
 
 def _exact_text(plan: SourcePlan) -> list[pa.Field | None]:
@@ -74,7 +87,13 @@ def _server_rendered(
     plan: SourcePlan, query: pg_render.RenderedQuery, params: dict[str, Any]
 ) -> Iterator[pa.RecordBatch]:
     blocks = postgres.copy_rows(
-        plan.url, query.select, params, query.copy_options, plan.display_url, plan.snapshot
+        plan.url,
+        query.select,
+        params,
+        query.copy_options,
+        plan.display_url,
+        plan.snapshot,
+        partitioned=plan.partition is not None,
     )
     empty = True
     for rows in blocks:
@@ -97,7 +116,14 @@ def _read_batches(plan: SourcePlan) -> Generator[pa.RecordBatch, None, None]:
     if plan.reader == "postgres_copy":
         sql, params = plan.statement(postgres.quote_identifier)
         yield from postgres.copy_batches(
-            plan.url, sql, params, plan.declared, plan.chunk_rows, plan.display_url, plan.snapshot
+            plan.url,
+            sql,
+            params,
+            plan.declared,
+            plan.chunk_rows,
+            plan.display_url,
+            plan.snapshot,
+            partitioned=plan.partition is not None,
         )
         return
     yield from _sqlalchemy_batches(plan)
@@ -113,7 +139,9 @@ def _sqlalchemy_batches(plan: SourcePlan) -> Iterator[pa.RecordBatch]:
             statement: sa.Executable = sa.text(sql)
             if is_psycopg(engine):
                 # Same session and same text forms as COPY, so both readers agree.
-                postgres.prepare_connection(conn, plan.text_oids, plan.snapshot)
+                postgres.prepare_connection(
+                    conn, plan.text_oids, plan.snapshot, partitioned=plan.partition is not None
+                )
             elif is_pymysql(engine):
                 # The driver's own values (SQLAlchemy's TIME type would fold durations into a
                 # time of day), TIMESTAMP in UTC; the types were declared at inspection.
