@@ -293,15 +293,16 @@ def receiver() -> Iterator[WebhookReceiver]:
 @pytest.fixture
 def no_retry_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every wait between two attempts cut to (almost) nothing, in this process only (not in a
-    subprocess or a dask worker): the flow's tasks' (2 s, then 10 s: flows/runs/retries.py)
-    and the store clients' own back-off, none of it configurable (botocore's and s3fs's per
-    request; gcsfs's 1, 2, 4, 8 and 16 s over the six tries of each request). A test whose
-    source or store fails on purpose counts attempts, not waits: every attempt, status and
-    retry condition stays as it is."""
+    subprocess or a dask worker): the flow's tasks' (2 s, then 10 s: flows/runs/retries.py),
+    the alert webhook's (0.5 s, doubled each time) and the store clients' own, none of which
+    is configurable (botocore's and s3fs's per request; gcsfs's 1, 2, 4, 8 and 16 s over the
+    six tries of each request). A test whose source, store or webhook fails on purpose counts
+    attempts, not waits: every attempt, status and retry condition stays as it is."""
     import aiobotocore.endpoint
     import gcsfs.retry
     import s3fs.core
 
+    import flows.alerts.webhook
     import flows.export  # noqa: F401 - imports every module of the flow's tasks
     from flows.runs.retries import RETRY_TRANSIENT
 
@@ -325,6 +326,7 @@ def no_retry_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gcsfs.retry, "asyncio", shim)
     monkeypatch.setattr(s3fs.core, "asyncio", shim)
     monkeypatch.setattr(aiobotocore.endpoint.AioEndpoint, "_sleep", no_sleep)
+    monkeypatch.setattr(flows.alerts.webhook, "BACKOFF_S", 0.001)
 
 
 @pytest.fixture(scope="session")
