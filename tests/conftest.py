@@ -9,11 +9,15 @@ ask for `prefect_api` gets no Prefect API at all (so it cannot start one by acci
 
 from __future__ import annotations
 
+import asyncio
+import sys
+import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prefect import Task
 from prefect.context import SettingsContext, get_settings_context
 from prefect.settings import (
     PREFECT_API_URL,
@@ -284,6 +288,45 @@ def receiver() -> Iterator[WebhookReceiver]:
     finally:
         server.stop()
         REGISTRY.alert_bodies.extend(request.body for request in server.requests)
+
+
+@pytest.fixture
+def no_retry_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every wait between two attempts cut to (almost) nothing, in this process only (not in a
+    subprocess or a dask worker): the flow's tasks' (2 s, then 10 s: flows/runs/retries.py),
+    the alert webhook's (0.5 s, doubled each time) and the store clients' own, none of which
+    is configurable (botocore's and s3fs's per request; gcsfs's 1, 2, 4, 8 and 16 s over the
+    six tries of each request). A test whose source, store or webhook fails on purpose counts
+    attempts, not waits: every attempt, status and retry condition stays as it is."""
+    import aiobotocore.endpoint
+    import gcsfs.retry
+    import s3fs.core
+
+    import flows.alerts.webhook
+    import flows.export  # noqa: F401 - imports every module of the flow's tasks
+    from flows.runs.retries import RETRY_TRANSIENT
+
+    delays = RETRY_TRANSIENT["retry_delay_seconds"]
+    tasks = {
+        id(value): value
+        for name, module in list(sys.modules.items())
+        if name.startswith("flows.")
+        for value in list(vars(module).values())
+        if isinstance(value, Task)
+        and value.retry_condition_fn is RETRY_TRANSIENT["retry_condition_fn"]
+    }
+    assert tasks, "no task of the flow retries"
+    for task in tasks.values():
+        monkeypatch.setattr(task, "retry_delay_seconds", [0.01] * len(delays))
+
+    async def no_sleep(*_args: object) -> None:
+        await asyncio.sleep(0)  # still lets the other tasks of the loop run
+
+    shim = types.SimpleNamespace(**{**vars(asyncio), "sleep": no_sleep})
+    monkeypatch.setattr(gcsfs.retry, "asyncio", shim)
+    monkeypatch.setattr(s3fs.core, "asyncio", shim)
+    monkeypatch.setattr(aiobotocore.endpoint.AioEndpoint, "_sleep", no_sleep)
+    monkeypatch.setattr(flows.alerts.webhook, "BACKOFF_S", 0.001)
 
 
 @pytest.fixture(scope="session")

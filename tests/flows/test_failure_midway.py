@@ -138,6 +138,7 @@ def _sleeping_copies(conn: psycopg.Connection[Any]) -> list[int]:
 
 
 @pytest.mark.postgres
+@pytest.mark.usefixtures("no_retry_waits")  # every attempt fails: 12 s of waits otherwise
 class TestPostgresConnectionLost:
     def test_terminated_backend_leaves_no_file(self, pg_url: str, tmp_path: Path) -> None:
         out = tmp_path / "out"

@@ -200,7 +200,10 @@ class TestTerminal:
             "error: source.table: table `no_such` not found in `sqlite:///demo/demo.sqlite`; "
             "tables there: customers, orders"
         ], done.stderr  # no telemetry error, no traceback, no server chatter
-        debug = run_cli(*missing, *target, "--debug", env=env)
+        # --debug's traceback does not depend on the server: the session's, not a second
+        # temporary one (16 s to start)
+        debug_env = {**env, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+        debug = run_cli(*missing, *target, "--debug", env=debug_env)
         assert "Traceback (most recent call last)" in debug.stderr
         assert "ConfigurationError: source.table: table `no_such` not found" in debug.stderr
 

@@ -78,7 +78,12 @@ def test_serve_registers_the_schedules_of_prefect_yaml(served: Served) -> None:
 
 def test_a_served_deployment_runs_in_the_serving_process(served: Served, tmp_path: Path) -> None:
     destination = {"url": f"{tmp_path}/{{export}}-{{run_id}}.{{ext}}"}
-    run = run_deployment("export/demo-orders", parameters={"destination": destination}, timeout=120)
+    run = run_deployment(
+        "export/demo-orders",
+        parameters={"destination": destination},
+        timeout=120,
+        poll_interval=0.5,
+    )
     assert isinstance(run, FlowRun) and run.state is not None
     assert run.state.is_completed(), (run.state, served.read_text()[-3000:])
     delivered = tmp_path / f"orders-{run.id}.csv"

@@ -171,6 +171,7 @@ def test_a_4xx_is_not_retried(alerts: WebhookReceiver, demo_db: Path, tmp_path: 
     assert "404" in outcome["error"]
 
 
+@pytest.mark.usefixtures("no_retry_waits")
 def test_a_dead_receiver_does_not_fail_the_export(
     demo_db: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -382,6 +383,7 @@ def test_the_reconciler_logs_what_it_did(
         StatusAlerts().save(ALERTS_BLOCK_NAME, overwrite=True)
 
 
+@pytest.mark.usefixtures("no_retry_waits")
 def test_a_failed_alert_lost_to_an_outage_is_sent_again_by_the_reconciler(
     alerts: WebhookReceiver, demo_db: Path, tmp_path: Path
 ) -> None:

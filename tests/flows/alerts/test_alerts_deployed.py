@@ -126,7 +126,7 @@ def statuses(receiver: WebhookReceiver, count: int, timeout_s: float = 60) -> li
 
 
 def run_served() -> FlowRun:
-    run = run_deployment(DEPLOYMENT, timeout=120)
+    run = run_deployment(DEPLOYMENT, timeout=120, poll_interval=0.5)
     assert isinstance(run, FlowRun) and run.state is not None, run
     assert run.state.is_completed(), run.state
     return run
@@ -246,7 +246,7 @@ def test_a_killed_run_sends_failed(served: Served, alerts: WebhookReceiver) -> N
     # Its temporary file stays until a later run writes into the folder: that run's target is
     # another ({run_id} in the template), but the killed run is over, so its file goes.
     assert list(served.folder.glob(temporary))
-    later = run_deployment(DEPLOYMENT, parameters={"name": "later"}, timeout=120)
+    later = run_deployment(DEPLOYMENT, parameters={"name": "later"}, timeout=120, poll_interval=0.5)
     assert isinstance(later, FlowRun) and later.state is not None and later.state.is_completed()
     assert not list(served.folder.glob(f".*{run.id}*.tmp"))
 
@@ -268,8 +268,10 @@ def test_a_killed_in_process_run_sends_failed_through_the_reconciler(
     Crashed, the Crashed automation runs the reconciler, which sends Failed once."""
     with get_client(sync_client=True) as client:
         reconciler = client.read_deployment_by_name(f"{RECONCILER_FLOW}/alert-reconciler").id
-    # one missed heartbeat (Prefect's shortest, 30 s) is enough for a run killed 2 s in
-    install_crash_automations(reconciler, heartbeat_s=30, delay_s=2, missed_heartbeats=1)
+    # The process beats every 30 s (Prefect's shortest); killed 2 s in, it never sends its
+    # second beat, so the automation may give up on it sooner: 10 s after the first beat, the
+    # shortest silence Prefect's proactive triggers accept (30 s would add 20 s to the test).
+    install_crash_automations(reconciler, heartbeat_s=10, delay_s=2, missed_heartbeats=1)
     parameters = {
         "source": {"url": "sqlite://", "query": LONG_QUERY, "chunk_rows": 1000},
         "destination": {"url": f"{tmp_path}/{{export}}.{{ext}}"},

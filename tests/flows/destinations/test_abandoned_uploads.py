@@ -36,6 +36,7 @@ FAILS_WITH = {"s3": 500, "gcs": 403, "az": 500}
 SERVER_FIXTURES = {"s3": "s3", "gcs": "gcs", "az": "azurite"}
 
 
+@pytest.mark.usefixtures("no_retry_waits")
 def test_an_upload_whose_abort_failed_is_thrown_away_by_the_next_run(
     store: StoreUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -81,6 +82,7 @@ def test_an_upload_whose_abort_failed_is_thrown_away_by_the_next_run(
     assert len(store.read("export.csv")) == later.bytes
 
 
+@pytest.mark.usefixtures("no_retry_waits")
 def test_an_s3_upload_whose_connections_dropped_is_aborted_by_the_next_run(
     s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -195,7 +195,7 @@ class TestRoundTrip:
         assert plain.stdout == Path(local.files[0]).read_bytes()
 
 
-@pytest.mark.usefixtures("no_spool_left")
+@pytest.mark.usefixtures("no_spool_left", "no_retry_waits")  # attempts count, not waits
 class TestFaults:
     def test_503_then_ok_is_retried(
         self, demo_db: Path, receiver: WebhookReceiver, http_block: str

@@ -73,6 +73,7 @@ def test_a_compressed_object_is_read_back_by_its_codecs_tool(
     assert plain == Path(local.files[0]).read_bytes()
 
 
+@pytest.mark.usefixtures("no_retry_waits")
 def test_s3_failing_for_good_mid_upload_is_never_called_a_missing_bucket(
     s3: S3Server, s3_store_: StoreUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,9 +8,7 @@ azure-storage-blob), never with the fsspec filesystem the export wrote with.
 
 from __future__ import annotations
 
-import asyncio
 import gzip
-import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,6 +102,7 @@ def test_missing_block_is_named(demo_db: Path, store: StoreUnderTest) -> None:
     assert store.names() == []
 
 
+@pytest.mark.usefixtures("no_retry_waits")  # the GCS emulator answers a cancel 501, retried
 def test_error_mid_export_leaves_no_object(store: StoreUnderTest, tmp_path: Path) -> None:
     """12 MB of rows in 5 MiB parts: two parts are up when row 15,000 fails."""
     state = export(
@@ -182,31 +181,17 @@ def failed_export(store: StoreUnderTest, folder: Path) -> str:
     return str(state.result(raise_on_failure=False))
 
 
+@pytest.mark.usefixtures("no_retry_waits")  # gcsfs alone would wait 3.5 minutes
 def test_500_on_every_part_fails_cleanly(
     store: StoreUnderTest, proxy: FaultProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")  # botocore's own retries, kept short
-    if store.key == "gcs":
-        _no_gcsfs_backoff(monkeypatch)
     proxy.fail(store.is_upload_part, 500)
     message = failed_export(store, tmp_path)
     assert f"cannot deliver `{store.url('export.csv')}` to {store.name}" in message
     assert "retried" in message
     assert store.names() == [], "a failed run left objects behind"
     assert store.count_uploads(proxy.log) == 3  # the write task and its two retries
-
-
-def _no_gcsfs_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """gcsfs tries each request six times, sleeping 1, 2, 4, 8 and 16 s between (its
-    `retry_request`, not configurable): 3.5 minutes for the three attempts of the write task.
-    Its sleeps are cut to nothing; the six tries, the 500s and our retries stay as they are."""
-    import gcsfs.retry
-
-    async def sleep(_seconds: float) -> None:
-        await asyncio.sleep(0)
-
-    shim = types.SimpleNamespace(**{**vars(asyncio), "sleep": sleep})
-    monkeypatch.setattr(gcsfs.retry, "asyncio", shim)
 
 
 def test_403_fails_at_once(store: StoreUnderTest, proxy: FaultProxy, tmp_path: Path) -> None:

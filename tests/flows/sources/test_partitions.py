@@ -468,7 +468,7 @@ def test_sqlite_query_split_by_a_column_with_nulls(tmp_path: Path, fmt: ExportFo
 # -- a partition that keeps failing: nothing is published ----------------------------------------
 
 
-@pytest.mark.usefixtures("prefect_api")
+@pytest.mark.usefixtures("prefect_api", "no_retry_waits")
 @pytest.mark.postgres
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_a_partition_that_keeps_losing_its_connection_publishes_nothing(
