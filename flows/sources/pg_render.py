@@ -44,12 +44,14 @@ def server_rendered(
     type_oids: Sequence[int],
     fmt: ExportFormat,
     options: FormatOptions,
+    order: Sequence[int] = (),
 ) -> RenderedQuery | None:
     """The query wrapped so that COPY writes our rows of `fmt`, or None where it cannot.
 
     None for XML and Parquet, for options COPY cannot write (CRLF, a non-ASCII delimiter),
     for a one-column CSV (COPY quotes a lone `\\.` there), for `json` (not jsonb) and array
     columns in JSON, and for columns of unknown type: the caller then takes the Arrow path.
+    `order`: the positions of the columns `sql` sorts by, which the rendered rows keep.
     """
     if not fields or len(type_oids) != len(fields) or any(f is None for f in fields):
         return None
@@ -60,6 +62,8 @@ def server_rendered(
         if field is not None
     ]
     rows_from = f"FROM ({sql}) AS _export_rows({', '.join(columns)})"
+    if order:  # `sql` sorts already; said again so the rendering keeps it (no second sort)
+        rows_from += " ORDER BY " + ", ".join(f"_export_rows.c{index}" for index in order)
     if fmt == "csv":
         if options.line_terminator != "lf" or not options.delimiter.isascii():
             return None

@@ -80,6 +80,20 @@ class SourcePlan:
     shape: Shape | None = None  # source.columns and source.filter, already in `sql`
     hashed: tuple[HashedColumn, ...] = ()  # hashed per batch by the reader (masking.py)
     cursor: CursorRange | None = None  # source.incremental's range, already in `sql`
+    # Output columns (after source.columns' renames) every reader returns the rows sorted by,
+    # ascending, so equal keys arrive together (a partitioned layout's folders). NULLs group
+    # too: last on PostgreSQL, first on MySQL, MariaDB and SQLite.
+    order_by: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.order_by if name not in self.column_names]
+        if unknown:
+            raise ConfigurationError(
+                f"order_by: `{unknown[0]}` is not a column of the export "
+                f"(columns: {', '.join(self.column_names)})",
+                field="order_by",
+                hint="sort by an output column (after source.columns' renames)",
+            )
 
     def for_partition(self, partition: Partition, snapshot: str | None) -> SourcePlan:
         """The plan of one partition of this read."""
@@ -89,11 +103,15 @@ class SourcePlan:
     def statement(self, quote: Callable[[str], str]) -> tuple[str, dict[str, Any]]:
         """The SQL this plan reads (its partition's range, if any) and the values it binds;
         `quote` quotes a column name for the database's dialect."""
-        if self.partition is None:
-            return self.sql, self.params
-        filtered = self.shape is not None and bool(self.shape.conditions)
-        sql = partition_sql(self.sql, self.partition, quote, filtered=filtered)
-        return sql, {**self.params, **self.partition.bind_values()}
+        sql, params = self.sql, self.params
+        if self.partition is not None:
+            filtered = self.shape is not None and bool(self.shape.conditions)
+            sql = partition_sql(sql, self.partition, quote, filtered=filtered)
+            params = {**params, **self.partition.bind_values()}
+        if self.order_by:
+            keys = ", ".join(quote(name) for name in self.order_by)
+            sql = f"SELECT * FROM ({sql}) AS _export_sorted ORDER BY {keys}"
+        return sql, params
 
 
 @dataclass(frozen=True)

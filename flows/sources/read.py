@@ -67,7 +67,8 @@ def _rendered_query(
     if plan.reader != "postgres_copy" or plan.hashed:  # hashes are made here, per batch
         return None
     sql, params = plan.statement(postgres.quote_identifier)
-    query = pg_render.server_rendered(sql, plan.declared, plan.type_oids, fmt, options)
+    order = tuple(plan.column_names.index(name) for name in plan.order_by)
+    query = pg_render.server_rendered(sql, plan.declared, plan.type_oids, fmt, options, order)
     return None if query is None else (query, params)
 
 
@@ -176,11 +177,13 @@ def _table_select(table: sa.Table, plan: SourcePlan) -> sa.Select[Any]:
     binds), those of the plan's range if the read is split."""
     shape, partition = plan.shape, plan.partition
     statement = sa.select(table) if shape is None else shaped_table_select(table, shape)
-    if partition is None:
-        return statement
-    assert partition.column is not None, "block ranges are PostgreSQL's, read as text SQL"
-    column = partition.column if shape is None else shape.source_of(partition.column)
-    return statement.where(partition_clause(partition, table.c[column]))
+    if partition is not None:
+        assert partition.column is not None, "block ranges are PostgreSQL's, read as text SQL"
+        column = partition.column if shape is None else shape.source_of(partition.column)
+        statement = statement.where(partition_clause(partition, table.c[column]))
+    if plan.order_by:  # by the output columns, as the plan's statement() sorts
+        statement = statement.order_by(*(statement.selected_columns[n] for n in plan.order_by))
+    return statement
 
 
 def _settled(fields: list[pa.Field | None]) -> bool:
