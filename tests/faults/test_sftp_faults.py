@@ -61,7 +61,6 @@ def write_attempts(flow_run_id: UUID | None) -> int:
     return sum(run.run_count for run in runs if run.name.startswith("write-"))
 
 
-@pytest.mark.usefixtures("no_retry_waits")  # a cut is retried at once, not after 2 s and 10 s
 class TestConnectionCutMidUpload:
     @pytest.mark.parametrize(
         ("fault", "fmt"), [("reset", "csv"), ("reset", "parquet"), ("stall", "csv")]

@@ -267,7 +267,6 @@ class TestFailures:
 class TestConnectionLoss:
     """The server cuts the connection, or goes away, in the middle of an upload."""
 
-    @pytest.mark.usefixtures("no_retry_waits")  # 12 s of waits between the cut attempts
     def test_every_attempt_cut_fails_cleanly(
         self, sftp: SftpServer, sftp_folder: str, sftp_block: str, tmp_path: Path
     ) -> None:
