@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,21 +11,9 @@ from typer.testing import CliRunner
 from deployments.cli.app import app
 from tests.conftest import NO_PREFECT_API, REPO_ROOT
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("logging_back")]
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _logging_back() -> Iterator[None]:
-    """A command whose API did not answer mutes Prefect's logging for the rest of its process
-    (it ends then); the test session's process goes on, with its logging given back."""
-    yield
-    logging.raiseExceptions = True
-    logging.disable(logging.NOTSET)
-    for name in list(logging.root.manager.loggerDict):
-        if name == "prefect" or name.startswith("prefect."):
-            logging.getLogger(name).disabled = False
 
 
 def test_a_prefect_api_that_does_not_answer_is_one_line(tmp_path: Path) -> None:
